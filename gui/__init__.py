@@ -1,0 +1,1 @@
+"""The latentlab desktop app (PySide6 + pyqtgraph)."""

@@ -1,0 +1,148 @@
+"""`TrainConfig`: every setting of a run, from the form to the trainer to ``config.json`` and back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+KL_SCHEDULES = ("constant", "linear", "cyclical")
+LIKELIHOODS = ("bernoulli", "gaussian")
+COLORS = ("auto", "gray", "rgb")
+BETA_RANGE = (0.0, 1000.0)
+LATENT_RANGE = (1, 64)
+EPOCHS_RANGE = (1, 100_000)
+BATCH_RANGE = (1, 65_536)
+LR_RANGE = (1e-7, 10.0)
+IMAGE_SIDE_RANGE = (8, 64)
+
+
+class ConfigError(ValueError):
+    """A setting is invalid. ``str(e)`` is one line that names the setting and what to do."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = ""
+    image_size: list[int] | None = None     # [height, width]; None = the folder's most common size (≤ 64)
+    color: str = "auto"                     # auto | gray | rgb
+    latent_dim: int = 2
+    beta: float = 1.0
+    kl_schedule: str = "constant"           # constant | linear (warm-up) | cyclical
+    warmup_epochs: int = 5                  # linear: epochs to reach β; cyclical: length of one cycle
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    likelihood: str = "bernoulli"           # bernoulli | gaussian
+    gaussian_sigma: float = 0.1
+    val_fraction: float = 0.1
+    seed: int = 0
+    mixed_precision: bool = False
+    extra: dict = field(default_factory=dict)  # free-form notes (e.g. who made the run); never interpreted
+
+    # -- checks -----------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        def in_range(name, value, lo, hi, what):
+            if not lo <= value <= hi:
+                raise ConfigError(f"{name} must be {what} between {lo:g} and {hi:g}, not {value:g}")
+
+        in_range("beta", self.beta, *BETA_RANGE, "a number")
+        in_range("latent size", self.latent_dim, *LATENT_RANGE, "a whole number")
+        in_range("epochs", self.epochs, *EPOCHS_RANGE, "a whole number")
+        in_range("batch size", self.batch_size, *BATCH_RANGE, "a whole number")
+        in_range("learning rate", self.learning_rate, *LR_RANGE, "a number")
+        in_range("warm-up epochs", self.warmup_epochs, 1, 10_000, "a whole number")
+        in_range("validation fraction", self.val_fraction, 0.0, 0.5, "a number")
+        in_range("gaussian sigma", self.gaussian_sigma, 1e-3, 10.0, "a number")
+        if self.image_size is not None:
+            if len(self.image_size) != 2:
+                raise ConfigError(f"image size must be one number or HEIGHTxWIDTH, not {self.image_size}")
+            for side in self.image_size:
+                in_range("image size", side, *IMAGE_SIDE_RANGE, "pixels per side")
+        for name, value, allowed in (("kl schedule", self.kl_schedule, KL_SCHEDULES),
+                                     ("likelihood", self.likelihood, LIKELIHOODS),
+                                     ("color", self.color, COLORS)):
+            if value not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return self
+
+    # -- (de)serialisation ------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Strict: unknown keys and wrong types are refused, nothing is half-applied."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be a JSON object, not {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        kwargs = {}
+        for name, value in data.items():
+            kwargs[name] = _check_type(name, value, fields[name].type)
+        return cls(**kwargs).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config is not valid JSON ({e.msg} at line {e.lineno})") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _check_type(name: str, value, annotation: str):
+    """Check a JSON value against the field's annotation (a string, thanks to __future__)."""
+    def bad(expected):
+        raise ConfigError(f"config key {name!r} must be {expected}, not {type(value).__name__} {value!r}")
+
+    if annotation == "str":
+        if not isinstance(value, str):
+            bad("a string")
+    elif annotation == "bool":
+        if not isinstance(value, bool):
+            bad("true or false")
+    elif annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            bad("a whole number")
+    elif annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            bad("a number")
+        value = float(value)
+    elif annotation == "dict":
+        if not isinstance(value, dict):
+            bad("an object")
+    elif annotation == "list[int] | None":
+        if value is not None:
+            if (not isinstance(value, list) or len(value) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+                bad("null or [height, width]")
+    else:  # pragma: no cover - a new field without a check
+        raise AssertionError(f"no type check for {annotation}")
+    return value
+
+
+def parse_image_size(text: str | int | None) -> list[int] | None:
+    """'28' → [28, 28]; '32x48' → [32, 48]; None/'' /'auto' → None."""
+    if text is None or text == "" or text == "auto":
+        return None
+    if isinstance(text, int):
+        return [text, text]
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"image size must be a number or HEIGHTxWIDTH (e.g. 28 or 32x48), not {text!r}") from None
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2:
+        raise ConfigError(f"image size must be a number or HEIGHTxWIDTH, not {text!r}")
+    return sides

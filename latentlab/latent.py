@@ -1,0 +1,179 @@
+"""The latent space: encode images, decode points, grids, traversals and interpolations,
+project to 2-D, count active units.
+
+`Decoder` is a standalone, compiled decoder that takes weight snapshots: the GUI keeps one
+per thread so it never calls the model that another thread is training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latentlab.train import active_units  # noqa: F401  (re-exported: latent-space statistic)
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def encode(model, images: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(z_mean, z_log_var) of ``images`` (N, H, W, C) with ``model.encoder``; numpy in and out."""
+    tf = _tf()
+    encoder = model.encoder if hasattr(model, "encoder") else model
+    fn = getattr(encoder, "_latentlab_encode", None)
+    if fn is None:
+        fn = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+        encoder._latentlab_encode = fn
+    means, log_vars = [], []
+    for start in range(0, len(images), batch_size):
+        m, v = fn(tf.convert_to_tensor(images[start:start + batch_size], dtype=tf.float32))
+        means.append(m.numpy())
+        log_vars.append(v.numpy())
+    if not means:
+        d = int(encoder.outputs[0].shape[-1])
+        return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
+    return np.concatenate(means), np.concatenate(log_vars)
+
+
+class Decoder:
+    """A compiled decoder of its own: ``decode(z)`` → images (n, H, W, C) in [0, 1].
+
+    Build it from a VAE (``Decoder.from_model``) or from shapes, then feed it weight
+    snapshots with ``set_weights`` (e.g. from `EpochEnd.decoder_weights`).
+    """
+
+    def __init__(self, image_shape, latent_dim: int, likelihood: str = "bernoulli"):
+        from latentlab.model import build_decoder, output_to_image
+
+        tf = _tf()
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.latent_dim = int(latent_dim)
+        self.likelihood = likelihood
+        self.model = build_decoder(self.image_shape, self.latent_dim)
+
+        def run(z):
+            return output_to_image(self.model(z, training=False), likelihood)
+
+        self._fn = tf.function(run, input_signature=[tf.TensorSpec([None, self.latent_dim], tf.float32)])
+
+    @classmethod
+    def from_model(cls, vae) -> "Decoder":
+        dec = cls(vae.image_shape, vae.latent_dim, vae.likelihood)
+        dec.set_weights(vae.decoder.get_weights())
+        return dec
+
+    def set_weights(self, weights) -> None:
+        self.model.set_weights(weights)
+
+    def decode(self, z) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
+        return self._fn(z).numpy()
+
+    def warm_up(self) -> None:
+        """Trace the compiled function once (the first call is slow)."""
+        self.decode(np.zeros((1, self.latent_dim), np.float32))
+
+
+def decode_point(decoder: Decoder, z) -> np.ndarray:
+    """One image (H, W, C) for one latent vector."""
+    return decoder.decode(np.asarray(z, np.float32)[None])[0]
+
+
+def grid_range(z: np.ndarray, lo: float = 1.0, hi: float = 99.0, margin: float = 0.05):
+    """Per-dimension (min, max) spanning the data's ``lo``–``hi`` percentiles, plus a margin.
+    Falls back to ±3 (the prior's range) when there is no data."""
+    z = np.asarray(z)
+    if z.size == 0 or len(z) < 2:
+        d = z.shape[-1] if z.ndim == 2 else 2
+        return np.full(d, -3.0), np.full(d, 3.0)
+    a, b = np.percentile(z, [lo, hi], axis=0)
+    pad = np.maximum((b - a) * margin, 1e-3)
+    return a - pad, b + pad
+
+
+def grid_points(x_range, y_range, n: int, dims=(0, 1), base_z=None, latent_dim: int = 2) -> np.ndarray:
+    """(n*n, latent_dim) points: row 0 is the top row (highest y), column 0 the lowest x.
+    Dimensions other than ``dims`` are held at ``base_z`` (default 0)."""
+    xs = np.linspace(x_range[0], x_range[1], n, dtype=np.float32)
+    ys = np.linspace(y_range[1], y_range[0], n, dtype=np.float32)
+    base = np.zeros(latent_dim, np.float32) if base_z is None else np.asarray(base_z, np.float32)
+    z = np.tile(base, (n * n, 1))
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    z[:, dims[0]] = gx.ravel()
+    z[:, dims[1]] = gy.ravel()
+    return z
+
+
+def decode_grid(decoder: Decoder, x_range, y_range, n: int = 20, dims=(0, 1), base_z=None,
+                projection=None) -> np.ndarray:
+    """A mosaic (n*H, n*W, C) of images decoded over the 2-D range, in one batched call.
+
+    With ``projection`` (a `PCA`), the grid lies in the projected plane and is lifted back."""
+    if projection is not None:
+        pts2 = grid_points(x_range, y_range, n, (0, 1), None, 2)
+        z = projection.inverse(pts2, base_z)
+    else:
+        z = grid_points(x_range, y_range, n, dims, base_z, decoder.latent_dim)
+    images = decoder.decode(z)
+    return tile(images.reshape(n, n, *images.shape[1:]))
+
+
+def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:
+    """(rows, cols, H, W, C) → (rows*H, cols*W, C) mosaic."""
+    rows, cols, h, w, c = images.shape
+    if pad:
+        images = np.pad(images, ((0, 0), (0, 0), (0, pad), (0, pad), (0, 0)), constant_values=1.0)
+        h, w = h + pad, w + pad
+    return images.transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+def traversal(decoder: Decoder, z, dim: int, values) -> np.ndarray:
+    """Images (len(values), H, W, C) as dimension ``dim`` sweeps ``values`` from ``z``."""
+    values = np.asarray(values, np.float32)
+    zs = np.tile(np.asarray(z, np.float32), (len(values), 1))
+    zs[:, dim] = values
+    return decoder.decode(zs)
+
+
+def interpolate(decoder: Decoder, z0, z1, steps: int = 10) -> np.ndarray:
+    """Images (steps, H, W, C) along the straight line from ``z0`` to ``z1`` (both included)."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    z = (1 - t) * np.asarray(z0, np.float32) + t * np.asarray(z1, np.float32)
+    return decoder.decode(z)
+
+
+def nearest(z_points: np.ndarray, z, k: int = 8) -> np.ndarray:
+    """Indices of the ``k`` rows of ``z_points`` closest to ``z`` (Euclidean), nearest first."""
+    d = np.sum((np.asarray(z_points) - np.asarray(z)) ** 2, axis=1)
+    k = min(k, len(d))
+    idx = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
+    return idx[np.argsort(d[idx])]
+
+
+class PCA:
+    """2-D principal-component projection of z_mean (numpy SVD), with the inverse that lifts a
+    2-D point back into latent space (the other components held at the data mean, or at
+    ``base_z``'s own components)."""
+
+    def __init__(self, z: np.ndarray):
+        z = np.asarray(z, np.float64)
+        self.mean = z.mean(axis=0)
+        _, s, vt = np.linalg.svd(z - self.mean, full_matrices=False)
+        comps = vt[:2]
+        if comps.shape[0] < 2:  # latent size 1: pad with a zero direction
+            comps = np.vstack([comps, np.zeros_like(comps)])
+        self.components = comps  # (2, D)
+        var = s ** 2 / max(len(z) - 1, 1)
+        self.explained = (var[:2] / var.sum()) if var.sum() > 0 else np.zeros(2)
+
+    def transform(self, z) -> np.ndarray:
+        return ((np.asarray(z, np.float64) - self.mean) @ self.components.T).astype(np.float32)
+
+    def inverse(self, p, base_z=None) -> np.ndarray:
+        p = np.asarray(p, np.float64).reshape(-1, 2)
+        base = self.mean if base_z is None else np.asarray(base_z, np.float64)
+        # keep base's off-plane part, replace its in-plane coordinates by p
+        off = base - ((base - self.mean) @ self.components.T) @ self.components
+        return (off + p @ self.components).astype(np.float32)

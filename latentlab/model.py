@@ -1,0 +1,232 @@
+"""The β-VAE: convolutional encoder and decoder sized from the image shape, and a
+`keras.Model` with its own ``train_step``/``test_step`` that tracks reconstruction and
+KL apart.
+
+Losses are in nats per image: reconstruction = -log p(x|z) summed over pixels and
+channels (Bernoulli by default, Gaussian with a fixed σ as an option), KL summed over
+latent dimensions; ``loss = reconstruction + β·KL`` and ``neg_elbo = reconstruction + KL``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+MIN_SIDE, MAX_SIDE = 8, 64
+MAX_LATENT_DIM = 64
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def architecture(image_shape: tuple[int, int, int], latent_dim: int) -> dict:
+    """The layer sizes for an image shape: conv filters (stride 2 each), dense width,
+    and the decoder's starting grid.
+
+    28×28 gives the classic Keras recipe: conv 32/64 stride 2, dense 16.
+    """
+    h, w, c = (int(v) for v in image_shape)
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise ValueError(f"image size {h}x{w} is outside {MIN_SIDE}..{MAX_SIDE} pixels per side")
+    if c not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, not {c}")
+    if not 1 <= latent_dim <= MAX_LATENT_DIM:
+        raise ValueError(f"latent size must be 1..{MAX_LATENT_DIM}, not {latent_dim}")
+    side = min(h, w)
+    n_down = 1 if side < 16 else (2 if side <= 32 else 3)
+    filters = [32, 64, 128][:n_down]
+    gh, gw = h, w
+    for _ in range(n_down):
+        gh, gw = math.ceil(gh / 2), math.ceil(gw / 2)
+    big = h * w * c > 32 * 32
+    dense = max(16, 2 * latent_dim) if not big else max(64, 2 * latent_dim)
+    return {"filters": filters, "dense": dense, "grid": (gh, gw), "image_shape": (h, w, c)}
+
+
+def build_encoder(image_shape, latent_dim: int) -> keras.Model:
+    arch = architecture(image_shape, latent_dim)
+    inputs = keras.Input(shape=arch["image_shape"], name="image")
+    x = inputs
+    for f in arch["filters"]:
+        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(arch["dense"], activation="relu")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(image_shape, latent_dim: int) -> keras.Model:
+    """Decoder from z to the likelihood's raw parameters (logits for Bernoulli,
+    means for Gaussian); `output_to_image` turns those into pixels."""
+    arch = architecture(image_shape, latent_dim)
+    h, w, c = arch["image_shape"]
+    gh, gw = arch["grid"]
+    top = arch["filters"][-1]
+    inputs = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Dense(gh * gw * top, activation="relu")(inputs)
+    x = layers.Reshape((gh, gw, top))(x)
+    for f in reversed(arch["filters"]):
+        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(x)
+    out_h, out_w = gh * 2 ** len(arch["filters"]), gw * 2 ** len(arch["filters"])
+    if (out_h, out_w) != (h, w):
+        dh, dw = out_h - h, out_w - w
+        x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))(x)
+    x = layers.Conv2DTranspose(c, 3, padding="same", dtype="float32", name="pixels")(x)
+    return keras.Model(inputs, x, name="decoder")
+
+
+def output_to_image(raw, likelihood: str):
+    """Decoder output → pixel values in [0, 1] (works on tensors and numpy)."""
+    if likelihood == "bernoulli":
+        return tf.sigmoid(raw)
+    return tf.clip_by_value(raw, 0.0, 1.0)
+
+
+def kl_per_dim(z_mean, z_log_var):
+    """KL(q(z|x) ‖ N(0, I)) for each image and latent dimension (nats)."""
+    return 0.5 * (tf.square(z_mean) + tf.exp(z_log_var) - 1.0 - z_log_var)
+
+
+@keras.saving.register_keras_serializable(package="latentlab")
+class VectorMean(keras.metrics.Metric):
+    """Running mean of a vector (per latent dimension), e.g. the KL of each dimension."""
+
+    def __init__(self, size: int, name="vector_mean", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.size = int(size)
+        self.total = self.add_variable(shape=(self.size,), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, values, sample_weight=None):
+        values = tf.cast(values, "float32")
+        self.total.assign_add(tf.reduce_sum(values, axis=0))
+        self.count.assign_add(tf.cast(tf.shape(values)[0], "float32"))
+
+    def result(self):
+        return self.total / tf.maximum(self.count, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+@keras.saving.register_keras_serializable(package="latentlab")
+class VAE(keras.Model):
+    """A β-VAE. ``beta`` is a non-trainable variable that can be reassigned between batches."""
+
+    def __init__(self, encoder, decoder, beta: float = 1.0, likelihood: str = "bernoulli",
+                 gaussian_sigma: float = 0.1, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, not {likelihood!r}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.gaussian_sigma = float(gaussian_sigma)
+        self.seed = seed
+        self.latent_dim = int(encoder.outputs[0].shape[-1])
+        self.beta = self.add_variable(shape=(), initializer=keras.initializers.Constant(float(beta)),
+                                      trainable=False, name="beta", dtype="float32")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.neg_elbo_tracker = keras.metrics.Mean(name="neg_elbo")
+        # Not in `metrics`: it is not a scalar log. Read with `kl_per_dim_tracker.result()`.
+        self.kl_per_dim_tracker = VectorMean(self.latent_dim, name="kl_per_dim")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.neg_elbo_tracker]
+
+    # -- the maths -------------------------------------------------------------------
+    def reconstruction_nll(self, x, raw):
+        """-log p(x|z) per image, summed over pixels and channels (nats)."""
+        x = tf.cast(x, "float32")
+        raw = tf.cast(raw, "float32")
+        if self.likelihood == "bernoulli":
+            # Stable binary cross-entropy from logits: softplus(l) - x·l.
+            nll = tf.nn.softplus(raw) - x * raw
+        else:
+            s = self.gaussian_sigma
+            nll = 0.5 * tf.square((x - raw) / s) + math.log(s) + 0.5 * _LOG_2PI
+        return tf.reduce_sum(nll, axis=[1, 2, 3])
+
+    def call(self, x, training=False):
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return output_to_image(self.decoder(z_mean, training=training), self.likelihood)
+
+    def compute_terms(self, x, training):
+        z_mean, z_log_var = self.encoder(x, training=training)
+        eps = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
+        z = z_mean + tf.exp(0.5 * z_log_var) * eps
+        raw = self.decoder(z, training=training)
+        recon = tf.reduce_mean(self.reconstruction_nll(x, raw))
+        kl_dims = kl_per_dim(z_mean, z_log_var)
+        kl = tf.reduce_mean(tf.reduce_sum(kl_dims, axis=1))
+        beta = tf.cast(self.beta, "float32")
+        return recon + beta * kl, recon, kl, kl_dims
+
+    def _update(self, loss, recon, kl, n):
+        self.loss_tracker.update_state(loss, sample_weight=n)
+        self.reconstruction_tracker.update_state(recon, sample_weight=n)
+        self.kl_tracker.update_state(kl, sample_weight=n)
+        self.neg_elbo_tracker.update_state(recon + kl, sample_weight=n)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            loss, recon, kl, kl_dims = self.compute_terms(x, training=True)
+            scaled = loss
+            if self.optimizer is not None and hasattr(self.optimizer, "scale_loss"):
+                scaled = self.optimizer.scale_loss(loss)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1:
+                scaled = scaled / replicas
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        self.kl_per_dim_tracker.update_state(kl_dims)
+        n = tf.cast(tf.shape(x)[0], "float32")
+        return self._update(loss, recon, kl, n)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        loss, recon, kl, _ = self.compute_terms(x, training=False)
+        n = tf.cast(tf.shape(x)[0], "float32")
+        return self._update(loss, recon, kl, n)
+
+    # -- serialisation ----------------------------------------------------------------
+    def get_config(self):
+        return {
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": float(np.asarray(self.beta)),
+            "likelihood": self.likelihood,
+            "gaussian_sigma": self.gaussian_sigma,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"), custom_objects=custom_objects)
+        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"), custom_objects=custom_objects)
+        return cls(encoder, decoder, **config)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.encoder.inputs[0].shape[1:])
+
+
+def build_vae(image_shape, latent_dim: int = 2, beta: float = 1.0, likelihood: str = "bernoulli",
+              seed: int | None = None, gaussian_sigma: float = 0.1) -> VAE:
+    """A new, built VAE for images of ``image_shape`` (H, W, C)."""
+    vae = VAE(build_encoder(image_shape, latent_dim), build_decoder(image_shape, latent_dim),
+              beta=beta, likelihood=likelihood, gaussian_sigma=gaussian_sigma, seed=seed, name="vae")
+    vae.build((None, *tuple(image_shape)))
+    return vae

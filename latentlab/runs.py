@@ -1,0 +1,237 @@
+"""Run folders: what a training leaves behind, written atomically, and how to open one.
+
+A run folder holds::
+
+    config.json     the TrainConfig (strictly validated when read back)
+    model.keras     the VAE with its optimizer state, loaded with Keras' safe_mode=True
+    history.csv     one row per finished epoch
+    latents.npz     z_mean / z_log_var of every image, with labels, paths and class names
+    epochs.npz      z_mean of the validation images after each epoch (for replay)
+    state.json      epochs done, status (running / finished / stopped / failed), message, device
+
+Every file is written to a temporary name in the same folder, fsynced, then renamed over
+the old one, so a killed process never leaves a half-written file where a good one was.
+``state.json`` is written last: it is the commit record of a checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.config import ConfigError, TrainConfig
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+LATENTS_FILE = "latents.npz"
+EPOCH_LATENTS_FILE = "epochs.npz"
+STATE_FILE = "state.json"
+
+HISTORY_COLUMNS = [
+    "epoch", "loss", "reconstruction_loss", "kl_loss", "neg_elbo",
+    "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_neg_elbo",
+    "beta", "active_units", "seconds",
+]
+
+
+class RunError(ValueError):
+    """A run folder cannot be opened or written. ``str(e)`` is one clear line."""
+
+
+# -- atomic writes -------------------------------------------------------------------------
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write, suffix: str = "") -> None:
+    """Write ``path`` atomically: ``write(tmp_path)`` fills a temporary file in the same
+    folder, which is fsynced and renamed over ``path``. On error the old file is untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+    atomic_write(path, write)
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npz(path, **arrays) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_save_model(model, path) -> None:
+    """``model.save`` to a temporary ``.keras`` file, then rename (Keras insists on the suffix)."""
+    atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")
+
+
+def history_to_csv(history: list[dict]) -> str:
+    out = io.StringIO()
+    extra = sorted({k for row in history for k in row} - set(HISTORY_COLUMNS))
+    writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS + extra, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: _fmt(row.get(k, "")) for k in HISTORY_COLUMNS + extra})
+    return out.getvalue()
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def read_history(path) -> list[dict]:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            parsed = {}
+            for k, v in row.items():
+                if k is None or v is None or v == "":
+                    continue
+                try:
+                    parsed[k] = int(v) if k in ("epoch", "active_units") else float(v)
+                except ValueError:
+                    raise RunError(f"{path}: column {k!r} holds {v!r}, not a number; the file is damaged") from None
+            rows.append(parsed)
+    return rows
+
+
+# -- the run folder ------------------------------------------------------------------------
+@dataclass
+class Run:
+    """An opened run folder. The model is loaded on first use of `load_model`."""
+
+    path: Path
+    config: TrainConfig
+    history: list[dict]
+    state: dict
+    latents: dict | None = None          # z_mean, z_log_var, labels, paths, class_names, split
+    epoch_latents: dict | None = None    # z_mean per epoch of the validation images
+    _model: object = field(default=None, repr=False)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def status(self) -> str:
+        return self.state.get("status", "unknown")
+
+    def load_model(self):
+        if self._model is None:
+            self._model = load_model(self.path / MODEL_FILE)
+        return self._model
+
+
+def write_config(run_dir, config: TrainConfig) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, config.to_json() + "\n")
+
+
+def write_state(run_dir, **state) -> None:
+    atomic_write_text(Path(run_dir) / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def load_model(path):
+    """Load a run's model with Keras' safe_mode (no code from someone else's file runs)."""
+    import keras
+
+    import latentlab.model  # noqa: F401  (registers VAE, VectorMean)
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path} is missing: this run has no finished epoch yet")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises ValueError/TypeError for unsafe or damaged files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "safe_mode" in str(e) or "lambda" in str(e).lower():
+            raise RunError(f"{path} contains code (e.g. a Lambda layer) and was refused: "
+                           "only open runs from people you trust, and retrain it here") from None
+        raise RunError(f"{path} could not be loaded ({msg[:200]})") from None
+    from latentlab.model import VAE
+    if not isinstance(model, VAE):
+        raise RunError(f"{path} is a {type(model).__name__}, not a latentlab VAE")
+    return model
+
+
+def open_run(path) -> Run:
+    """Open a run folder written by the app or by ``latentlab train``."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise RunError(f"run folder {path} does not exist")
+    if not path.is_dir():
+        raise RunError(f"{path} is a file, not a run folder: give the folder that holds config.json")
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise RunError(f"{path} is not a run folder: it has no {CONFIG_FILE}")
+    try:
+        config = TrainConfig.from_json(cfg_path.read_text(encoding="utf-8"))
+    except ConfigError as e:
+        raise RunError(f"{cfg_path}: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"{cfg_path} cannot be read ({e})") from None
+    state = {}
+    if (path / STATE_FILE).is_file():
+        try:
+            state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+            if not isinstance(state, dict):
+                raise ValueError
+        except ValueError:
+            raise RunError(f"{path / STATE_FILE} is damaged; delete it to open the run from its other files") from None
+    history = read_history(path / HISTORY_FILE) if (path / HISTORY_FILE).is_file() else []
+    done = state.get("epochs_done")
+    if isinstance(done, int) and done < len(history):
+        history = history[:done]  # the commit record is the truth
+    if not (path / MODEL_FILE).is_file():
+        raise RunError(f"{path} has no finished epoch yet ({MODEL_FILE} is missing)")
+    return Run(path=path, config=config, history=history, state=state,
+               latents=_load_npz(path / LATENTS_FILE), epoch_latents=_load_npz(path / EPOCH_LATENTS_FILE))
+
+
+def _load_npz(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except Exception:
+        return None  # damaged optional file: the app re-encodes when it has the dataset

@@ -1,0 +1,1 @@
+"""Bundled resources: the sample dataset and icons (found with importlib.resources)."""
