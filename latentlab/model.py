@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
+
+from latentlab.tfquiet import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402  (after TensorFlow's quiet import)
+from keras import layers  # noqa: E402
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 MIN_SIDE, MAX_SIDE = 8, 64

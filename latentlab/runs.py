@@ -21,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,6 +180,8 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path} is missing: this run has no finished epoch yet")
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"{path} is damaged or not a Keras model file; retrain the run or restore the file")
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises ValueError/TypeError for unsafe or damaged files

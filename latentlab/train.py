@@ -232,7 +232,10 @@ class Trainer:
         n = len(self.dataset.images)
         if n < 2:
             raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
-        self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)
+        if cfg.val_fraction > 0:
+            self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)
+        else:  # no validation: every image trains
+            self.train_idx, self.val_idx = np.arange(n), np.zeros(0, dtype=np.int64)
         images = self.dataset.images
         self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False)
@@ -299,7 +302,7 @@ class Trainer:
         stopped = False
         try:
             self.model.fit(self.train_ds, validation_data=self.val_ds, epochs=cfg.epochs,
-                           initial_epoch=initial_epoch, callbacks=[callback], verbose=0)
+                           initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
         except _StopRequested:
             stopped = True
         except _NonFinite as e:
@@ -399,13 +402,21 @@ class Trainer:
                                self.model.decoder.get_weights(), seconds, list(self.history)))
 
 
-def _keras_callback_base():
-    import keras
-
-    return keras.callbacks.Callback
+_CALLBACK_CLASS = None
 
 
-class _TrainerCallback(_keras_callback_base()):
+def _TrainerCallback(trainer: "Trainer", initial_epoch: int):
+    """A `_TrainerCallbackMixin` that is a `keras.callbacks.Callback` (made on first use, so that
+    importing this module does not import Keras)."""
+    global _CALLBACK_CLASS
+    if _CALLBACK_CLASS is None:
+        import keras
+
+        _CALLBACK_CLASS = type("TrainerCallback", (_TrainerCallbackMixin, keras.callbacks.Callback), {})
+    return _CALLBACK_CLASS(trainer, initial_epoch)
+
+
+class _TrainerCallbackMixin:
     """Applies β and the schedule, pause/stop, the NaN guard and checkpoints, between batches."""
 
     def __init__(self, trainer: Trainer, initial_epoch: int):

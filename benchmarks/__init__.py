@@ -1,0 +1,1 @@
+"""Benchmarks and long-running comparisons (not part of the test suite)."""
