@@ -232,10 +232,7 @@ class Trainer:
         n = len(self.dataset.images)
         if n < 2:
             raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
-        if cfg.val_fraction > 0:
-            self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)
-        else:  # no validation: every image trains
-            self.train_idx, self.val_idx = np.arange(n), np.zeros(0, dtype=np.int64)
+        self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
         images = self.dataset.images
         self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False)
