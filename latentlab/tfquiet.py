@@ -1,35 +1,35 @@
 """Import TensorFlow without its start-up chatter on stderr.
 
-TensorFlow's C++ side prints absl and CUDA-stub lines at import (before TF_CPP_MIN_LOG_LEVEL can
-apply to them). Users get one clear line per error from latentlab, so the import runs with file
-descriptor 2 pointed at a temporary file; if the import fails, what it printed is replayed.
+TensorFlow's C++ side prints absl and CUDA-stub lines at import and when it first lists devices
+(before TF_CPP_MIN_LOG_LEVEL can apply to them). Users get one clear line per error from
+latentlab, so those moments run with file descriptor 2 pointed at a temporary file; if they
+fail, what was printed is replayed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+import threading
+
+_LOCK = threading.RLock()  # two threads importing TensorFlow at once can deadlock on module locks
 
 
-def import_tensorflow():
-    """Import and return ``tensorflow`` quietly (a no-op after the first import)."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence fd 2 (C++ logging included) for the block; replay it if the block raises."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError, AttributeError):  # no real stderr (e.g. some GUI launchers)
-        import tensorflow
-
-        return tensorflow
+        yield
+        return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow
-            import keras  # noqa: F401  (its own first-import messages too)
+            yield
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
@@ -38,4 +38,18 @@ def import_tensorflow():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    return tensorflow
+
+
+def import_tensorflow():
+    """Import and return ``tensorflow`` (and Keras) quietly, once, one thread at a time."""
+    with _LOCK:
+        if "tensorflow" in sys.modules and "keras" in sys.modules:
+            return sys.modules["tensorflow"]
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        with quiet_stderr():
+            import tensorflow
+            import keras  # noqa: F401  (its own first-import messages too)
+
+            tensorflow.config.list_physical_devices()  # the CUDA probe logs on machines without a GPU
+        return tensorflow

@@ -111,9 +111,11 @@ def kl_factor(schedule: str, t: float, period: int) -> float:
 
 def training_device() -> str:
     """'CPU' or 'GPU: <name>' for the device TensorFlow will train on."""
-    import tensorflow as tf
+    from latentlab.tfquiet import import_tensorflow, quiet_stderr
 
-    gpus = tf.config.list_physical_devices("GPU")
+    tf = import_tensorflow()
+    with quiet_stderr():  # the CUDA probe logs an error line on machines without a GPU
+        gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return "CPU"
     try:
