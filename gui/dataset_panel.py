@@ -1,0 +1,261 @@
+"""`DatasetPanel`: open an image folder (loaded off the GUI thread with a progress bar) and
+show what was found: path, images used, classes with counts, image size and channels, a
+strip of thumbnails, the skipped files with their reasons, or the folder's one-line reason
+for being unusable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout)
+
+from gui.image_panel import array_to_qimage
+from gui.worker import LoadWorker, start_thread
+
+__all__ = ["DatasetPanel"]
+
+THUMBS = 20
+
+
+class DatasetPanel(QGroupBox):
+    datasetLoaded = Signal(object)    # latentlab.data.Dataset
+    loadFailed = Signal(str)          # one line
+    loadStarted = Signal(str)         # folder
+
+    def __init__(self, parent=None):
+        super().__init__("Dataset", parent)
+        self.dataset = None
+        self.loading_root: str | None = None
+        self._worker: LoadWorker | None = None
+        self._thread = None
+        self._outcome = None
+
+        self.open_button = QPushButton("Open folder…")
+        self.open_button.setToolTip("Choose a folder of images: one subfolder per class, or images directly "
+                                    "inside (unlabeled).")
+        self.open_button.clicked.connect(self.ask_folder)
+        self.sample_button = QPushButton("Sample")
+        self.sample_button.setToolTip("Load the bundled Fashion-MNIST sample (3,000 28×28 images, 10 classes).")
+        self.sample_button.clicked.connect(self.open_sample)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop loading this folder.")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("loading %v / %m")
+        self.progress.hide()
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b00020;")
+        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.hide()
+
+        self.path_label = QLabel("no folder")
+        self.path_label.setWordWrap(True)
+        self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.count_label = QLabel("–")
+        self.shape_label = QLabel("–")
+        self.classes_label = QLabel("–")
+        self.classes_label.setWordWrap(True)
+        self.classes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(2)
+        form.addRow("Folder:", self.path_label)
+        form.addRow("Images:", self.count_label)
+        form.addRow("Size:", self.shape_label)
+        form.addRow("Classes:", self.classes_label)
+
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.IconMode)
+        self.thumbs.setFlow(QListWidget.LeftToRight)
+        self.thumbs.setWrapping(False)
+        self.thumbs.setIconSize(QSize(36, 36))
+        self.thumbs.setFixedHeight(54)
+        self.thumbs.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        self.thumbs.setSpacing(1)
+        self.thumbs.setToolTip("A few images of the dataset as the model sees them (one per class first).")
+        self.skipped_label = QLabel("Skipped: –")
+        self.skipped = QListWidget()
+        self.skipped.setMaximumHeight(64)
+        self.skipped.setToolTip("Files that were not used, with the reason.")
+        self.skipped.hide()
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button, 1)
+        buttons.addWidget(self.sample_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setSpacing(4)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.error)
+        layout.addLayout(form)
+        layout.addWidget(self.thumbs)
+        layout.addWidget(self.skipped_label)
+        layout.addWidget(self.skipped)
+
+    # -- opening -----------------------------------------------------------------------------
+    @Slot()
+    def ask_folder(self) -> None:
+        start = str(Path(self.dataset.root).parent) if self.dataset is not None else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open an image folder", start)
+        if folder:
+            self.open_folder(folder)
+
+    @Slot()
+    def open_sample(self) -> None:
+        from latentlab.data import DatasetError, sample_dataset_path
+
+        try:
+            path = sample_dataset_path()
+        except DatasetError as e:
+            self.show_error(str(e))
+            return
+        self.open_folder(str(path))
+
+    def open_folder(self, folder, image_size=None, color: str = "auto") -> bool:
+        """Start loading ``folder`` on a worker thread. False when a load is already running."""
+        if self.is_loading:
+            return False
+        folder = os.fspath(folder)
+        self.loading_root = folder
+        self._outcome = None
+        self.error.hide()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.open_button.setEnabled(False)
+        self.sample_button.setEnabled(False)
+        self.path_label.setText(folder)
+        self._worker = LoadWorker(folder, image_size, color)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.loaded.connect(self._on_loaded)
+        self._worker.failed.connect(self._on_failed)
+        self._thread = start_thread(self._worker, "latentlab-load", self._worker.run)
+        self._thread.finished.connect(self._on_thread_finished)
+        self.loadStarted.emit(folder)
+        return True
+
+    @property
+    def is_loading(self) -> bool:
+        return self._thread is not None
+
+    @Slot()
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel a load in progress and wait for its thread."""
+        if self._thread is not None:
+            self._worker.cancel()
+            self._thread.wait()
+            self._thread = None
+            self._worker = None
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    @Slot(object)
+    def _on_loaded(self, ds) -> None:
+        self._outcome = ("loaded", ds)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._outcome = ("failed", message)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        """The load is over: report it now that no thread is left (so listeners may start the next job)."""
+        if self._thread is not None:
+            self._thread.wait()
+        self._thread = None
+        self._worker = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.open_button.setEnabled(True)
+        self.sample_button.setEnabled(True)
+        outcome, self._outcome = self._outcome, None
+        if outcome is None:
+            return
+        if outcome[0] == "loaded":
+            self.show_dataset(outcome[1])
+            self.datasetLoaded.emit(outcome[1])
+        else:
+            self.show_error(outcome[1])
+            self.loadFailed.emit(outcome[1])
+
+    def set_enabled_for_training(self, training: bool) -> None:
+        self.open_button.setEnabled(not training and not self.is_loading)
+        self.sample_button.setEnabled(not training and not self.is_loading)
+
+    # -- showing -------------------------------------------------------------------------------
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setToolTip(message)
+        self.error.show()
+        if self.dataset is not None:
+            self.path_label.setText(f"{self.dataset.root}  (still in use)")
+        else:
+            self.path_label.setText(self.loading_root or "no folder")
+
+    def show_dataset(self, ds) -> None:
+        self.dataset = ds
+        self.error.hide()
+        h, w, c = ds.image_shape
+        self.path_label.setText(str(ds.root))
+        self.path_label.setToolTip(str(ds.root))
+        cached = " (from cache)" if ds.from_cache else ""
+        self.count_label.setText(f"{ds.num_images:,} used, loaded in {ds.load_seconds:.1f} s{cached}")
+        self.shape_label.setText(f"{h}×{w} pixels, {c} channel{'s' if c != 1 else ''} "
+                                 f"({'grayscale' if c == 1 else 'RGB'})")
+        if ds.labeled:
+            counts = ds.class_counts
+            text = ", ".join(f"{name} ({k})" for name, k in list(counts.items())[:30])
+            if len(counts) > 30:
+                text += f", … ({len(counts)} classes)"
+            self.classes_label.setText(f"{len(counts)}: {text}")
+        else:
+            self.classes_label.setText("none (unlabeled: images directly in the folder)")
+        self._fill_thumbs(ds)
+        n_skipped = len(ds.skipped)
+        self.skipped_label.setText(f"Skipped: {n_skipped}" + (" (file: reason)" if n_skipped else ""))
+        self.skipped.clear()
+        for s in ds.skipped[:500]:
+            item = QListWidgetItem(f"{s.path}: {s.reason}")
+            item.setToolTip(f"{s.path}: {s.reason}")
+            self.skipped.addItem(item)
+        if n_skipped > 500:
+            self.skipped.addItem(f"… and {n_skipped - 500} more")
+        self.skipped.setVisible(n_skipped > 0)
+
+    def _fill_thumbs(self, ds) -> None:
+        self.thumbs.clear()
+        picks: list[int] = []
+        if ds.labeled:
+            for k in range(len(ds.class_names)):
+                hits = np.flatnonzero(ds.labels == k)
+                if len(hits):
+                    picks.append(int(hits[0]))
+        rest = np.linspace(0, ds.num_images - 1, THUMBS, dtype=int) if ds.num_images else []
+        for i in rest:
+            if len(picks) >= THUMBS:
+                break
+            if int(i) not in picks:
+                picks.append(int(i))
+        for i in picks[:THUMBS]:
+            pix = QPixmap.fromImage(array_to_qimage(ds.images[i]).scaled(
+                36, 36, Qt.KeepAspectRatio, Qt.FastTransformation))
+            item = QListWidgetItem(QIcon(pix), "")
+            label = ds.class_names[ds.labels[i]] if ds.labeled and ds.labels[i] >= 0 else ""
+            item.setToolTip(f"{ds.paths[i]}" + (f" ({label})" if label else ""))
+            self.thumbs.addItem(item)

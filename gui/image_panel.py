@@ -1,0 +1,178 @@
+"""`ImagePanel`: the decoded image at a latent point, large and crisp (nearest-neighbour
+scaling), with its coordinates; or a data point's original beside its reconstruction."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
+                               QVBoxLayout)
+
+__all__ = ["ImagePanel", "array_to_qimage", "save_png"]
+
+
+def array_to_qimage(image: np.ndarray) -> QImage:
+    """(H, W), (H, W, 1) or (H, W, 3) floats in [0, 1] → a QImage that owns its pixels."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    a8 = np.ascontiguousarray(np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    h, w = a8.shape[:2]
+    if a8.ndim == 2:
+        img = QImage(a8.data, w, h, w, QImage.Format_Grayscale8)
+    else:
+        img = QImage(a8.data, w, h, 3 * w, QImage.Format_RGB888)
+    return img.copy()  # detach from the numpy buffer
+
+
+def save_png(image: np.ndarray, path: str, scale: int = 1) -> bool:
+    img = array_to_qimage(image)
+    if scale > 1:
+        img = img.scaled(img.width() * scale, img.height() * scale, Qt.IgnoreAspectRatio, Qt.FastTransformation)
+    return img.save(str(path), "PNG")
+
+
+class PixelView(QLabel):
+    """A QLabel that shows an image scaled by an integer factor with nearest-neighbour pixels."""
+
+    def __init__(self, min_side: int = 96, parent=None):
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self.setAlignment(Qt.AlignCenter)
+        self.setMinimumSize(min_side, min_side)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setStyleSheet("background: #202020; color: #aaaaaa;")
+
+    def set_image(self, image: QImage | None, placeholder: str = "") -> None:
+        self._image = image
+        if image is None:
+            self.setPixmap(QPixmap())
+            self.setText(placeholder)
+        else:
+            self.setText("")
+            self._rescale()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._rescale()
+
+    def sizeHint(self) -> QSize:
+        return QSize(200, 200)
+
+    def _rescale(self) -> None:
+        if self._image is None or self._image.isNull():
+            return
+        dpr = self.devicePixelRatioF()
+        w, h = self._image.width(), self._image.height()
+        avail_w, avail_h = max(1, int(self.width() * dpr)), max(1, int(self.height() * dpr))
+        factor = max(1, min(avail_w // w, avail_h // h))
+        pix = QPixmap.fromImage(self._image.scaled(w * factor, h * factor, Qt.IgnoreAspectRatio,
+                                                   Qt.FastTransformation))
+        pix.setDevicePixelRatio(dpr)
+        self.setPixmap(pix)
+
+
+class ImagePanel(QGroupBox):
+    """Shows the image decoded at the last clicked latent point (or a data point's original and
+    reconstruction) with its coordinates; 'Save PNG…' writes it."""
+
+    saved = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__("Decoded image", parent)
+        self.image: np.ndarray | None = None      # the decoded image shown (H, W, C)
+        self.original: np.ndarray | None = None
+        self.z: np.ndarray | None = None
+        self.view = PixelView(160)
+        self.view.setToolTip("The decoder's output at the clicked latent point, pixels scaled without smoothing.")
+        self.original_view = PixelView(160)
+        self.original_view.setToolTip("The original image of the clicked data point.")
+        self.original_view.hide()
+        self.caption = QLabel("Click the latent map to decode a point.")
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.save_button = QPushButton("Save PNG…")
+        self.save_button.setToolTip("Save the decoded image as a PNG file (8× enlarged, crisp pixels).")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self._ask_save)
+
+        images = QHBoxLayout()
+        images.addWidget(self.original_view)
+        images.addWidget(self.view)
+        self.titles = QHBoxLayout()
+        self.original_title = QLabel("original")
+        self.decoded_title = QLabel("decoded")
+        for t in (self.original_title, self.decoded_title):
+            t.setAlignment(Qt.AlignCenter)
+            self.titles.addWidget(t)
+        self.original_title.hide()
+        self.decoded_title.hide()
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.caption, 1)
+        bottom.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(images, 1)
+        layout.addLayout(self.titles)
+        layout.addLayout(bottom)
+        self.view.set_image(None, "no decoder yet")
+
+    # -- showing ------------------------------------------------------------------------------
+    def show_decoded(self, image: np.ndarray, z, plane_xy=None, title: str = "") -> None:
+        self.image, self.z, self.original = np.asarray(image), np.asarray(z, np.float32), None
+        self.original_view.hide()
+        self.original_title.hide()
+        self.decoded_title.hide()
+        self.view.set_image(array_to_qimage(self.image))
+        self.caption.setText((title + "\n" if title else "") + describe_z(self.z, plane_xy))
+        self.save_button.setEnabled(True)
+
+    def show_pair(self, original: np.ndarray | None, reconstruction: np.ndarray, z, title: str = "") -> None:
+        self.image, self.z = np.asarray(reconstruction), np.asarray(z, np.float32)
+        self.original = None if original is None else np.asarray(original)
+        self.original_view.show()
+        self.original_title.show()
+        self.decoded_title.setText("reconstruction")
+        self.decoded_title.show()
+        if original is None:
+            self.original_view.set_image(None, "original not loaded")
+        else:
+            self.original_view.set_image(array_to_qimage(original))
+        self.view.set_image(array_to_qimage(self.image))
+        self.caption.setText((title + "\n" if title else "") + describe_z(self.z))
+        self.save_button.setEnabled(True)
+
+    def clear(self, message: str = "Click the latent map to decode a point.") -> None:
+        self.image = self.original = self.z = None
+        self.original_view.hide()
+        self.original_title.hide()
+        self.decoded_title.hide()
+        self.view.set_image(None, "")
+        self.caption.setText(message)
+        self.save_button.setEnabled(False)
+
+    # -- saving --------------------------------------------------------------------------------
+    def save(self, path: str, scale: int = 8) -> bool:
+        if self.image is None:
+            return False
+        ok = save_png(self.image, path, scale)
+        if ok:
+            self.saved.emit(str(path))
+        return ok
+
+    @Slot()
+    def _ask_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save decoded image", "decoded.png", "PNG images (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.save(path)
+
+
+def describe_z(z, plane_xy=None) -> str:
+    z = np.asarray(z, np.float32).ravel()
+    shown = ", ".join(f"{v:+.3f}" for v in z[:8]) + (", …" if len(z) > 8 else "")
+    text = f"z = ({shown})"
+    if plane_xy is not None and len(z) > 2:
+        text += f"\nmap position ({plane_xy[0]:+.3f}, {plane_xy[1]:+.3f})"
+    return text

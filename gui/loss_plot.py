@@ -1,0 +1,178 @@
+"""`LossPlot`: total, reconstruction and KL loss, train and validation, live.
+
+Per batch: the engine reports running means of the epoch; the per-batch value is recovered
+from consecutive means and smoothed with an exponential moving average. Per epoch: the
+epoch means (train) and the validation means. Data arrive at any rate; the curves are
+redrawn by a timer (20 Hz) with ``setData`` on items that exist from the start.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+__all__ = ["LossPlot"]
+
+KEYS = ("loss", "reconstruction_loss", "kl_loss")
+NAMES = {"loss": "total", "reconstruction_loss": "reconstruction", "kl_loss": "KL"}
+COLORS = {"loss": (40, 40, 40), "reconstruction_loss": (31, 119, 180), "kl_loss": (230, 110, 20)}
+
+
+class LossPlot(QWidget):
+    REDRAW_MS = 50
+
+    def __init__(self, parent=None, ema: float = 0.9):
+        super().__init__(parent)
+        self.ema = ema
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "loss per image", units="nats")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setMenuEnabled(False)
+        self.batch_curves, self.epoch_curves, self.val_curves = {}, {}, {}
+        for key in KEYS:
+            c = COLORS[key]
+            self.batch_curves[key] = self.plot.plot([], [], pen=pg.mkPen((*c, 150), width=1.5))
+            self.epoch_curves[key] = self.plot.plot([], [], pen=pg.mkPen(c, width=2), symbol="o", symbolSize=6,
+                                                    symbolBrush=c, symbolPen=None)
+            self.val_curves[key] = self.plot.plot([], [], pen=pg.mkPen(c, width=2, style=Qt.DashLine),
+                                                  symbol="s", symbolSize=6, symbolBrush="w", symbolPen=c)
+        self.log_y = QCheckBox("log y")
+        self.log_y.setToolTip("Logarithmic loss axis: shows the small KL term and the large "
+                              "reconstruction term together.")
+        self.log_y.toggled.connect(self.set_log_y)
+        swatches = " &nbsp; ".join(f'<span style="color: rgb{COLORS[k]}; font-weight: bold;">&#9473;</span>&nbsp;'
+                                   f'{NAMES[k]}' for k in KEYS)
+        self.legend = QLabel(f"{swatches} &nbsp;&nbsp;<span style='color:#666'>thin: batches (smoothed) · "
+                             f"solid ●: train epochs · dashed □: validation</span>")
+        self.legend.setTextFormat(Qt.RichText)
+        self.legend.setToolTip("Total = reconstruction + β·KL, per image, in nats.")
+        self.readout = QLabel("")
+        self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("<b>Loss</b>"))
+        top.addWidget(self.readout, 1)
+        top.addWidget(self.log_y)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.plot, 1)
+        self.markers: list[pg.InfiniteLine] = []
+        self.clear()
+        self.log_y.setChecked(True)   # the KL term is ~1% of the reconstruction term: log shows both
+        self.timer = QTimer(self)
+        self.timer.setInterval(self.REDRAW_MS)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+
+    # -- data in -----------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.batch_x: list[float] = []
+        self.batch_y = {k: [] for k in KEYS}
+        self.epoch_x: list[float] = []
+        self.epoch_y = {k: [] for k in KEYS}
+        self.val_y = {k: [] for k in KEYS}
+        self._ema_state = {k: None for k in KEYS}
+        self._prev_mean = {k: 0.0 for k in KEYS}
+        self._prev_step = 0
+        for m in self.markers:
+            self.plot.removeItem(m)
+        self.markers = []
+        self.readout.setText("")
+        self._dirty = True
+
+    def add_batch(self, epoch: int, step: int, steps: int, logs: dict) -> None:
+        """``epoch`` 0-based, ``step`` 1-based, ``logs`` running means of the epoch."""
+        if step == 1 or step <= self._prev_step:
+            self._prev_mean = {k: 0.0 for k in KEYS}
+            self._prev_step = 0
+        for k in KEYS:
+            mean = logs.get(k)
+            if mean is None or not math.isfinite(mean):
+                continue
+            # value of this batch from consecutive running means (equal-size batches)
+            value = step * mean - self._prev_step * self._prev_mean[k]
+            self._prev_mean[k] = mean
+            prev = self._ema_state[k]
+            smoothed = value if prev is None else self.ema * prev + (1 - self.ema) * value
+            self._ema_state[k] = smoothed
+            self.batch_y[k].append(smoothed)
+        self._prev_step = step
+        self.batch_x.append(epoch + step / max(steps, 1))
+        n = len(self.batch_x)
+        for k in KEYS:  # keep lengths equal even if a key was missing
+            while len(self.batch_y[k]) < n:
+                self.batch_y[k].append(self.batch_y[k][-1] if self.batch_y[k] else float("nan"))
+        self._dirty = True
+
+    def add_epoch(self, row: dict) -> None:
+        """One history row (epoch 1-based count, train and val_ keys)."""
+        self.epoch_x.append(float(row.get("epoch", len(self.epoch_x) + 1)))
+        for k in KEYS:
+            self.epoch_y[k].append(float(row.get(k, float("nan"))))
+            self.val_y[k].append(float(row.get("val_" + k, float("nan"))))
+        parts = [f"{NAMES[k]} {row[k]:.2f}" for k in KEYS if k in row]
+        if "val_loss" in row:
+            parts.append(f"val total {row['val_loss']:.2f}")
+        self.readout.setText(f"epoch {int(self.epoch_x[-1])}: " + ", ".join(parts) + " nats")
+        self._dirty = True
+
+    def set_history(self, history: list[dict]) -> None:
+        self.clear()
+        prev_beta = None
+        for row in history:
+            self.add_epoch(row)
+            beta = row.get("beta")
+            if beta is not None and prev_beta is not None and not math.isclose(beta, prev_beta, rel_tol=1e-6):
+                self.add_beta_marker(row["epoch"] - 1, beta)
+            prev_beta = beta
+        self.redraw()
+
+    def add_beta_marker(self, x: float, beta: float) -> None:
+        line = pg.InfiniteLine(pos=x, angle=90, movable=False,
+                               pen=pg.mkPen((150, 0, 150), width=1, style=Qt.DotLine),
+                               label=f"β={beta:g}", labelOpts={"position": 0.92, "color": (150, 0, 150),
+                                                              "fill": (255, 255, 255, 180)})
+        self.plot.addItem(line)
+        self.markers.append(line)
+
+    # -- drawing -------------------------------------------------------------------------------
+    @Slot(bool)
+    def set_log_y(self, on: bool) -> None:
+        if self.log_y.isChecked() != on:
+            self.log_y.setChecked(on)
+            return
+        self.plot.setLogMode(y=on)
+        self._dirty = True
+        self.redraw()
+
+    def _values(self, ys):
+        a = np.asarray(ys, dtype=np.float64)
+        if self.log_y.isChecked():
+            a = np.where(a > 0, a, np.nan)  # log of ≤ 0 is undefined: leave a gap
+        return a
+
+    @Slot()
+    def redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        bx = np.asarray(self.batch_x, dtype=np.float64)
+        ex = np.asarray(self.epoch_x, dtype=np.float64)
+        for k in KEYS:
+            self.batch_curves[k].setData(bx, self._values(self.batch_y[k]), connect="finite")
+            self.epoch_curves[k].setData(ex, self._values(self.epoch_y[k]), connect="finite")
+            self.val_curves[k].setData(ex, self._values(self.val_y[k]), connect="finite")
+
+    def point_counts(self) -> dict:
+        """How many points each kind of curve shows (for tests and status)."""
+        return {"batches": len(self.batch_curves["loss"].xData if self.batch_curves["loss"].xData is not None
+                               else []),
+                "epochs": len(self.epoch_curves["loss"].xData if self.epoch_curves["loss"].xData is not None
+                              else [])}

@@ -1,0 +1,194 @@
+"""Training through the window, driven as a person would: real engine, real widgets, tiny data."""
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtTest import QTest
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
+
+
+def load(qtbot, win, folder):
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=30_000):
+        win.dataset_panel.open_folder(folder)
+    qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=5000)
+
+
+def set_spin(qtbot, spin, value):
+    """Type a value into a spin box as a person would."""
+    spin.setFocus()
+    spin.selectAll()
+    QTest.keyClicks(spin, str(value))
+    QTest.keyClick(spin, Qt.Key_Enter)
+    assert spin.value() == pytest.approx(value)
+
+
+class Heartbeat:
+    """A 10 ms timer on the GUI thread; the longest gap between its ticks is the longest stall."""
+
+    def __init__(self):
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self.tick)
+        self.last = None
+        self.max_gap = 0.0
+        self.long_gaps = []
+
+    def tick(self):
+        now = time.perf_counter()
+        if self.last is not None:
+            gap = now - self.last
+            self.max_gap = max(self.max_gap, gap)
+            if gap > 0.1:
+                self.long_gaps.append((round(now - self.t0, 2), round(gap, 3)))
+        self.last = now
+
+    def start(self):
+        self.t0 = time.perf_counter()
+        self.last = None
+        self.timer.start()
+
+    def stop(self):
+        self.timer.stop()
+
+
+def click_map(qtbot, win, x, y):
+    pos = win.latent_map.view_to_widget(x, y)
+    vp, p = win.latent_map.plot.viewport(), QPoint(pos.x(), pos.y())
+    QTest.mouseMove(vp, p)
+    qtbot.wait(50)
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, p)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p, 30)
+    qtbot.wait(700)   # not a double click
+    assert win.last_click is not None and win.last_click[0] in ("z", "point")
+    if win.last_click[0] == "z":
+        assert win.last_click[2] == pytest.approx((x, y), rel=0.05, abs=0.05)
+
+
+def test_train_watch_steer_explore_pause_stop_save_reopen(window, qtbot, gui_digits, tmp_path, capsys):
+    win, tp = window, window.training_panel
+    load(qtbot, win, gui_digits)
+    set_spin(qtbot, tp.epochs_spin, 40)
+    set_spin(qtbot, tp.batch_spin, 16)
+    beat = Heartbeat()
+    beat.start()
+    qtbot.mouseClick(tp.train_button, Qt.LeftButton)
+    assert win.is_training and not tp.train_button.isEnabled() and tp.stop_button.isEnabled()
+
+    # curves gain points and the progress bar moves, live
+    qtbot.waitUntil(lambda: win.loss_plot.point_counts()["batches"] >= 5, timeout=60_000)
+    qtbot.waitUntil(lambda: tp.progress.value() > 0 and "batch" in tp.progress.format(), timeout=5000)
+    assert tp.device_label.text().startswith("Device: ") and "CPU" in tp.device_label.text() or "GPU" in tp.device_label.text()
+    assert "epoch 1/40" in tp.progress.format() and "ETA" in tp.progress.format()
+
+    # β changes mid-run: the trainer gets it and the curves are marked
+    set_spin(qtbot, tp.beta_spin, 4.0)
+    qtbot.waitUntil(lambda: win._train_worker.trainer.beta == 4.0, timeout=3000)
+    assert len(win.loss_plot.markers) == 1 and "β=4" in win.loss_plot.markers[0].label.toPlainText()
+
+    # the first epoch: scatter, decoded grid, decoder for clicks
+    qtbot.waitUntil(lambda: len(win.latent_map.z) > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: win.latent_map.mosaic is not None and win.point_decoder is not None, timeout=30_000)
+    assert win.loss_plot.point_counts()["epochs"] >= 1
+    # pause / resume within a batch or so
+    qtbot.mouseClick(tp.pause_button, Qt.LeftButton)
+    assert tp.pause_button.text() == "Resume"
+    qtbot.wait(400)
+    n = len(win.loss_plot.batch_x)
+    qtbot.wait(600)
+    assert len(win.loss_plot.batch_x) == n, "training went on while paused"
+
+    # explore the map while paused (the view and the weights hold still)
+    (x0, x1), (y0, y1) = win.latent_map.vb.viewRange()
+    click_map(qtbot, win, x0 + 0.1 * (x1 - x0), y0 + 0.1 * (y1 - y0))
+    first = win.image_panel.image.copy()
+    z_first = win.image_panel.z.copy()
+    click_map(qtbot, win, x0 + 0.9 * (x1 - x0), y0 + 0.9 * (y1 - y0))
+    second = win.image_panel.image.copy()
+    assert first.shape == (16, 16, 1) and not np.allclose(z_first, win.image_panel.z)
+    assert np.abs(first - second).max() > 1e-3, "two points of the map decode to the same image"
+    assert "z = (" in win.image_panel.caption.text()
+    # hovering gives a live preview
+    for fx in (0.4, 0.5, 0.6):
+        pos = win.latent_map.view_to_widget(x0 + fx * (x1 - x0), (y0 + y1) / 2)
+        QTest.mouseMove(win.latent_map.plot.viewport(), QPoint(pos.x(), pos.y()))
+        qtbot.wait(60)
+    qtbot.waitUntil(lambda: win.latent_map.preview._image is not None, timeout=3000)
+    assert "under the mouse" in win.latent_map.preview_label.text()
+    # a data point: original beside reconstruction
+    idx = int(win.latent_map.indices[0])
+    px, py = win.latent_map.plane(win.latent_map.z[:1])[0]
+    win.latent_map.click_at(float(px), float(py))
+    assert win.image_panel.original is not None and win.image_panel.original_view.isVisible()
+    assert np.array_equal(win.image_panel.original, win.dataset.images[idx])
+
+    qtbot.mouseClick(tp.pause_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(win.loss_plot.batch_x) > n + 2, timeout=10_000)
+
+    # stop: the last finished epoch is kept
+    with qtbot.waitSignal(win.trainingFinished, timeout=30_000) as blocker:
+        qtbot.mouseClick(tp.stop_button, Qt.LeftButton)
+    beat.stop()
+    result = blocker.args[0]
+    assert result.stopped and result.epochs_done >= 1
+    assert not win.is_training and tp.train_button.isEnabled()
+    with capsys.disabled():
+        print(f"\n[gui] longest GUI-thread stall while training: {beat.max_gap * 1000:.0f} ms; "
+              f"gaps > 100 ms (s since Train, s): {beat.long_gaps}")
+    assert beat.max_gap < 2.0
+    run_dir = win.run_dir
+    assert (run_dir / "model.keras").is_file() and (run_dir / "latents.npz").is_file()
+
+    # exports
+    assert win.export_grid(tmp_path / "grid.png") and (tmp_path / "grid.png").stat().st_size > 500
+    assert win.export_latents(tmp_path / "latents.csv")
+    lines = (tmp_path / "latents.csv").read_text().splitlines()
+    assert lines[0].startswith("path,label,class,split,z_mean_0,z_mean_1") and len(lines) == 301
+    assert win.image_panel.save(str(tmp_path / "decoded.png")) and (tmp_path / "decoded.png").is_file()
+
+    # save the run, then start → stop → start again, several times
+    saved = tmp_path / "saved-run"
+    assert win.save_run_to(saved) and (saved / "config.json").is_file() and (saved / "model.keras").is_file()
+    for _ in range(2):
+        qtbot.mouseClick(tp.train_button, Qt.LeftButton)
+        qtbot.waitUntil(lambda: len(win.loss_plot.batch_x) >= 2, timeout=60_000)
+        with qtbot.waitSignal(win.trainingFinished, timeout=30_000) as blocker:
+            QTest.keyClick(win, Qt.Key_Escape)
+        assert blocker.args[0].stopped and not win.is_training
+
+    # reopen the saved run: curves from history, map from latents.npz, decoder from the model
+    with qtbot.waitSignal(win.runOpened, timeout=60_000):
+        win.open_run_path(saved)
+    from latentlab.runs import open_run
+    history = open_run(saved).history
+    win.loss_plot.redraw()
+    assert win.loss_plot.point_counts()["epochs"] == len(history) >= 1
+    assert len(win.latent_map.z) == 30        # the validation images (10% of 300)
+    qtbot.waitUntil(lambda: win.point_decoder is not None and win.latent_map.mosaic is not None, timeout=30_000)
+    (x0, x1), (y0, y1) = win.latent_map.vb.viewRange()
+    click_map(qtbot, win, x0 + 0.3 * (x1 - x0), y0 + 0.7 * (y1 - y0))
+    assert win.image_panel.image is not None
+    assert win.windowTitle().endswith("saved-run")
+
+
+def test_close_while_training_asks_and_stops_cleanly(window, qtbot, gui_digits):
+    win = window
+    load(qtbot, win, gui_digits)
+    win.training_panel.epochs_spin.setValue(50)
+    win.training_panel.batch_spin.setValue(16)
+    QTest.keyClick(win, Qt.Key_T, Qt.ControlModifier)
+    assert win.is_training
+    qtbot.waitUntil(lambda: len(win.loss_plot.batch_x) >= 3, timeout=60_000)
+    asked = []
+    win.confirm_stop = lambda: asked.append(1) or False
+    assert not win.close()                    # "no": the window stays and training goes on
+    assert asked and win.is_training and win.isVisible()
+    win.confirm_stop = lambda: asked.append(2) or True
+    t0 = time.perf_counter()
+    assert win.close()
+    assert time.perf_counter() - t0 < 20
+    assert asked == [1, 2] and not any(t.isRunning() for t in [win._train_thread] if t is not None)
+    from gui.worker import running_threads
+    assert [t.objectName() for t in running_threads()] == []

@@ -1,0 +1,179 @@
+"""The app's panels without training: dataset loading and its errors, the form's ranges, the
+loss plot and the latent map's geometry, opening a bad run, the platform hint."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
+
+
+def wait_loaded(qtbot, win, folder):
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=30_000):
+        assert win.dataset_panel.open_folder(folder)
+    qtbot.waitUntil(lambda: not win.dataset_panel.is_loading)
+
+
+def test_open_folder_shows_what_was_found(window, qtbot, gui_digits, tmp_path):
+    import shutil
+
+    folder = tmp_path / "digits-with-junk"
+    shutil.copytree(gui_digits, folder)
+    (folder / "digit_3" / "broken.png").write_bytes(b"not a png at all")
+    (folder / "notes.txt").write_text("hello")
+    wait_loaded(qtbot, window, folder)
+    panel = window.dataset_panel
+    assert window.dataset.num_images == 300
+    assert "300 used" in panel.count_label.text()
+    assert "16×16" in panel.shape_label.text() and "1 channel" in panel.shape_label.text()
+    assert "digit_3 (30)" in panel.classes_label.text() and panel.classes_label.text().startswith("10:")
+    assert panel.thumbs.count() >= 10
+    skipped = [panel.skipped.item(i).text() for i in range(panel.skipped.count())]
+    assert any("broken.png" in s and ":" in s for s in skipped), skipped
+    assert panel.skipped.isVisible() and not panel.error.isVisible()
+    assert window.training_panel.train_button.isEnabled()
+    assert str(folder) in window.recent_folders()
+    assert window.recent_folders()[0] == str(folder)
+
+
+def test_unusable_folder_shows_its_reason_in_the_window(window, qtbot, tmp_path):
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images")
+    with qtbot.waitSignal(window.dataset_panel.loadFailed, timeout=20_000) as blocker:
+        window.open_dataset(empty)
+    message = blocker.args[0]
+    assert "no images" in message and str(empty) in message and "\n" not in message
+    panel = window.dataset_panel
+    qtbot.waitUntil(lambda: not panel.is_loading)
+    assert panel.error.isVisible() and panel.error.text() == message
+    assert window.statusBar().currentMessage() == message
+    assert not window.training_panel.train_button.isEnabled()   # nothing to train on
+
+    with qtbot.waitSignal(panel.loadFailed, timeout=20_000) as blocker:
+        window.open_dataset(tmp_path / "does-not-exist")
+    assert "does-not-exist" in blocker.args[0]
+
+
+def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
+    tp = window.training_panel
+    tp.beta_spin.setValue(10.0)
+    assert tp.beta_slider.value() == 300            # log scale: 0.01 → 0, 100 → 400
+    tp.beta_slider.setValue(100)
+    assert tp.beta_spin.value() == pytest.approx(0.1)
+    tp.beta_spin.setValue(5000)
+    assert tp.beta_spin.value() == 100.0
+    tp.latent_spin.setValue(500)
+    assert tp.latent_spin.value() == 64
+    tp.batch_spin.setValue(0)
+    assert tp.batch_spin.value() == 1
+    tp.lr_spin.setValue(5.0)
+    assert tp.lr_spin.value() <= 0.1
+    for w in (tp.beta_slider, tp.beta_spin, tp.latent_spin, tp.epochs_spin, tp.batch_spin, tp.lr_spin,
+              tp.schedule_combo, tp.warmup_spin):
+        assert w.toolTip() and len(w.toolTip()) > 20
+    with qtbot.waitSignal(tp.betaChanged, timeout=2000) as blocker:
+        tp.beta_spin.setValue(2.5)
+    assert blocker.args == [2.5]
+    assert not tp.train_button.isEnabled()           # no dataset yet
+
+
+def test_loss_plot_streams_and_toggles_log_scale(qtbot):
+    from gui.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for step in range(1, 11):
+        plot.add_batch(0, step, 10, {"loss": 100.0 - step, "reconstruction_loss": 90.0 - step, "kl_loss": 10.0})
+    plot.add_epoch({"epoch": 1, "loss": 95.0, "reconstruction_loss": 85.0, "kl_loss": 10.0,
+                    "val_loss": 96.0, "val_reconstruction_loss": 86.0, "val_kl_loss": 10.0})
+    plot.add_beta_marker(0.5, 4.0)
+    plot.redraw()
+    assert plot.point_counts() == {"batches": 10, "epochs": 1}
+    x = plot.batch_curves["loss"].xData
+    assert x[0] == pytest.approx(0.1) and x[-1] == pytest.approx(1.0)
+    # per-batch values recovered from running means: the KL stays 10 throughout
+    assert plot.batch_curves["kl_loss"].yData[-1] == pytest.approx(10.0)
+    assert plot.log_y.isChecked() and plot.plot.getPlotItem().ctrl.logYCheck.isChecked()   # log by default
+    qtbot.mouseClick(plot.log_y, Qt.LeftButton)
+    assert not plot.log_y.isChecked() and not plot.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    assert len(plot.markers) == 1 and "4" in plot.markers[0].label.toPlainText()
+    assert "epoch 1" in plot.readout.text()
+    plot.clear()
+    plot.redraw()
+    assert plot.point_counts() == {"batches": 0, "epochs": 0} and not plot.markers
+
+
+def test_latent_map_planes_and_clicks(qtbot):
+    from gui.latent_map import LatentMap
+
+    m = LatentMap()
+    qtbot.addWidget(m)
+    m.resize(600, 500)
+    m.show()
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 5)).astype(np.float32) * [3, 2, 0.5, 0.2, 0.1]
+    m.set_points(z, rng.integers(0, 3, 200), ["a", "b", "c"], np.arange(200))
+    assert m.latent_dim == 5 and not m.mode_is_dims() and m.projection is not None
+    assert "PC1" in m.plot.getAxis("bottom").labelText
+    p = m.plane(z[:3])
+    back = m.z_at(*p[0])
+    assert m.plane(back)[0] == pytest.approx(p[0], abs=1e-4)     # the map position round-trips
+    m.set_mode(pca=False)
+    m.set_dims(2, 4)
+    m.sliders[0].setValue(1.5)
+    zz = m.z_at(0.25, -0.5)
+    assert zz[2] == pytest.approx(0.25) and zz[4] == pytest.approx(-0.5) and zz[0] == pytest.approx(1.5)
+    assert m.plot.getAxis("bottom").labelText == "z2" and m.plot.getAxis("left").labelText == "z4"
+    assert not m.sliders[2].isEnabled() and m.sliders[1].isEnabled()
+    assert "&#9679;" in m.legend.text() and "b" in m.legend.text()
+    got = []
+    m.clicked.connect(lambda z, xy: got.append(("z", z)))
+    m.pointClicked.connect(lambda i, z: got.append(("point", i)))
+    far = (1e3, 1e3)
+    m.click_at(*far)
+    target = m.plane(z[7:8])[0]
+    m.click_at(float(target[0]), float(target[1]))
+    assert got[0][0] == "z" and got[1] == ("point", 7)
+    # a grid mosaic lands centred on its points, row 0 at the top
+    mosaic = np.zeros((3 * 4, 3 * 4, 1), np.float32)
+    mosaic[:4] = 1.0    # top row bright
+    m.set_grid(mosaic, (0, 2), (0, 2), 3)
+    r = m.grid_rect
+    assert (r.left(), r.top(), r.width(), r.height()) == pytest.approx((-0.5, -0.5, 3.0, 3.0))
+    assert m.grid_item.image[-1, 0] == 1.0 and m.grid_item.image[0, 0] == 0.0
+
+
+def test_opening_a_bad_run_shows_why(window, qtbot, tmp_path):
+    bad = tmp_path / "not-a-run"
+    bad.mkdir()
+    with qtbot.waitSignal(window.runOpenFailed, timeout=30_000) as blocker:
+        window.open_run_path(bad)
+    assert "config.json" in blocker.args[0]
+    assert window.banner_box.isVisible() and "config.json" in window.banner.text()
+    qtbot.waitUntil(lambda: window.open_run_action.isEnabled())
+
+
+def test_platform_hint_without_a_display(monkeypatch):
+    from gui.app import platform_problem
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    problem = platform_problem()
+    assert problem and "QT_QPA_PLATFORM=offscreen" in problem and "\n" not in problem
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert platform_problem() is None
+
+
+def test_app_reports_a_missing_dataset_and_a_bad_run(capsys, tmp_path):
+    from gui.app import main
+
+    assert main(["--dataset", str(tmp_path / "nope"), "--quit-when-done"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and "does not exist" in err[0]
+    assert main(["--run", str(tmp_path), "--quit-when-done"]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert main(["--beta", "1e6"]) == 2
