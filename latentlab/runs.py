@@ -31,6 +31,7 @@ from latentlab.config import ConfigError, TrainConfig
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+STAGED_MODEL_PATTERN = ".model-epoch-{epoch}.keras"  # written before an epoch commits; renamed to MODEL_FILE after
 HISTORY_FILE = "history.csv"
 LATENTS_FILE = "latents.npz"
 EPOCH_LATENTS_FILE = "epochs.npz"
@@ -61,6 +62,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike, write, suffix: str = "") -> None:
     """Write ``path`` atomically: ``write(tmp_path)`` fills a temporary file in the same
     folder, which is fsynced and renamed over ``path``. On error the old file is untouched."""
@@ -71,6 +81,7 @@ def atomic_write(path: str | os.PathLike, write, suffix: str = "") -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; run files are as readable as any other file
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -89,7 +100,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 
 def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # surrogateescape: file names that are not UTF-8 are written back as their original bytes
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def atomic_save_npz(path, **arrays) -> None:
@@ -171,6 +183,33 @@ def write_state(run_dir, **state) -> None:
     atomic_write_text(Path(run_dir) / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
+def staged_model_path(run_dir, epoch: int) -> Path:
+    return Path(run_dir) / STAGED_MODEL_PATTERN.format(epoch=epoch)
+
+
+def promote_staged_model(run_dir) -> None:
+    """Finish an epoch's commit: the model staged for the epoch that state.json commits takes the name
+    model.keras (roll forward); staged models of uncommitted epochs are dropped (roll back)."""
+    run_dir = Path(run_dir)
+    staged = sorted(run_dir.glob(STAGED_MODEL_PATTERN.format(epoch="*")))
+    if not staged:
+        return
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+        committed = staged_model_path(run_dir, int(state.get("model_epoch", -1)))
+    except (OSError, ValueError, TypeError):
+        committed = None
+    for f in staged:
+        try:
+            if f == committed:
+                os.replace(f, run_dir / MODEL_FILE)
+                _fsync_dir(run_dir)
+            else:
+                f.unlink()
+        except OSError:
+            pass  # a read-only folder: the files stay as they are
+
+
 def load_model(path):
     """Load a run's model with Keras' safe_mode (no code from someone else's file runs)."""
     import keras
@@ -185,15 +224,44 @@ def load_model(path):
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises ValueError/TypeError for unsafe or damaged files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "safe_mode" in str(e) or "lambda" in str(e).lower():
+        text = " ".join(str(e).split()) or type(e).__name__
+        if "safe_mode" in text or "lambda" in text.lower():
             raise RunError(f"{path} contains code (e.g. a Lambda layer) and was refused: "
                            "only open runs from people you trust, and retrain it here") from None
-        raise RunError(f"{path} could not be loaded ({msg[:200]})") from None
+        names = _foreign_names(path)
+        if names or "could not be deserialized" in text or "Could not locate" in text:
+            what = f" ({', '.join(names)})" if names else ""
+            raise RunError(f"{path} was refused: it names code outside Keras and latentlab{what}; "
+                           "only open runs from people you trust, and retrain it here") from None
+        raise RunError(f"{path} could not be loaded ({text[:200]})") from None
     from latentlab.model import VAE
     if not isinstance(model, VAE):
         raise RunError(f"{path} is a {type(model).__name__}, not a latentlab VAE")
     return model
+
+
+def _foreign_names(path) -> list[str]:
+    """Names in a .keras file's config that point outside keras/latentlab (read as JSON, never run)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except Exception:
+        return []
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and module.split(".")[0] not in ("keras", "latentlab", "builtins"):
+                found.append(f"{module}.{node.get('config') if node.get('class_name') == 'function' else node.get('class_name')}")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    return sorted(set(found))[:3]
 
 
 def open_run(path) -> Run:
@@ -224,6 +292,7 @@ def open_run(path) -> Run:
     done = state.get("epochs_done")
     if isinstance(done, int) and done < len(history):
         history = history[:done]  # the commit record is the truth
+    promote_staged_model(path)
     if not (path / MODEL_FILE).is_file():
         raise RunError(f"{path} has no finished epoch yet ({MODEL_FILE} is missing)")
     return Run(path=path, config=config, history=history, state=state,

@@ -132,6 +132,9 @@ def active_units(z_mean: np.ndarray, threshold: float = 0.01) -> int:
     return int(np.sum(np.var(z_mean, axis=0) > threshold))
 
 
+DIVERGENCE_FACTOR = 100.0  # a batch loss this many times its starting scale stops training
+
+
 class _StopRequested(Exception):
     pass
 
@@ -214,6 +217,9 @@ class Trainer:
             return self._run()
         except (TrainingError, ConfigError, runs.RunError) as e:
             event = Failed(str(e), len(self.history), str(self.run_dir) if self.run_dir else None)
+        except OSError as e:  # writing the run folder (read-only, disk full, file too large)
+            self._restore_good_weights()
+            event = Failed(self._write_error(e), len(self.history), str(self.run_dir) if self.run_dir else None)
         except Exception as e:  # keep the worker alive and say what happened in one line
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             event = Failed(f"training failed: {type(e).__name__}: {first[:300]}", len(self.history),
@@ -339,16 +345,17 @@ class Trainer:
             self.model.set_weights(self._good_weights)
 
     def _write_error(self, e: OSError) -> str:
-        done = len(self.history) - 1
-        return (f"cannot write the run folder {self.run_dir} ({e.strerror or e}); training stopped. "
-                f"The checkpoint of epoch {max(done, 0)} is intact; free some space or choose another folder")
+        done = len(self.history)  # the failed epoch is not in the history
+        kept = f"the checkpoint of epoch {done} is intact" if done else "no epoch had been saved yet"
+        return (f"cannot write the run folder {self.run_dir} ({e.strerror or e}); training stopped and "
+                f"{kept}; free some space or choose another folder")
 
     def _write_state(self, status: str, message: str):
         if self.run_dir is None or not self.run_dir.is_dir():
             return
         try:
             runs.write_state(self.run_dir, status=status, message=message, epochs_done=len(self.history),
-                             device=self.device or "", updated=time.time())
+                             model_epoch=len(self.history), device=self.device or "", updated=time.time())
         except OSError:
             pass  # a read-only or full disk: the previous state file stays as it was
 
@@ -384,14 +391,18 @@ class Trainer:
         self._epoch_z.append(z_mean.astype(np.float32))
         if self.run_dir is not None:
             try:
-                runs.atomic_save_model(self.model, self.run_dir / runs.MODEL_FILE)
+                # The new model is staged beside the old one and only takes its name after state.json
+                # commits the epoch, so a kill at any moment leaves model.keras matching the history
+                # (open_run rolls a committed staged model forward).
+                runs.atomic_save_model(self.model, runs.staged_model_path(self.run_dir, len(self.history)))
                 runs.atomic_write_text(self.run_dir / runs.HISTORY_FILE, runs.history_to_csv(self.history))
                 runs.atomic_save_npz(self.run_dir / runs.EPOCH_LATENTS_FILE, z_mean=np.stack(self._epoch_z),
                                      indices=self.val_idx)
                 if len(self.dataset.images) <= self.latents_every_epoch_max:
                     self._save_latents(all_images=True)
                 runs.write_state(self.run_dir, status="running", message="", epochs_done=len(self.history),
-                                 device=self.device, updated=time.time())
+                                 model_epoch=len(self.history), device=self.device, updated=time.time())
+                runs.promote_staged_model(self.run_dir)
             except OSError as e:
                 self.history.pop()
                 self._epoch_z.pop()
@@ -424,6 +435,8 @@ class _TrainerCallbackMixin:
         self.initial_epoch = initial_epoch
         self.run_start = time.perf_counter()
         self.steps_done_total = 0
+        # the scale a diverging loss is measured against: the last finished epoch, else the first batch
+        self.reference = max(abs(trainer.history[-1]["loss"]), 1.0) if trainer.history else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -444,6 +457,11 @@ class _TrainerCallbackMixin:
         loss = logs.get("loss", 0.0)
         if not math.isfinite(loss):
             raise _NonFinite(f"{loss} at epoch {self.epoch + 1}, batch {batch + 1}", "loss")
+        if self.reference is None:
+            self.reference = max(abs(loss), 1.0)
+        elif abs(loss) > DIVERGENCE_FACTOR * self.reference:
+            raise _NonFinite(f"{loss:.3g} at epoch {self.epoch + 1}, batch {batch + 1} (over "
+                             f"{DIVERGENCE_FACTOR:g}× where it started: diverging, on its way to inf/nan)", "loss")
         self.steps_done_total += 1
         now = time.perf_counter()
         step = batch + 1
