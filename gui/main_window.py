@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-                               QScrollArea, QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QScrollArea, QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
 
 from gui.dataset_panel import DatasetPanel
 from gui.image_panel import ImagePanel, save_png
 from gui.latent_map import LatentMap
 from gui.loss_plot import LossPlot
+from gui.tradeoff_panel import TradeoffPanel
 from gui.training_panel import TrainingPanel
 from gui.worker import GridRenderer, RunLoadWorker, TrainingWorker, start_thread
 
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.statusBar().showMessage("Open a folder of images (Ctrl+O) or a run (Ctrl+Shift+O), then press Train.")
 
+        self._make_tradeoff_dock()
         self._make_actions()
         self._connect()
         self.ui_timer = QTimer(self)
@@ -206,6 +208,8 @@ class MainWindow(QMainWindow):
                                        "Toggle the log scale of the loss plot", view_menu)
         self._action("&Fit the latent map", self.latent_map.fit, "F", "Zoom the map to the data", view_menu)
 
+        self._make_tradeoff_menu(mb)
+
         help_menu = mb.addMenu("&Help")
         self._action("&Keyboard shortcuts", self.show_shortcuts, "F1", "List the keyboard shortcuts", help_menu)
 
@@ -242,6 +246,7 @@ class MainWindow(QMainWindow):
         self.latent_map.hovered.connect(self._on_map_hovered)
         self.latent_map.pointClicked.connect(self._on_point_clicked)
         self.image_panel.saved.connect(lambda p: self._status(f"Saved {p}"))
+        self._connect_tradeoff()
 
     # -- messages ---------------------------------------------------------------------------------------
     def _status(self, text: str, ms: int = 0) -> None:
@@ -267,6 +272,7 @@ class MainWindow(QMainWindow):
         training = self._train_state != "idle"
         busy_run = self._run_thread is not None
         can_train = (self.dataset is not None and not self.dataset_panel.is_loading and not busy_run
+                     and not self.tradeoff.sweep_panel.is_running
                      and (training or not self.renderer.configuring))
         self.training_panel.set_state(self._train_state, can_train=can_train)
         self.train_action.setEnabled(not training and can_train)
@@ -278,6 +284,153 @@ class MainWindow(QMainWindow):
         self.save_run_action.setEnabled(not training and self.run_dir is not None)
         self.export_csv_action.setEnabled(len(self.latent_map.z) > 0)
         self.dataset_panel.set_enabled_for_training(training)
+
+    # -- the trade-off views (gui.tradeoff_panel) ----------------------------------------------------------
+    def _make_tradeoff_dock(self) -> None:
+        self.tradeoff = TradeoffPanel()
+        self.tradeoff.sweep_panel.runs_root = self.runs_root
+        self.tradeoff_dock = QDockWidget("Trade-off: rate, distortion and β", self)
+        self.tradeoff_dock.setObjectName("tradeoff-dock")
+        self.tradeoff_dock.setWidget(self.tradeoff)
+        self.tradeoff_dock.setAllowedAreas(Qt.BottomDockWidgetArea | Qt.RightDockWidgetArea)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.tradeoff_dock)
+        self.tradeoff_dock.hide()
+
+    def _make_tradeoff_menu(self, mb) -> None:
+        menu = self.tradeoff_menu = mb.addMenu("Trade-o&ff")
+        self.tradeoff_toggle_action = self.tradeoff_dock.toggleViewAction()
+        self.tradeoff_toggle_action.setText("&Show trade-off views")
+        self.tradeoff_toggle_action.setShortcut(QKeySequence("Ctrl+B"))
+        self.tradeoff_toggle_action.setStatusTip("Show or hide the dock of views on how β trades reconstruction "
+                                                 "for a regular latent space")
+        menu.addAction(self.tradeoff_toggle_action)
+        menu.addSeparator()
+        p = self.tradeoff
+        for text, tab, tip in (
+                ("&Loss and KL per dimension", p.TAB_LOSS,
+                 "The loss written out with the current β, each term's value, and the KL of each latent dimension"),
+                ("&Rate–distortion plane and β sweep", p.TAB_RD,
+                 "Every run as a point of rate (KL) against distortion (reconstruction); train several β values"),
+                ("&Compare runs", p.TAB_COMPARE,
+                 "Several runs side by side: loss curves, latent maps, and one z decoded by each"),
+                ("Re&play epochs", p.TAB_REPLAY, "The latent map as it was after each finished epoch"),
+                ("&Traverse, interpolate, nearest images", p.TAB_EXPLORE,
+                 "Dimension traversals, interpolations and the nearest training images at the clicked point")):
+            self._action(text, lambda checked=False, t=tab: self.show_tradeoff(t), None, tip, menu)
+        menu.addSeparator()
+        self._action("Compare a sweep &folder…", self.tradeoff.comparison._ask_open, None,
+                     "Open a run folder, or a sweep folder to compare all its runs", menu)
+        self._action("Compare with the &current run", self.compare_current_run, None,
+                     "Add the run shown in the window to the comparison", menu)
+
+    def _connect_tradeoff(self) -> None:
+        p = self.tradeoff
+        self.training_panel.betaChanged.connect(p.set_beta)
+        self.latent_map.clicked.connect(self._tradeoff_point)
+        self.latent_map.pointClicked.connect(self._tradeoff_data_point)
+        self.gridShown.connect(self._tradeoff_weights_changed)
+        self.dataset_panel.datasetLoaded.connect(self._tradeoff_dataset)
+        self.trainingFinished.connect(self._tradeoff_training_finished)
+        self.runOpened.connect(self._tradeoff_show_run)
+        p.sweep_panel.sourceRequested.connect(self._tradeoff_sweep_source)
+        p.sweep_panel.runningChanged.connect(self._tradeoff_sweep_running)
+        p.collapseWarning.connect(self._tradeoff_collapse)
+        p.set_beta(self.training_panel.beta())
+
+    def show_tradeoff(self, tab: int | None = None) -> None:
+        if not self.tradeoff_dock.isVisible():
+            self.tradeoff_dock.show()
+            if not self.tradeoff_dock.isFloating():
+                self.resizeDocks([self.tradeoff_dock], [max(300, self.height() * 2 // 5)], Qt.Vertical)
+        self.tradeoff_dock.raise_()
+        if tab is not None:
+            self.tradeoff.setCurrentIndex(tab)
+
+    def compare_current_run(self) -> None:
+        if self.run_dir is None or not (self.run_dir / "model.keras").is_file():
+            self._status("There is no finished run to compare yet: train or open one.")
+            return
+        self.show_tradeoff(self.tradeoff.TAB_COMPARE)
+        self.tradeoff.comparison.open_runs([str(self.run_dir)])
+
+    def _form_config(self):
+        from latentlab.config import ConfigError, TrainConfig
+
+        ds = self.dataset
+        if ds is None:
+            return None
+        h, w, _ = ds.image_shape
+        try:
+            return TrainConfig(dataset=str(ds.root), image_size=[h, w], color=ds.color,
+                               **self.training_panel.settings()).validate()
+        except ConfigError as e:
+            self.show_banner(str(e))
+            return None
+
+    def _tradeoff_sync_decoder(self) -> bool:
+        """Give the tools the window's GUI-thread point decoder (the one the image panel uses)."""
+        if self.tradeoff.tools.traversal.decoder is not self.point_decoder:
+            self.tradeoff.set_decoder(self.point_decoder)
+            return True
+        return False
+
+    @Slot(object, object)
+    def _tradeoff_point(self, z, xy=None) -> None:
+        self._tradeoff_sync_decoder()
+        self.tradeoff.set_point(z)
+
+    @Slot(int, object)
+    def _tradeoff_data_point(self, index: int, z) -> None:
+        self._tradeoff_sync_decoder()
+        self.tradeoff.tools.set_point(z, f"image #{index}")
+
+    @Slot()
+    def _tradeoff_weights_changed(self) -> None:
+        explore_shown = self.tradeoff_dock.isVisible() and self.tradeoff.currentIndex() == self.tradeoff.TAB_EXPLORE
+        if not self._tradeoff_sync_decoder() and explore_shown:
+            self.tradeoff.refresh_tools()
+
+    @Slot(object)
+    def _tradeoff_dataset(self, ds) -> None:
+        self.tradeoff.set_dataset(ds)
+        self.tradeoff.set_sweep_source(self._form_config(), ds)
+        if getattr(self, "_tradeoff_run", None) is not None:
+            self.tradeoff.show_run(self._tradeoff_run)     # its images are here now: nearest can show them
+
+    @Slot(object)
+    def _tradeoff_training_finished(self, result) -> None:
+        if result is not None and getattr(result, "run_dir", None) and getattr(result, "epochs_done", 0):
+            self._tradeoff_show_run(result.run_dir)
+
+    @Slot(str)
+    def _tradeoff_show_run(self, path: str) -> None:
+        from latentlab import runs
+
+        try:
+            self._tradeoff_run = runs.open_run(path)     # config, history and latents; no model
+        except runs.RunError as e:
+            self._status(str(e))
+            return
+        self.tradeoff.show_run(self._tradeoff_run)
+
+    @Slot()
+    def _tradeoff_sweep_source(self) -> None:
+        sp = self.tradeoff.sweep_panel
+        if self._train_state != "idle":
+            sp.set_source(None, self.dataset)
+            self._status("Stop training before starting a sweep: one training at a time.")
+            return
+        sp.set_source(self._form_config(), self.dataset)
+
+    @Slot(bool)
+    def _tradeoff_sweep_running(self, running: bool) -> None:
+        self._status("β sweep running: training is disabled until it ends." if running else "β sweep finished.")
+        self._update_actions()
+
+    @Slot(str)
+    def _tradeoff_collapse(self, message: str) -> None:
+        if message:
+            self._status(message)
 
     # -- dataset ---------------------------------------------------------------------------------------------
     def open_dataset(self, folder) -> bool:
@@ -463,6 +616,7 @@ class MainWindow(QMainWindow):
     def _on_train_event(self, ev) -> None:
         from latentlab.train import BatchEnd, EpochEnd, Failed, Finished, Started, WeightsSnapshot
 
+        self.tradeoff.on_train_event(ev)
         if isinstance(ev, BatchEnd):
             self._last_batch = ev
             self.loss_plot.add_batch(ev.epoch, ev.step, ev.steps, ev.logs)
@@ -816,6 +970,10 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.Yes
 
     def closeEvent(self, event) -> None:
+        if self._train_thread is None and self.tradeoff.busy and self.tradeoff.sweep_panel.is_running:
+            if not self.confirm_stop():
+                event.ignore()
+                return
         if self._train_thread is not None:
             if not self.confirm_stop():
                 event.ignore()
@@ -830,6 +988,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop and wait for every worker thread (idempotent)."""
+        self.tradeoff.shutdown()
         if self._train_thread is not None:
             self._train_worker.stop()
             self._train_thread.wait()

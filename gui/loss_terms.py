@@ -1,0 +1,175 @@
+"""`LossTermsPanel`: the β-VAE objective written out with the current β, and the live value of
+each of its terms (training running means per batch, validation values per epoch)."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout)
+
+from gui.exporting import ask_path, save_csv, save_widget_png
+from latentlab.tradeoff import LossTerms, loss_terms, rows_to_csv
+
+__all__ = ["LossTermsPanel", "BETA_TIP"]
+
+BETA_TIP = ("β weighs the KL term: raising it pulls every q(z|x) towards the prior — a smoother, more "
+            "regular latent space with blurrier reconstructions; lowering it gives sharper images and a "
+            "less regular latent space.")
+
+_ROWS = [
+    ("log_likelihood", "E<sub>q</sub>[log p(x|z)]",
+     "Expected log-likelihood of the image under the decoder (minus the reconstruction loss): closer to 0 "
+     "means sharper reconstructions; lowering β lets it rise."),
+    ("kl", "KL(q(z|x) ‖ p(z))",
+     "The rate: nats the encoder spends describing each image; raising β squeezes it towards 0 and the "
+     "latent space towards the prior."),
+    ("weighted_kl", "β · KL",
+     "The KL as the objective counts it: the price β puts on every nat of information in z."),
+    ("objective", "L = E<sub>q</sub>[log p(x|z)] − β·KL",
+     "The β-weighted objective training maximises (the loss curve shows −L)."),
+    ("neg_elbo", "−ELBO = recon + KL",
+     "Negative ELBO (β = 1), an upper bound on −log p(x): the one number comparable across β values."),
+]
+
+
+def _fmt(v: float) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:,.2f}"
+
+
+class LossTermsPanel(QGroupBox):
+    """Call `set_beta` when β changes, `show_batch(logs, beta)` per batch and
+    `show_epoch(logs, beta)` per epoch (logs as in the engine's events)."""
+
+    def __init__(self, parent=None):
+        super().__init__("The loss, term by term", parent)
+        self.beta = 1.0
+        self.train: LossTerms | None = None
+        self.val: LossTerms | None = None
+        self.rows: list[dict] = []      # one per epoch, for CSV
+
+        self.formula = QLabel()
+        self.formula.setTextFormat(Qt.RichText)
+        self.formula.setWordWrap(True)
+        self.formula.setToolTip(BETA_TIP)
+        grid = QGridLayout()
+        grid.addWidget(QLabel("<b>term</b>"), 0, 0)
+        head_train = QLabel("<b>train</b>")
+        head_train.setToolTip("Running mean over the batches of the current epoch.")
+        head_val = QLabel("<b>validation</b>")
+        head_val.setToolTip("Mean over the held-out images at the end of the last epoch.")
+        grid.addWidget(head_train, 0, 1, Qt.AlignRight)
+        grid.addWidget(head_val, 0, 2, Qt.AlignRight)
+        self.value_labels: dict[tuple[str, str], QLabel] = {}
+        for r, (key, text, tip) in enumerate(_ROWS, start=1):
+            name = QLabel(text)
+            name.setTextFormat(Qt.RichText)
+            name.setToolTip(tip)
+            grid.addWidget(name, r, 0)
+            for c, split in enumerate(("train", "val"), start=1):
+                lab = QLabel("—")
+                lab.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                lab.setToolTip(tip)
+                lab.setTextInteractionFlags(Qt.TextSelectableByMouse)
+                grid.addWidget(lab, r, c)
+                self.value_labels[(key, split)] = lab
+        grid.setColumnStretch(0, 1)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #555;")
+        self.export_csv_button = QPushButton("CSV…")
+        self.export_csv_button.setToolTip("Save each epoch's terms (β, reconstruction, KL, β·KL, L, −ELBO) as CSV.")
+        self.export_csv_button.clicked.connect(self._ask_csv)
+        self.export_png_button = QPushButton("PNG…")
+        self.export_png_button.setToolTip("Save this panel as a PNG picture.")
+        self.export_png_button.clicked.connect(self._ask_png)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.note, 1)
+        buttons.addWidget(self.export_csv_button)
+        buttons.addWidget(self.export_png_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.formula)
+        layout.addLayout(grid)
+        layout.addLayout(buttons)
+        self.set_beta(1.0)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    @Slot(float)
+    def set_beta(self, beta: float) -> None:
+        self.beta = float(beta)
+        b = f"{self.beta:g}"
+        self.formula.setText(
+            f"<p style='font-size:13pt'>L(x) = E<sub>q(z|x)</sub>[log p(x|z)] − <b style='color:#c0392b'>{b}</b>"
+            f" · KL(q(z|x) ‖ p(z))</p><p style='color:#555'>β = {b}: "
+            + ("above 1, each nat of rate costs more than it buys in reconstruction — a smoother latent space "
+               "closer to the prior, blurrier images." if self.beta > 1 else
+               "below 1, reconstruction is worth more than rate — sharper images, a less regular latent "
+               "space." if self.beta < 1 else "the true ELBO: rate and distortion weigh the same.")
+            + "</p>")
+        self._refresh()
+
+    def show_batch(self, logs: dict, beta: float) -> None:
+        terms = loss_terms(logs, beta)
+        if terms is not None:
+            self.train = terms
+            self._refresh()
+
+    def show_epoch(self, logs: dict, beta: float, epoch: int | None = None) -> None:
+        self.train = loss_terms(logs, beta) or self.train
+        self.val = loss_terms(logs, beta, prefix="val_")
+        row = {"epoch": epoch if epoch is not None else len(self.rows) + 1, "beta": float(beta)}
+        for split, t in (("train", self.train), ("val", self.val)):
+            if t is not None:
+                row.update({f"{split}_reconstruction": t.reconstruction, f"{split}_kl": t.kl,
+                            f"{split}_beta_kl": t.weighted_kl, f"{split}_objective": t.objective,
+                            f"{split}_neg_elbo": t.neg_elbo})
+        self.rows.append(row)
+        self._refresh()
+
+    def set_history(self, history: list[dict]) -> None:
+        """Show a finished run: its last epoch, with the CSV rows of all epochs."""
+        self.clear()
+        for row in history:
+            self.show_epoch(row, row.get("beta", self.beta), row.get("epoch"))
+        if history:
+            self.set_beta(history[-1].get("beta", self.beta))
+
+    def clear(self) -> None:
+        self.train = self.val = None
+        self.rows = []
+        self._refresh()
+
+    # -- outputs --------------------------------------------------------------------------------
+    def value(self, key: str, split: str = "train") -> float | None:
+        t = self.train if split == "train" else self.val
+        return None if t is None else getattr(t, key)
+
+    def _refresh(self) -> None:
+        for (key, split), lab in self.value_labels.items():
+            lab.setText(_fmt(self.value(key, split)))
+        t = self.val or self.train
+        if t is None:
+            self.note.setText("Values appear as training runs (nats per image).")
+        else:
+            share = t.weighted_kl / t.loss if t.loss > 0 else float("nan")
+            self.note.setText(f"nats per image; β·KL is {share:.0%} of the loss." if math.isfinite(share)
+                              else "nats per image")
+
+    def csv_text(self) -> str:
+        return rows_to_csv(self.rows)
+
+    def export_csv(self, path) -> bool:
+        return save_csv(self.csv_text(), path)
+
+    def export_png(self, path) -> bool:
+        return save_widget_png(self, path)
+
+    def _ask_csv(self) -> None:
+        path = ask_path(self, "Save the loss terms", "loss-terms.csv", "csv")
+        if path:
+            self.export_csv(path)
+
+    def _ask_png(self) -> None:
+        path = ask_path(self, "Save the loss panel", "loss-terms.png", "png")
+        if path:
+            self.export_png(path)
