@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from latentlab.cli import number_arg
+
 __all__ = ["main", "build_parser", "platform_problem"]
 
 # Qt's xcb platform plugin needs these libraries (Debian/Ubuntu package names).
@@ -25,29 +27,16 @@ HINT_PACKAGES = ("libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 
 HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
 
 
-def _range(lo, hi, kind, what):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a {'whole ' if kind is int else ''}number, "
-                                             f"not {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{what} must be between {lo:g} and {hi:g}, not {text}")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="latentlab", description="A desktop laboratory for variational autoencoders. "
                                 "(Sub-commands for headless use: latentlab train|info|export|sweep --help.)")
     p.add_argument("--dataset", metavar="DIR", help="image folder to open (default: the bundled sample)")
     p.add_argument("--run", metavar="RUNDIR", help="run folder to open (made by the app or `latentlab train`)")
-    p.add_argument("--beta", type=_range(0.01, 100.0, float, "beta"), help="β, the KL weight (0.01–100)")
-    p.add_argument("--latent-dim", type=_range(1, 64, int, "latent size"), help="latent size (1–64)")
-    p.add_argument("--epochs", type=_range(1, 10_000, int, "epochs"), help="epochs to train")
-    p.add_argument("--batch-size", type=_range(1, 4096, int, "batch size"), help="images per batch")
-    p.add_argument("--lr", type=_range(1e-5, 0.1, float, "learning rate"), help="learning rate (Adam)")
+    p.add_argument("--beta", type=number_arg(float, 0.01, 100.0, "beta"), help="β, the KL weight (0.01–100)")
+    p.add_argument("--latent-dim", type=number_arg(int, 1, 64, "latent size"), help="latent size (1–64)")
+    p.add_argument("--epochs", type=number_arg(int, 1, 10_000, "epochs"), help="epochs to train")
+    p.add_argument("--batch-size", type=number_arg(int, 1, 4096, "batch size"), help="images per batch")
+    p.add_argument("--lr", type=number_arg(float, 1e-5, 0.1, "learning rate"), help="learning rate (Adam)")
     p.add_argument("--autostart", action="store_true", help="start training as soon as the dataset is loaded")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window when training finishes "
                    "(or at exit)")

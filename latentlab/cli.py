@@ -38,7 +38,8 @@ def _quiet_tensorflow():
 
 
 # -- argument types -----------------------------------------------------------------------------
-def _number(kind, lo=None, hi=None, name="value"):
+def number_arg(kind, lo=None, hi=None, name="value"):
+    """An argparse type: a number of `kind` within [lo, hi] (finite), with a one-line reason otherwise."""
     def parse(text):
         try:
             v = kind(text)
@@ -57,22 +58,22 @@ def _add_train_options(p: argparse.ArgumentParser):
     """Training options; any left out keep TrainConfig's defaults."""
     from latentlab.config import (BATCH_RANGE, EPOCHS_RANGE, KL_SCHEDULES, LATENT_RANGE, LIKELIHOODS,
                                   LR_RANGE)
-    p.add_argument("--latent-dim", type=_number(int, *LATENT_RANGE, "--latent-dim"), default=None,
+    p.add_argument("--latent-dim", type=number_arg(int, *LATENT_RANGE, "--latent-dim"), default=None,
                    help="size of the latent space (default 2: a map you can click)")
-    p.add_argument("--epochs", type=_number(int, *EPOCHS_RANGE, "--epochs"), default=None,
+    p.add_argument("--epochs", type=number_arg(int, *EPOCHS_RANGE, "--epochs"), default=None,
                    help="epochs in all (with --resume: the total the run should reach)")
-    p.add_argument("--batch-size", type=_number(int, *BATCH_RANGE, "--batch-size"), default=None)
-    p.add_argument("--lr", type=_number(float, *LR_RANGE, "--lr"), default=None, help="Adam learning rate")
+    p.add_argument("--batch-size", type=number_arg(int, *BATCH_RANGE, "--batch-size"), default=None)
+    p.add_argument("--lr", type=number_arg(float, *LR_RANGE, "--lr"), default=None, help="Adam learning rate")
     p.add_argument("--kl-schedule", choices=KL_SCHEDULES, default=None,
                    help="how β is applied over time: constant, linear warm-up, or cyclical")
-    p.add_argument("--warmup-epochs", type=_number(int, 1, 10_000, "--warmup-epochs"), default=None,
+    p.add_argument("--warmup-epochs", type=number_arg(int, 1, 10_000, "--warmup-epochs"), default=None,
                    help="warm-up length (linear) or cycle length (cyclical), in epochs")
     p.add_argument("--image-size", default=None, help="resize to N or HxW pixels (8..64; default: most common size)")
     p.add_argument("--color", choices=("auto", "gray", "rgb"), default=None)
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=None,
                    help="reconstruction likelihood: bernoulli (BCE) or gaussian (MSE-like)")
-    p.add_argument("--val-fraction", type=_number(float, 0.0, 0.5, "--val-fraction"), default=None)
-    p.add_argument("--seed", type=_number(int, 0, 2**31 - 1, "--seed"), default=None)
+    p.add_argument("--val-fraction", type=number_arg(float, 0.0, 0.5, "--val-fraction"), default=None)
+    p.add_argument("--seed", type=number_arg(int, 0, 2**31 - 1, "--seed"), default=None)
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 compute on a GPU (ignored on the CPU)")
 
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a β-VAE on an image folder, headless")
     t.add_argument("folder", nargs="?", help="image folder (class subfolders become labels)")
-    t.add_argument("--beta", type=_number(float, *BETA_RANGE, "--beta"), default=None,
+    t.add_argument("--beta", type=number_arg(float, *BETA_RANGE, "--beta"), default=None,
                    help="KL weight β (default 1): higher = smoother latent space, blurrier images")
     _add_train_options(t)
     t.add_argument("--out", help="run folder to create")
@@ -102,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write pictures and numbers from a run folder")
     e.add_argument("run")
     e.add_argument("--grid", metavar="PNG", help="decoded-image grid over the latent map")
-    e.add_argument("--grid-size", type=_number(int, 2, 64, "--grid-size"), default=20)
+    e.add_argument("--grid-size", type=number_arg(int, 2, 64, "--grid-size"), default=20)
     e.add_argument("--latents", metavar="CSV", help="z_mean and z_log_var of every image")
     e.add_argument("--samples", nargs=2, metavar=("N", "PNG"), help="N images decoded from prior samples")
-    e.add_argument("--seed", type=_number(int, 0, 2**31 - 1, "--seed"), default=0)
+    e.add_argument("--seed", type=number_arg(int, 0, 2**31 - 1, "--seed"), default=0)
 
     s = sub.add_parser("sweep", help="train one run per β value, same data, seed and settings")
     s.add_argument("folder")
@@ -335,7 +336,7 @@ def cmd_export(args) -> int:
             _save_png(args.grid, mosaic)
             written.append(args.grid)
         if args.samples:
-            n = _number(int, 1, 10_000, "--samples N")(args.samples[0])
+            n = number_arg(int, 1, 10_000, "--samples N")(args.samples[0])
             rng = np.random.default_rng(args.seed)
             images = dec.decode(rng.standard_normal((n, vae.latent_dim)).astype(np.float32))
             cols = math.ceil(math.sqrt(n))
