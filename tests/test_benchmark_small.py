@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.bench
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
 def test_small_benchmark_writes_every_key(tmp_path):
     from benchmarks.bench import REQUIRED_KEYS
 
