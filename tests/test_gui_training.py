@@ -4,8 +4,9 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
+from _heartbeat import Heartbeat
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -23,35 +24,6 @@ def set_spin(qtbot, spin, value):
     QTest.keyClicks(spin, str(value))
     QTest.keyClick(spin, Qt.Key_Enter)
     assert spin.value() == pytest.approx(value)
-
-
-class Heartbeat:
-    """A 10 ms timer on the GUI thread; the longest gap between its ticks is the longest stall."""
-
-    def __init__(self):
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self.tick)
-        self.last = None
-        self.max_gap = 0.0
-        self.long_gaps = []
-
-    def tick(self):
-        now = time.perf_counter()
-        if self.last is not None:
-            gap = now - self.last
-            self.max_gap = max(self.max_gap, gap)
-            if gap > 0.1:
-                self.long_gaps.append((round(now - self.t0, 2), round(gap, 3)))
-        self.last = now
-
-    def start(self):
-        self.t0 = time.perf_counter()
-        self.last = None
-        self.timer.start()
-
-    def stop(self):
-        self.timer.stop()
 
 
 def click_map(qtbot, win, x, y):

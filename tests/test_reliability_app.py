@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6.QtCore import QCoreApplication, QTimer  # noqa: E402
+from PySide6.QtCore import QCoreApplication  # noqa: E402
+from _heartbeat import Heartbeat  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -36,30 +37,6 @@ def record(**figures):
     data = json.loads(p.read_text()) if p.exists() else {}
     data.update(figures)
     p.write_text(json.dumps(data, indent=2))
-
-
-class Heartbeat:
-    """A 10 ms timer on the GUI thread; the longest gap between ticks is the longest freeze."""
-
-    def __init__(self):
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self.tick)
-        self.last = None
-        self.max_gap = 0.0
-
-    def tick(self):
-        now = time.perf_counter()
-        if self.last is not None:
-            self.max_gap = max(self.max_gap, now - self.last)
-        self.last = now
-
-    def start(self):
-        self.last, self.max_gap = None, 0.0
-        self.timer.start()
-
-    def stop(self):
-        self.timer.stop()
 
 
 def load(qtbot, win, folder):
