@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
-from gui.worker import import_tensorflow, start_thread
+from gui.worker import import_tensorflow, model_pool, start_thread
 from latentlab.config import ConfigError
 from latentlab.tradeoff import rows_to_csv
 
@@ -35,7 +35,8 @@ class SweepWorker(QObject):
         super().__init__()
         from latentlab.sweep import Sweep
 
-        self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit)  # validates only: no TF here
+        self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
+                           model_pool=model_pool())
 
     @Slot()
     def run(self) -> None:

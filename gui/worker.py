@@ -53,6 +53,19 @@ def start_thread(worker: QObject, name: str, run_slot=None) -> QThread:
 
 
 _TF_LOCK = threading.Lock()
+_MODEL_POOL = None
+
+
+def model_pool():
+    """The app's `latentlab.train.ModelPool`: every training run in this process (Train, sweeps)
+    reuses a built model of the same shape instead of building another, because TensorFlow keeps
+    ~20–30 MB per model built for the life of the process."""
+    global _MODEL_POOL
+    if _MODEL_POOL is None:
+        from latentlab.train import ModelPool
+
+        _MODEL_POOL = ModelPool()
+    return _MODEL_POOL
 
 
 def import_tensorflow() -> None:
@@ -142,7 +155,8 @@ class TrainingWorker(QObject):
         from latentlab.train import Trainer
 
         # Trainer.__init__ only validates and stores: no TensorFlow on the GUI thread.
-        self.trainer = Trainer(config, dataset, run_dir, self._publish, snapshot_seconds=snapshot_seconds)
+        self.trainer = Trainer(config, dataset, run_dir, self._publish, snapshot_seconds=snapshot_seconds,
+                               model_pool=model_pool())
 
     def _publish(self, event) -> None:  # training thread
         self.event.emit(event)

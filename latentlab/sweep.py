@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latentlab.config import ConfigError, TrainConfig
-from latentlab.train import Failed, Finished, Trainer
+from latentlab.train import Failed, Finished, ModelPool, Trainer
 
 
 def parse_betas(text: str) -> list[float]:
@@ -50,8 +50,11 @@ class Sweep:
     """Train ``config`` once per β into ``out_dir/beta-<β>``. ``run()`` blocks; ``stop()`` ends the
     current run cleanly (keeping its last finished epoch) and skips the rest."""
 
-    def __init__(self, config: TrainConfig, betas, out_dir, dataset=None, on_event=None):
+    def __init__(self, config: TrainConfig, betas, out_dir, dataset=None, on_event=None,
+                 model_pool: ModelPool | None = None):
         self.config = config.validate()
+        # one model, re-initialised for each β: TensorFlow keeps memory for every model built
+        self.model_pool = model_pool if model_pool is not None else ModelPool()
         self.betas = list(betas)
         self.out_dir = Path(out_dir)
         self.dataset = dataset
@@ -83,7 +86,8 @@ class Sweep:
                 break
             run_dir = self.out_dir / run_name(beta)
             self.on_event(SweepStep(i, len(self.betas), beta, str(run_dir)))
-            self.trainer = Trainer(self.config.replace(beta=beta), self.dataset, run_dir, self.on_event)
+            self.trainer = Trainer(self.config.replace(beta=beta), self.dataset, run_dir, self.on_event,
+                                   model_pool=self.model_pool)
             if self._stopped:
                 self.trainer.stop()
             result = self.trainer.run()

@@ -21,7 +21,7 @@ from latentlab.config import ConfigError, TrainConfig
 
 __all__ = [
     "TrainConfig", "ConfigError", "Trainer", "TrainingError", "Started", "BatchEnd", "EpochEnd",
-    "Finished", "Failed", "WeightsSnapshot", "kl_factor", "training_device",
+    "Finished", "Failed", "WeightsSnapshot", "kl_factor", "training_device", "ModelPool",
 ]
 
 
@@ -132,6 +132,90 @@ def active_units(z_mean: np.ndarray, threshold: float = 0.01) -> int:
     return int(np.sum(np.var(z_mean, axis=0) > threshold))
 
 
+class ModelPool:
+    """Built, compiled VAEs kept for the next run of the same shape.
+
+    TensorFlow/Keras keep ~20–30 MB for every model built and traced in a process, and neither
+    garbage collection nor ``keras.backend.clear_session()`` gives it back (keras-team/keras#17458,
+    tensorflow/tensorflow#61791). A process that trains many runs (the app, a β sweep) therefore hands
+    its trainers one pool: a run whose image shape, latent size, likelihood and dtype policy match
+    a finished run's gets that model back, re-initialised exactly as a new model with the run's seed
+    (same weights, fresh optimizer state, the seed generator restarted), and nothing is traced again.
+
+    A model is handed to one trainer at a time (``acquire``) and comes back with ``release``.
+    Thread-safe; Keras is imported on first use, not here.
+    """
+
+    def __init__(self, max_idle: int = 2):
+        self.max_idle = int(max_idle)
+        self._idle: dict = {}          # key -> model, oldest first
+        self._lock = threading.Lock()
+        self.built = 0                 # models built by acquire (the rest were reused)
+        self.reused = 0
+
+    @staticmethod
+    def key_of(image_shape, latent_dim: int, likelihood: str, gaussian_sigma: float, policy: str) -> tuple:
+        return (tuple(int(v) for v in image_shape), int(latent_dim), str(likelihood), float(gaussian_sigma),
+                str(policy))
+
+    @staticmethod
+    def model_key(model) -> tuple:
+        return ModelPool.key_of(model.image_shape, model.latent_dim, model.likelihood, model.gaussian_sigma,
+                                model.dtype_policy.name)
+
+    def acquire(self, image_shape, config: TrainConfig):
+        """A compiled VAE for ``config`` initialised from ``config.seed``, built or reused.
+        Call with the global dtype policy set as the run wants it."""
+        import keras
+
+        from latentlab.model import build_vae
+
+        cfg = config
+        key = self.key_of(image_shape, cfg.latent_dim, cfg.likelihood, cfg.gaussian_sigma,
+                          keras.mixed_precision.global_policy().name)
+        with self._lock:
+            model = self._idle.pop(key, None)
+        keras.utils.set_random_seed(cfg.seed)
+        fresh = build_vae(image_shape, cfg.latent_dim, beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed,
+                          gaussian_sigma=cfg.gaussian_sigma)
+        if model is None:
+            fresh.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+            with self._lock:
+                self.built += 1
+            return fresh
+        # Reuse: the new model only lends its initial values (building variables traces nothing).
+        model.set_weights(fresh.get_weights())
+        model.seed_generator.state.assign(fresh.seed_generator.state.value)
+        model.seed = cfg.seed
+        opt = model.optimizer
+        for v in opt.variables:
+            v.assign(np.zeros(v.shape, dtype=v.dtype))
+        opt.learning_rate = cfg.learning_rate
+        for m in (*model.metrics, model.kl_per_dim_tracker):
+            m.reset_state()
+        with self._lock:
+            self.reused += 1
+        return model
+
+    def release(self, model) -> None:
+        """Give a model back once its run is over (any compiled VAE; the newest one per key is kept)."""
+        if model is None or getattr(model, "optimizer", None) is None:
+            return
+        try:
+            key = self.model_key(model)
+        except Exception:  # not a latentlab VAE
+            return
+        with self._lock:
+            self._idle.pop(key, None)
+            self._idle[key] = model
+            while len(self._idle) > self.max_idle:
+                self._idle.pop(next(iter(self._idle)))
+
+    def idle(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+
 DIVERGENCE_FACTOR = 100.0  # a batch loss this many times its starting scale stops training
 
 
@@ -160,7 +244,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset=None, run_dir=None, on_event=None, *,
                  resume: bool = False, snapshot_seconds: float | None = None,
-                 latents_every_epoch_max: int = 20_000):
+                 latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None):
         self.config = config.validate()
         self.dataset = dataset
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -168,6 +252,7 @@ class Trainer:
         self.resume_run = resume
         self.snapshot_seconds = snapshot_seconds
         self.latents_every_epoch_max = latents_every_epoch_max
+        self.model_pool = model_pool   # with a pool, the model goes back to it when run() returns
         self.model = None
         self.device = None
         self.history: list[dict] = []
@@ -212,7 +297,10 @@ class Trainer:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self):
-        """Train; returns the Finished or Failed event it also published."""
+        """Train; returns the Finished or Failed event it also published.
+
+        With a ``model_pool``, the model is handed back to the pool before the Finished/Failed event
+        is published and ``self.model`` is None afterwards (read the model in event handlers)."""
         try:
             return self._run()
         except (TrainingError, ConfigError, runs.RunError) as e:
@@ -225,8 +313,14 @@ class Trainer:
             event = Failed(f"training failed: {type(e).__name__}: {first[:300]}", len(self.history),
                            str(self.run_dir) if self.run_dir else None)
         self._write_state("failed", event.message)
+        self._release_model()
         self.on_event(event)
         return event
+
+    def _release_model(self):
+        if self.model_pool is not None and self.model is not None:
+            self.model_pool.release(self.model)
+            self.model = None
 
     def _prepare_data(self):
         from latentlab import data as ld
@@ -271,9 +365,12 @@ class Trainer:
                 keras.mixed_precision.set_global_policy("mixed_float16")
             else:
                 keras.mixed_precision.set_global_policy("float32")
-            model = build_vae(self.dataset.images.shape[1:], cfg.latent_dim, beta=cfg.beta,
-                              likelihood=cfg.likelihood, seed=cfg.seed, gaussian_sigma=cfg.gaussian_sigma)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+            if self.model_pool is not None:
+                model = self.model_pool.acquire(self.dataset.images.shape[1:], cfg)
+            else:
+                model = build_vae(self.dataset.images.shape[1:], cfg.latent_dim, beta=cfg.beta,
+                                  likelihood=cfg.likelihood, seed=cfg.seed, gaussian_sigma=cfg.gaussian_sigma)
+                model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
         self.model = model
         self._good_weights = model.get_weights() if initial_epoch else None
@@ -295,6 +392,7 @@ class Trainer:
         if initial_epoch >= cfg.epochs:
             message = f"the run already has {initial_epoch} epochs; ask for more than {initial_epoch} to continue"
             event = Finished(initial_epoch, False, message, self._run_dir_str(), list(self.history))
+            self._release_model()
             self.on_event(event)
             return event
         if self.resume_run:
@@ -333,6 +431,7 @@ class Trainer:
                    else f"finished {done} epochs")
         self._write_state(status, message)
         event = Finished(done, stopped, message, self._run_dir_str(), list(self.history))
+        self._release_model()
         self.on_event(event)
         return event
 
