@@ -120,16 +120,31 @@ class _Tool(QWidget):
 
     def set_decoder(self, decoder) -> None:
         self.decoder = decoder
-        self.refresh()
+        self._changed()
 
     def set_data(self, z_mean, images=None, labels=None, class_names=None, paths=None) -> None:
         self.z_data = None if z_mean is None else np.asarray(z_mean, np.float32)
-        self.refresh()
+        self._changed()
 
     @Slot(object)
     def set_point(self, z) -> None:
         self.point = None if z is None else np.asarray(z, np.float32).ravel()
-        self.refresh()
+        self._changed()
+
+    def _changed(self) -> None:
+        """Redraw now if the tool is on screen, else when it is next shown: a click on the map
+        while the tool is hidden (another tab, the dock closed) costs the GUI thread nothing."""
+        if self.isVisible():
+            self._stale = False
+            self.refresh()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self.refresh()
 
     def refresh(self) -> None:
         raise NotImplementedError
@@ -261,8 +276,9 @@ class InterpolationView(_Tool):
         self._point_name = ""
 
     def set_point(self, z, name: str = "") -> None:
+        """The clicked point: what Set A / Set B take. The strip depends on A and B only."""
         self._point_name = name
-        super().set_point(z)
+        self.point = None if z is None else np.asarray(z, np.float32).ravel()
 
     def set_endpoint(self, which: str, z, name: str = "") -> None:
         if z is None:

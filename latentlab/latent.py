@@ -7,6 +7,8 @@ per thread so it never calls the model that another thread is training.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from latentlab.train import active_units  # noqa: F401  (re-exported: latent-space statistic)
@@ -42,7 +44,13 @@ class Decoder:
 
     Build it from a VAE (``Decoder.from_model``) or from shapes, then feed it weight
     snapshots with ``set_weights`` (e.g. from `EpochEnd.decoder_weights`).
+
+    A few points at a time (a click, a hover, a traversal strip) are decoded with numpy on the
+    calling thread (`NumpyDecoder`), so they never wait in TensorFlow's thread pool behind the
+    training that shares it; larger batches (grids) run the compiled TensorFlow function.
     """
+
+    SMALL_BATCH = 16   # up to this many points: numpy (≈1–3 ms per image on one core)
 
     def __init__(self, image_shape, latent_dim: int, likelihood: str = "bernoulli"):
         from latentlab.model import build_decoder, output_to_image
@@ -52,6 +60,7 @@ class Decoder:
         self.latent_dim = int(latent_dim)
         self.likelihood = likelihood
         self.model = build_decoder(self.image_shape, self.latent_dim)
+        self.small = NumpyDecoder.for_model(self.model, likelihood)
 
         def run(z):
             return output_to_image(self.model(z, training=False), likelihood)
@@ -66,14 +75,123 @@ class Decoder:
 
     def set_weights(self, weights) -> None:
         self.model.set_weights(weights)
+        if self.small is not None:
+            self.small.set_weights(weights)
 
     def decode(self, z) -> np.ndarray:
         z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
+        if self.small is not None and len(z) <= self.SMALL_BATCH:
+            return self.small.decode(z)
         return self._fn(z).numpy()
 
     def warm_up(self) -> None:
         """Trace the compiled function once (the first call is slow)."""
-        self.decode(np.zeros((1, self.latent_dim), np.float32))
+        self._fn(np.zeros((1, self.latent_dim), np.float32))
+
+
+class NumpyDecoder:
+    """The decoder's forward pass in numpy (float32) for the layer kinds `build_decoder` uses:
+    Dense, Reshape, Conv2DTranspose, Cropping2D with relu or linear activations. Same function
+    as the Keras model to float rounding (tests/test_latent_numpy.py checks every shape the
+    app builds). ``for_model`` returns None for a decoder with any other layer."""
+
+    ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0.0), "linear": lambda x: x}
+
+    def __init__(self, plan, likelihood: str):
+        self.plan = plan          # [(kind, config, number of weights)]
+        self.likelihood = likelihood
+        self.weights = None       # per layer: list of numpy arrays
+
+    @classmethod
+    def for_model(cls, model, likelihood: str):
+        plan = []
+        for layer in model.layers:
+            kind = type(layer).__name__
+            cfg = layer.get_config()
+            if kind == "InputLayer":
+                continue
+            if kind in ("Dense", "Conv2DTranspose"):
+                if cfg.get("activation") not in cls.ACTIVATIONS:
+                    return None
+                if kind == "Conv2DTranspose" and (
+                        cfg.get("padding") != "same" or cfg.get("output_padding") is not None
+                        or tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1)
+                        or cfg.get("data_format", "channels_last") != "channels_last"):
+                    return None
+            elif kind == "Cropping2D":
+                if cfg.get("data_format", "channels_last") != "channels_last":
+                    return None
+            elif kind != "Reshape":
+                return None
+            plan.append((kind, cfg, len(layer.weights)))
+        dec = cls(plan, likelihood)
+        dec.set_weights(model.get_weights())
+        return dec
+
+    def set_weights(self, weights) -> None:
+        flat = [np.asarray(w, np.float32) for w in weights]
+        per_layer, i = [], 0
+        for _, _, n in self.plan:
+            per_layer.append(flat[i:i + n])
+            i += n
+        if i != len(flat):
+            raise ValueError(f"expected {i} weight arrays for this decoder, got {len(flat)}")
+        self.weights = per_layer  # one assignment: a decode on another thread sees old or new, never a mix
+
+    def decode(self, z) -> np.ndarray:
+        # One BLAS thread: with training busy on every core, OpenBLAS' own threads turned a 1 ms decode
+        # into a 60 ms one (p99) while they waited for each other. The limit is process-wide while it
+        # lasts, so small decodes take turns.
+        with _BLAS_LOCK, _blas_controller().limit(limits=1, user_api="blas"):
+            return self._decode(z)
+
+    def _decode(self, z) -> np.ndarray:
+        x = np.asarray(z, np.float32)
+        for (kind, cfg, _), w in zip(self.plan, self.weights):
+            if kind == "Dense":
+                x = x @ w[0] + w[1] if cfg.get("use_bias", True) else x @ w[0]
+                x = self.ACTIVATIONS[cfg["activation"]](x)
+            elif kind == "Reshape":
+                x = x.reshape(len(x), *cfg["target_shape"])
+            elif kind == "Conv2DTranspose":
+                x = _conv_transpose(x, w[0], w[1] if cfg.get("use_bias", True) else None, tuple(cfg["strides"]))
+                x = self.ACTIVATIONS[cfg["activation"]](x)
+            else:  # Cropping2D
+                (t, b), (l_, r) = cfg["cropping"]
+                x = x[:, t:x.shape[1] - b, l_:x.shape[2] - r]
+        if self.likelihood == "bernoulli":
+            return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+        return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS = None
+
+
+def _blas_controller():
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS
+
+
+def _conv_transpose(x, kernel, bias, strides):
+    """Keras ``Conv2DTranspose(padding="same")``: x (n, H, W, Cin), kernel (kh, kw, Cout, Cin)."""
+    n, h, w, cin = x.shape
+    kh, kw, cout, _ = kernel.shape
+    sh, sw = strides
+    taps = (x.reshape(-1, cin) @ kernel.transpose(3, 0, 1, 2).reshape(cin, kh * kw * cout))
+    taps = taps.reshape(n, h, w, kh, kw, cout)
+    full = np.zeros((n, (h - 1) * sh + kh, (w - 1) * sw + kw, cout), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            full[:, i:i + (h - 1) * sh + 1:sh, j:j + (w - 1) * sw + 1:sw] += taps[:, :, :, i, j]
+    oh, ow = h * sh, w * sw                          # "same": the input size times the stride
+    top, left = max(full.shape[1] - oh, 0) // 2, max(full.shape[2] - ow, 0) // 2
+    out = full[:, top:top + oh, left:left + ow]
+    return out + bias if bias is not None else out
 
 
 def decode_point(decoder: Decoder, z) -> np.ndarray:

@@ -69,6 +69,8 @@ def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tin
     # the chosen run's tools follow the click
     tools = cmp.tools
     assert len(tools.traversal.rows) == 2 and len(tools.traversal.rows[0]) == 9
+    assert len(tools.nearest.found) == 0                    # a hidden tab does no work on a click…
+    tools.setCurrentWidget(tools.nearest)                   # …and catches up when shown
     assert len(tools.nearest.found) == 12 and tools.nearest.images is not None   # dataset found again
     train_z = cmp.entries[0]["z"][cmp.entries[0]["split"] == 0]
     d = np.sum((train_z - z) ** 2, axis=1)

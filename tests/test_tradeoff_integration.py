@@ -64,7 +64,9 @@ def test_training_feeds_the_tradeoff_views_live(window, qtbot, gui_digits):
     z = np.zeros(tp.latent_spin.value(), np.float32)
     win.latent_map.clicked.emit(z, (0.0, 0.0))
     assert np.allclose(panel.tools.traversal.point, z)
+    win.show_tradeoff(panel.TAB_EXPLORE)                   # hidden tools catch up when shown
     assert len(panel.tools.traversal.rows) == len(z)
+    panel.tools.setCurrentWidget(panel.tools.nearest)
     assert len(panel.tools.nearest.found) > 0
 
 

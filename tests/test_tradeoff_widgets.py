@@ -262,6 +262,7 @@ def test_traversal_of_a_large_latent_shows_the_most_used_dimensions(qtbot):
 
     w = TraversalView()
     qtbot.addWidget(w)
+    w.show()
     w.set_decoder(FakeDecoder(latent_dim=32))
     z = np.random.default_rng(1).normal(0, 0.01, (100, 32))
     z[:, [3, 30]] *= 100                                   # two dimensions in use
