@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 __all__ = ["LossPlot"]
 
@@ -33,6 +33,10 @@ class LossPlot(QWidget):
         self.plot.setLabel("left", "loss per image", units="nats")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        for side in ("left", "bottom"):
+            # The axes draw the grid across the whole plot, so every curve update repainted them with
+            # all their tick labels; cached as pixmaps, they re-render only when the range moves.
+            self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.plot.setMenuEnabled(False)
         self.batch_curves, self.epoch_curves, self.val_curves = {}, {}, {}
         for key in KEYS:
@@ -64,6 +68,14 @@ class LossPlot(QWidget):
         layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
         self.markers: list[pg.InfiniteLine] = []
+        self.planned_epochs: int | None = None   # the run's length, when known: the x axis ends there
+        # The view follows the data in steps (see _follow) instead of pyqtgraph's auto-range, which
+        # moved both axes on every redraw and made each repaint re-render every tick label (~20 ms).
+        self.following = True
+        vb = self.plot.getPlotItem().getViewBox()
+        vb.disableAutoRange()
+        vb.sigRangeChangedManually.connect(self._user_moved_view)
+        self.plot.getPlotItem().autoBtn.clicked.connect(lambda *_: self.follow_data(True))
         self.clear()
         self.log_y.setChecked(True)   # the KL term is ~1% of the reconstruction term: log shows both
         self.timer = QTimer(self)
@@ -85,6 +97,9 @@ class LossPlot(QWidget):
             self.plot.removeItem(m)
         self.markers = []
         self.readout.setText("")
+        self._view = None          # (x_max, y_lo, y_hi) shown while following
+        self.planned_epochs = None
+        self.follow_data(True)
         self._dirty = True
 
     def add_batch(self, epoch: int, step: int, steps: int, logs: dict) -> None:
@@ -149,6 +164,7 @@ class LossPlot(QWidget):
             self.log_y.setChecked(on)
             return
         self.plot.setLogMode(y=on)
+        self._view = None
         self._dirty = True
         self.redraw()
 
@@ -169,6 +185,48 @@ class LossPlot(QWidget):
             self.batch_curves[k].setData(bx, self._values(self.batch_y[k]), connect="finite")
             self.epoch_curves[k].setData(ex, self._values(self.epoch_y[k]), connect="finite")
             self.val_curves[k].setData(ex, self._values(self.val_y[k]), connect="finite")
+        if self.following:
+            self._follow(bx, ex)
+
+    # -- the view ----------------------------------------------------------------------------
+    def follow_data(self, on: bool = True) -> None:
+        """Keep the data in view (the default; again after a new run or the "A" button)."""
+        self.following = on
+        if on:
+            self.plot.getPlotItem().getViewBox().disableAutoRange()
+            self._view = None
+            self._dirty = True
+
+    def _user_moved_view(self, *args) -> None:
+        self.following = False   # the user zoomed or panned: leave the view alone until "A"
+
+    def _follow(self, bx, ex) -> None:
+        """Move the view only when the data leave it or use under half of it: x to a round number
+        of epochs ≥ 1.25× the last one (when it comes within 10 % of the edge), y to the data's span plus a margin (log10 on a log axis)."""
+        x_last = max([float(v[-1]) for v in (bx, ex) if len(v)] or [0.0])
+        ys = [np.asarray(c, np.float64) for k in KEYS for c in (self.batch_y[k], self.epoch_y[k], self.val_y[k])]
+        ys = np.concatenate(ys) if ys else np.zeros(0)
+        ys = ys[np.isfinite(ys)]
+        if self.log_y.isChecked():
+            ys = np.log10(ys[ys > 0])
+        if x_last <= 0 or not len(ys):
+            return
+        lo, hi = float(ys.min()), float(ys.max())
+        x_max, y_lo, y_hi = self._view or (0.0, math.inf, -math.inf)
+        if 1.1 * x_last > x_max:               # keep some room ahead of the newest point
+            x_max = _nice_ceil(1.25 * x_last)
+            if self.planned_epochs and x_last <= self.planned_epochs:
+                x_max = min(x_max, float(self.planned_epochs))
+        if lo < y_lo or hi > y_hi or (hi - lo) < 0.5 * (y_hi - y_lo):
+            span = max(hi - lo, 0.05 if self.log_y.isChecked() else 1e-3 * max(abs(hi), 1.0))
+            y_lo, y_hi = lo - 0.08 * span, hi + 0.08 * span
+        if (x_max, y_lo, y_hi) != self._view:
+            self._view = (x_max, y_lo, y_hi)
+            self.plot.getPlotItem().getViewBox().setRange(xRange=(0.0, x_max), yRange=(y_lo, y_hi), padding=0)
+
+    def view_range(self):
+        """((x0, x1), (y0, y1)) shown now (y in log10 on a log axis)."""
+        return tuple(tuple(r) for r in self.plot.getPlotItem().getViewBox().viewRange())
 
     def point_counts(self) -> dict:
         """How many points each kind of curve shows (for tests and status)."""
@@ -176,3 +234,14 @@ class LossPlot(QWidget):
                                else []),
                 "epochs": len(self.epoch_curves["loss"].xData if self.epoch_curves["loss"].xData is not None
                               else [])}
+
+
+def _nice_ceil(x: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^k that is ≥ x."""
+    if x <= 0:
+        return 1.0
+    k = math.floor(math.log10(x))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * 10 ** k >= x - 1e-12:
+            return m * 10 ** k
+    return 10.0 ** (k + 1)

@@ -627,6 +627,7 @@ class MainWindow(QMainWindow):
         elif isinstance(ev, Started):
             self._started = ev
             self._train_epochs = ev.epochs
+            self.loss_plot.planned_epochs = ev.epochs
             if self._train_state == "starting":
                 self._train_state = "training"
             self.training_panel.set_device(ev.device)

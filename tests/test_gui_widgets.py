@@ -106,6 +106,48 @@ def test_loss_plot_streams_and_toggles_log_scale(qtbot):
     assert plot.point_counts() == {"batches": 0, "epochs": 0} and not plot.markers
 
 
+def test_loss_plot_view_follows_the_data_in_steps_and_leaves_a_zoom_alone(qtbot):
+    from gui.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    qtbot.waitExposed(plot)
+
+    def batch(epoch, step, loss):
+        plot.add_batch(epoch, step, 10, {"loss": loss, "reconstruction_loss": loss - 5.0, "kl_loss": 5.0})
+        plot.redraw()
+
+    for step in range(1, 6):
+        batch(0, step, 200.0)
+    (x0, x1), (y0, y1) = plot.view_range()
+    assert x0 == 0.0 and x1 >= 1.1 * 0.5 and y0 <= np.log10(5.0) and y1 >= np.log10(200.0)
+    view = plot.view_range()
+    for step in range(6, 10):                      # data inside the view: the axes stay still
+        batch(0, step, 190.0)
+    assert plot.view_range() == view
+    batch(1, 5, 1000.0)                            # past both edges: the view moves to hold it
+    (x0, x1), (y0, y1) = plot.view_range()
+    top = np.log10(max(plot.batch_curves[k].yData.max() for k in ("loss", "reconstruction_loss", "kl_loss")))
+    assert x1 >= 1.5 and y1 >= top > view[1][1]
+    plot.plot.getPlotItem().getViewBox().sigRangeChangedManually.emit([True, True])   # the user zooms
+    assert not plot.following
+    view = plot.view_range()
+    batch(9, 5, 5000.0)
+    assert plot.view_range() == view               # the zoom is left alone…
+    button = plot.plot.getPlotItem().autoBtn
+    button.clicked.emit(button)                    # …until "A"
+    plot.redraw()
+    top = np.log10(max(plot.batch_curves[k].yData.max() for k in ("loss", "reconstruction_loss", "kl_loss")))
+    assert plot.following and plot.view_range()[0][1] >= 9.5 and plot.view_range()[1][1] >= top
+    plot.clear()
+    assert plot.following
+    plot.planned_epochs = 3                        # a 3-epoch run: the x axis ends at 3
+    for step in range(1, 11):
+        batch(2, step, 100.0)
+    assert plot.view_range()[0][1] == 3.0
+
+
 def test_latent_map_planes_and_clicks(qtbot):
     from gui.latent_map import LatentMap
 
