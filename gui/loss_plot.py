@@ -24,6 +24,7 @@ COLORS = {"loss": (40, 40, 40), "reconstruction_loss": (31, 119, 180), "kl_loss"
 
 class LossPlot(QWidget):
     REDRAW_MS = 50
+    MAX_SYMBOLS = 200   # epoch markers up to this many epochs; lines only after that
 
     def __init__(self, parent=None, ema: float = 0.9):
         super().__init__(parent)
@@ -33,6 +34,9 @@ class LossPlot(QWidget):
         self.plot.setLabel("left", "loss per image", units="nats")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        # an hour of training is 10^5 batch points: draw about two per pixel column, only those in view
+        self.plot.getPlotItem().setDownsampling(auto=True, mode="peak")
+        self.plot.getPlotItem().setClipToView(True)
         for side in ("left", "bottom"):
             # The axes draw the grid across the whole plot, so every curve update repainted them with
             # all their tick labels; cached as pixmaps, they re-render only when the range moves.
@@ -85,11 +89,13 @@ class LossPlot(QWidget):
 
     # -- data in -----------------------------------------------------------------------------
     def clear(self) -> None:
-        self.batch_x: list[float] = []
-        self.batch_y = {k: [] for k in KEYS}
+        # per-batch series grow for hours (hundreds of thousands of points): numpy buffers, not lists
+        self.batch_x = Series()
+        self.batch_y = {k: Series() for k in KEYS}
         self.epoch_x: list[float] = []
         self.epoch_y = {k: [] for k in KEYS}
         self.val_y = {k: [] for k in KEYS}
+        self._epochs_drawn = None
         self._ema_state = {k: None for k in KEYS}
         self._prev_mean = {k: 0.0 for k in KEYS}
         self._prev_step = 0
@@ -169,7 +175,7 @@ class LossPlot(QWidget):
         self.redraw()
 
     def _values(self, ys):
-        a = np.asarray(ys, dtype=np.float64)
+        a = ys.values() if isinstance(ys, Series) else np.asarray(ys, dtype=np.float64)
         if self.log_y.isChecked():
             a = np.where(a > 0, a, np.nan)  # log of ≤ 0 is undefined: leave a gap
         return a
@@ -179,12 +185,17 @@ class LossPlot(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        bx = np.asarray(self.batch_x, dtype=np.float64)
+        bx = self.batch_x.values()
         ex = np.asarray(self.epoch_x, dtype=np.float64)
+        epochs_changed = self._epochs_drawn != (len(ex), self.log_y.isChecked())
         for k in KEYS:
             self.batch_curves[k].setData(bx, self._values(self.batch_y[k]), connect="finite")
-            self.epoch_curves[k].setData(ex, self._values(self.epoch_y[k]), connect="finite")
-            self.val_curves[k].setData(ex, self._values(self.val_y[k]), connect="finite")
+            if epochs_changed:   # symbols are costly to lay out: only when an epoch was added
+                self.epoch_curves[k].setData(ex, self._values(self.epoch_y[k]), connect="finite",
+                                             symbol="o" if len(ex) <= self.MAX_SYMBOLS else None)
+                self.val_curves[k].setData(ex, self._values(self.val_y[k]), connect="finite",
+                                           symbol="s" if len(ex) <= self.MAX_SYMBOLS else None)
+        self._epochs_drawn = (len(ex), self.log_y.isChecked())
         if self.following:
             self._follow(bx, ex)
 
@@ -204,14 +215,17 @@ class LossPlot(QWidget):
         """Move the view only when the data leave it or use under half of it: x to a round number
         of epochs ≥ 1.25× the last one (when it comes within 10 % of the edge), y to the data's span plus a margin (log10 on a log axis)."""
         x_last = max([float(v[-1]) for v in (bx, ex) if len(v)] or [0.0])
-        ys = [np.asarray(c, np.float64) for k in KEYS for c in (self.batch_y[k], self.epoch_y[k], self.val_y[k])]
-        ys = np.concatenate(ys) if ys else np.zeros(0)
-        ys = ys[np.isfinite(ys)]
-        if self.log_y.isChecked():
-            ys = np.log10(ys[ys > 0])
-        if x_last <= 0 or not len(ys):
+        log = self.log_y.isChecked()
+        bounds = [self.batch_y[k].bounds(log) for k in KEYS]
+        ys = np.concatenate([np.asarray(c, np.float64) for k in KEYS for c in (self.epoch_y[k], self.val_y[k])])
+        ys = ys[np.isfinite(ys) & ((ys > 0) if log else True)]
+        lows = [b[0] for b in bounds if b] + ([float(ys.min())] if len(ys) else [])
+        highs = [b[1] for b in bounds if b] + ([float(ys.max())] if len(ys) else [])
+        if x_last <= 0 or not lows:
             return
-        lo, hi = float(ys.min()), float(ys.max())
+        lo, hi = min(lows), max(highs)
+        if log:
+            lo, hi = math.log10(lo), math.log10(hi)
         x_max, y_lo, y_hi = self._view or (0.0, math.inf, -math.inf)
         if 1.1 * x_last > x_max:               # keep some room ahead of the newest point
             x_max = _nice_ceil(1.25 * x_last)
@@ -234,6 +248,45 @@ class LossPlot(QWidget):
                                else []),
                 "epochs": len(self.epoch_curves["loss"].xData if self.epoch_curves["loss"].xData is not None
                               else [])}
+
+
+class Series:
+    """A growing float64 array (amortised O(1) append) that keeps its finite min/max and its
+    smallest positive value, so a redraw never walks the whole history in Python."""
+
+    def __init__(self):
+        self._buf = np.empty(256, np.float64)
+        self._n = 0
+        self._min = self._max = self._min_pos = None
+
+    def append(self, v: float) -> None:
+        if self._n == len(self._buf):
+            self._buf = np.concatenate([self._buf, np.empty(len(self._buf), np.float64)])
+        v = float(v)
+        self._buf[self._n] = v
+        self._n += 1
+        if math.isfinite(v):
+            self._min = v if self._min is None else min(self._min, v)
+            self._max = v if self._max is None else max(self._max, v)
+            if v > 0:
+                self._min_pos = v if self._min_pos is None else min(self._min_pos, v)
+
+    def bounds(self, positive: bool = False):
+        """(min, max) of the finite values (only the positive ones with ``positive``), or None."""
+        lo = self._min_pos if positive else self._min
+        return None if lo is None else (lo, self._max)
+
+    def values(self) -> np.ndarray:
+        return self._buf[:self._n]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        return self.values()[i]
+
+    def __bool__(self) -> bool:
+        return self._n > 0
 
 
 def _nice_ceil(x: float) -> float:
