@@ -25,8 +25,9 @@ def run_latentlab(x_train, y_train, x_test, epochs: int, seed: int, batch_size: 
 
     ds = Dataset(root="fashion-mnist", images=x_train, labels=y_train, class_names=[str(i) for i in range(10)],
                  paths=[f"{i}.png" for i in range(len(x_train))], skipped=[], load_seconds=0.0, from_cache=False)
+    # the reference's model (dense 16) unless overridden: this compares the engines, not the defaults
     cfg = TrainConfig(dataset="fashion-mnist", epochs=epochs, batch_size=batch_size, beta=1.0, latent_dim=2,
-                      seed=seed, val_fraction=0.0, **overrides)
+                      seed=seed, val_fraction=0.0, **{"hidden_units": 16, **overrides})
     t0 = time.perf_counter()
     trainer = Trainer(cfg, ds, None, latents_every_epoch_max=0)
     trainer.run()

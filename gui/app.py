@@ -1,6 +1,6 @@
 """The desktop app's entry point: ``latentlab`` (no sub-command) or ``python -m gui.app``.
 
-    latentlab [--dataset DIR | --run RUNDIR] [--beta B] [--latent-dim D] [--epochs N]
+    latentlab [--dataset DIR | --run RUNDIR] [--beta B] [--latent-dim D] [--hidden-units H] [--epochs N]
               [--batch-size N] [--lr LR] [--autostart] [--screenshot PNG] [--quit-when-done]
 """
 
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="RUNDIR", help="run folder to open (made by the app or `latentlab train`)")
     p.add_argument("--beta", type=number_arg(float, 0.01, 100.0, "beta"), help="β, the KL weight (0.01–100)")
     p.add_argument("--latent-dim", type=number_arg(int, 1, 64, "latent size"), help="latent size (1–64)")
+    p.add_argument("--hidden-units", type=number_arg(int, 0, 4096, "hidden units"),
+                   help="encoder dense width (0 = automatic, 128; 16 = the classic Keras recipe)")
     p.add_argument("--epochs", type=number_arg(int, 1, 10_000, "epochs"), help="epochs to train")
     p.add_argument("--batch-size", type=number_arg(int, 1, 4096, "batch size"), help="images per batch")
     p.add_argument("--lr", type=number_arg(float, 1e-5, 0.1, "learning rate"), help="learning rate (Adam)")
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     win = MainWindow()
     win.screenshot_path = args.screenshot
-    settings = {k: v for k, v in (("beta", args.beta), ("latent_dim", args.latent_dim), ("epochs", args.epochs),
+    settings = {k: v for k, v in (("beta", args.beta), ("latent_dim", args.latent_dim),
+                                  ("hidden_units", args.hidden_units), ("epochs", args.epochs),
                                   ("batch_size", args.batch_size), ("learning_rate", args.lr)) if v is not None}
     state = {"code": 0, "done": False}
 

@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from latentlab.config import TrainConfig
+
 __all__ = ["TrainingPanel", "BETA_MIN", "BETA_MAX"]
 
 BETA_MIN, BETA_MAX = 0.01, 100.0
@@ -71,6 +73,12 @@ class TrainingPanel(QGroupBox):
         self.latent_spin.setValue(2)
         self.latent_spin.setToolTip("Latent size: more dimensions let reconstructions get sharper at the cost "
                                     "of more KL; 2 maps the latent space directly.")
+        self.hidden_spin = QSpinBox()
+        self.hidden_spin.setRange(0, 4096)
+        self.hidden_spin.setValue(TrainConfig.hidden_units)
+        self.hidden_spin.setSpecialValueText("auto (128)")
+        self.hidden_spin.setToolTip("Width of the encoder's dense layer. auto = 128 (at least twice the latent "
+                                    "size); 16 is the classic Keras recipe, which learns several times slower.")
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10_000)
         self.epochs_spin.setValue(10)
@@ -78,7 +86,7 @@ class TrainingPanel(QGroupBox):
                                     "and KL settle.")
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(128)
+        self.batch_spin.setValue(TrainConfig.batch_size)
         self.batch_spin.setToolTip("Batch size: images per gradient step; smaller batches give noisier, more "
                                    "frequent updates of the reconstruction–KL balance.")
         self.lr_spin = QDoubleSpinBox()
@@ -140,6 +148,7 @@ class TrainingPanel(QGroupBox):
         form.setVerticalSpacing(3)
         form.addRow("β (KL weight):", beta_widget)
         form.addRow("Latent size:", self.latent_spin)
+        form.addRow("Hidden units:", self.hidden_spin)
         form.addRow("Epochs:", self.epochs_spin)
         form.addRow("Batch size:", self.batch_spin)
         form.addRow("Learning rate:", self.lr_spin)
@@ -189,7 +198,8 @@ class TrainingPanel(QGroupBox):
     # -- settings in and out ------------------------------------------------------------------------
     def settings(self) -> dict:
         """The form as TrainConfig fields."""
-        return {"beta": self.beta(), "latent_dim": self.latent_spin.value(), "epochs": self.epochs_spin.value(),
+        return {"beta": self.beta(), "latent_dim": self.latent_spin.value(),
+                "hidden_units": self.hidden_spin.value(), "epochs": self.epochs_spin.value(),
                 "batch_size": self.batch_spin.value(), "learning_rate": float(self.lr_spin.value()),
                 "kl_schedule": self.schedule_combo.currentData(), "warmup_epochs": self.warmup_spin.value()}
 
@@ -199,6 +209,8 @@ class TrainingPanel(QGroupBox):
             self.beta_spin.setValue(float(kw["beta"]))
         if "latent_dim" in kw:
             self.latent_spin.setValue(int(kw["latent_dim"]))
+        if "hidden_units" in kw:
+            self.hidden_spin.setValue(int(kw["hidden_units"]))
         if "epochs" in kw:
             self.epochs_spin.setValue(int(kw["epochs"]))
         if "batch_size" in kw:
@@ -217,7 +229,8 @@ class TrainingPanel(QGroupBox):
         """idle | starting | training | paused | stopping."""
         self.state = state
         idle = state == "idle"
-        for w in (self.latent_spin, self.epochs_spin, self.batch_spin, self.lr_spin, self.schedule_combo):
+        for w in (self.latent_spin, self.hidden_spin, self.epochs_spin, self.batch_spin, self.lr_spin,
+                  self.schedule_combo):
             w.setEnabled(idle)
         self._update_warmup()
         self.train_button.setEnabled(idle and can_train)

@@ -14,6 +14,7 @@ LATENT_RANGE = (1, 64)
 EPOCHS_RANGE = (1, 100_000)
 BATCH_RANGE = (1, 65_536)
 LR_RANGE = (1e-7, 10.0)
+HIDDEN_RANGE = (0, 4096)   # 0: chosen from the image size (latentlab.model.architecture)
 IMAGE_SIDE_RANGE = (8, 64)
 
 
@@ -27,11 +28,12 @@ class TrainConfig:
     image_size: list[int] | None = None     # [height, width]; None = the folder's most common size (≤ 64)
     color: str = "auto"                     # auto | gray | rgb
     latent_dim: int = 2
+    hidden_units: int = 0                   # the encoder's dense layer; 0 = automatic (128 for small images)
     beta: float = 1.0
     kl_schedule: str = "constant"           # constant | linear (warm-up) | cyclical
     warmup_epochs: int = 5                  # linear: epochs to reach β; cyclical: length of one cycle
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int = 64                    # with 128 hidden units: the classic recipe's 5-epoch ELBO in 1 epoch
     learning_rate: float = 1e-3
     likelihood: str = "bernoulli"           # bernoulli | gaussian
     gaussian_sigma: float = 0.1
@@ -48,6 +50,7 @@ class TrainConfig:
 
         in_range("beta", self.beta, *BETA_RANGE, "a number")
         in_range("latent size", self.latent_dim, *LATENT_RANGE, "a whole number")
+        in_range("hidden units", self.hidden_units, *HIDDEN_RANGE, "a whole number (0 = automatic)")
         in_range("epochs", self.epochs, *EPOCHS_RANGE, "a whole number")
         in_range("batch size", self.batch_size, *BATCH_RANGE, "a whole number")
         in_range("learning rate", self.learning_rate, *LR_RANGE, "a number")

@@ -154,30 +154,36 @@ class ModelPool:
         self.reused = 0
 
     @staticmethod
-    def key_of(image_shape, latent_dim: int, likelihood: str, gaussian_sigma: float, policy: str) -> tuple:
-        return (tuple(int(v) for v in image_shape), int(latent_dim), str(likelihood), float(gaussian_sigma),
-                str(policy))
+    def key_of(image_shape, latent_dim: int, hidden: int, likelihood: str, gaussian_sigma: float,
+               policy: str) -> tuple:
+        return (tuple(int(v) for v in image_shape), int(latent_dim), int(hidden), str(likelihood),
+                float(gaussian_sigma), str(policy))
 
     @staticmethod
     def model_key(model) -> tuple:
-        return ModelPool.key_of(model.image_shape, model.latent_dim, model.likelihood, model.gaussian_sigma,
-                                model.dtype_policy.name)
+        import keras
+
+        hidden = [layer.units for layer in model.encoder.layers if isinstance(layer, keras.layers.Dense)
+                  and layer.name not in ("z_mean", "z_log_var")][-1]
+        return ModelPool.key_of(model.image_shape, model.latent_dim, hidden, model.likelihood,
+                                model.gaussian_sigma, model.dtype_policy.name)
 
     def acquire(self, image_shape, config: TrainConfig):
         """A compiled VAE for ``config`` initialised from ``config.seed``, built or reused.
         Call with the global dtype policy set as the run wants it."""
         import keras
 
-        from latentlab.model import build_vae
+        from latentlab.model import architecture, build_vae
 
         cfg = config
-        key = self.key_of(image_shape, cfg.latent_dim, cfg.likelihood, cfg.gaussian_sigma,
+        hidden = architecture(image_shape, cfg.latent_dim, cfg.hidden_units)["dense"]
+        key = self.key_of(image_shape, cfg.latent_dim, hidden, cfg.likelihood, cfg.gaussian_sigma,
                           keras.mixed_precision.global_policy().name)
         with self._lock:
             model = self._idle.pop(key, None)
         keras.utils.set_random_seed(cfg.seed)
         fresh = build_vae(image_shape, cfg.latent_dim, beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed,
-                          gaussian_sigma=cfg.gaussian_sigma)
+                          gaussian_sigma=cfg.gaussian_sigma, hidden_units=cfg.hidden_units)
         if model is None:
             fresh.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
             with self._lock:
@@ -369,7 +375,8 @@ class Trainer:
                 model = self.model_pool.acquire(self.dataset.images.shape[1:], cfg)
             else:
                 model = build_vae(self.dataset.images.shape[1:], cfg.latent_dim, beta=cfg.beta,
-                                  likelihood=cfg.likelihood, seed=cfg.seed, gaussian_sigma=cfg.gaussian_sigma)
+                                  likelihood=cfg.likelihood, seed=cfg.seed, gaussian_sigma=cfg.gaussian_sigma,
+                                  hidden_units=cfg.hidden_units)
                 model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
         self.model = model

@@ -43,12 +43,13 @@ def one_line_error(code, err, *needles):
 def test_train_then_export_end_to_end(folder, tmp_path):
     out = tmp_path / "run"
     code, stdout, err = run_cli("train", folder, "--beta", "0.5", "--latent-dim", "2", "--epochs", "2",
-                                "--batch-size", "32", "--out", out)
+                                "--batch-size", "32", "--hidden-units", "24", "--out", out)
     assert code == 0, err
     assert "neg ELBO" in stdout and "run saved in" in stdout
     assert "epoch 2/2" in err and "training on CPU" in err
     run = runs.open_run(out)
     assert run.epochs_done == 2 and run.config.beta == 0.5 and run.status == "finished"
+    assert run.config.hidden_units == 24 and run.load_model().encoder.get_layer(index=-3).units == 24
 
     code, stdout, err = run_cli("export", out, "--grid", tmp_path / "g.png", "--grid-size", "5",
                                 "--latents", tmp_path / "z.csv", "--samples", "6", tmp_path / "s.png")
@@ -97,6 +98,7 @@ def test_train_skips_corrupt_files_and_goes_on(folder, tmp_path):
     (["train", "{folder}", "--out", "{tmp}/r", "--beta", "-1"], ["--beta", "between"]),
     (["train", "{folder}", "--out", "{tmp}/r", "--beta", "nan"], ["--beta"]),
     (["train", "{folder}", "--out", "{tmp}/r", "--latent-dim", "0"], ["--latent-dim"]),
+    (["train", "{folder}", "--out", "{tmp}/r", "--hidden-units", "-1"], ["--hidden-units"]),
     (["train", "{folder}", "--out", "{tmp}/r", "--epochs", "0"], ["--epochs"]),
     (["train", "{folder}", "--out", "{tmp}/r", "--epochs", "ten"], ["--epochs", "whole number"]),
     (["train", "{folder}", "--out", "{tmp}/r", "--image-size", "1000"], ["image size"]),

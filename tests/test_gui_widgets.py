@@ -69,8 +69,13 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
     assert tp.batch_spin.value() == 1
     tp.lr_spin.setValue(5.0)
     assert tp.lr_spin.value() <= 0.1
-    for w in (tp.beta_slider, tp.beta_spin, tp.latent_spin, tp.epochs_spin, tp.batch_spin, tp.lr_spin,
-              tp.schedule_combo, tp.warmup_spin):
+    assert tp.hidden_spin.text() == "auto (128)" and tp.settings()["hidden_units"] == 0
+    tp.hidden_spin.setValue(-5)
+    assert tp.hidden_spin.value() == 0
+    tp.apply_settings(hidden_units=16)
+    assert tp.settings()["hidden_units"] == 16
+    for w in (tp.beta_slider, tp.beta_spin, tp.latent_spin, tp.hidden_spin, tp.epochs_spin, tp.batch_spin,
+              tp.lr_spin, tp.schedule_combo, tp.warmup_spin):
         assert w.toolTip() and len(w.toolTip()) > 20
     with qtbot.waitSignal(tp.betaChanged, timeout=2000) as blocker:
         tp.beta_spin.setValue(2.5)

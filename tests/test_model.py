@@ -20,9 +20,11 @@ def test_decoder_output_matches_image_shape(shape, latent):
     assert z_mean.shape == (2, latent) and z_log_var.shape == (2, latent)
 
 
-def test_default_28x28_is_the_classic_keras_recipe():
-    arch = architecture((28, 28, 1), 2)
+def test_28x28_with_16_hidden_units_is_the_classic_keras_recipe_and_128_is_the_default():
+    arch = architecture((28, 28, 1), 2, hidden_units=16)      # the classic Keras recipe
     assert arch["filters"] == [32, 64] and arch["dense"] == 16 and arch["grid"] == (7, 7)
+    assert architecture((28, 28, 1), 2)["dense"] == 128 and architecture((28, 28, 1), 64)["dense"] == 128
+    assert architecture((8, 8, 1), 2, hidden_units=300)["dense"] == 300
     vae = build_vae((28, 28, 1), 2)
     convs = [l for l in vae.encoder.layers if isinstance(l, keras.layers.Conv2D)]
     assert [(c.filters, c.strides) for c in convs] == [(32, (2, 2)), (64, (2, 2))]
