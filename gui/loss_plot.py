@@ -3,7 +3,8 @@
 Per batch: the engine reports running means of the epoch; the per-batch value is recovered
 from consecutive means and smoothed with an exponential moving average. Per epoch: the
 epoch means (train) and the validation means. Data arrive at any rate; the curves are
-redrawn by a timer (20 Hz) with ``setData`` on items that exist from the start.
+redrawn by a timer (10 Hz: each paint costs the training ~10 ms of CPU) with ``setData`` on
+items that exist from the start.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ COLORS = {"loss": (40, 40, 40), "reconstruction_loss": (31, 119, 180), "kl_loss"
 
 
 class LossPlot(QWidget):
-    REDRAW_MS = 50
+    REDRAW_MS = 100
     MAX_SYMBOLS = 200   # epoch markers up to this many epochs; lines only after that
 
     def __init__(self, parent=None, ema: float = 0.9):

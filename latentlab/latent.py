@@ -160,7 +160,8 @@ class NumpyDecoder:
                 (t, b), (l_, r) = cfg["cropping"]
                 x = x[:, t:x.shape[1] - b, l_:x.shape[2] - r]
         if self.likelihood == "bernoulli":
-            return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+            with np.errstate(over="ignore"):   # exp(-x) → inf for very negative x: sigmoid → 0, correctly
+                return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
         return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 

@@ -200,7 +200,7 @@ def test_opening_a_bad_run_shows_why(window, qtbot, tmp_path):
         window.open_run_path(bad)
     assert "config.json" in blocker.args[0]
     assert window.banner_box.isVisible() and "config.json" in window.banner.text()
-    qtbot.waitUntil(lambda: window.open_run_action.isEnabled())
+    qtbot.waitUntil(lambda: window.open_run_action.isEnabled(), timeout=30_000)   # the loader thread ends
 
 
 def test_platform_hint_without_a_display(monkeypatch):
