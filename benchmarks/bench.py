@@ -225,6 +225,11 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     ref["images_per_second"] = rate(ref)
     out["throughput_ratio"] = results["equal"]["images_per_second"] / ref["images_per_second"]
     out["throughput_ratio_defaults"] = results["latentlab"]["images_per_second"] / ref["images_per_second"]
+
+    def best(r):   # the least disturbed epoch after the first: a slower neighbour only ever slows an epoch
+        return r["images"] / min(r["epoch_seconds"][1:] or r["epoch_seconds"])
+
+    out["throughput_ratio_best_epochs"] = best(results["equal"]) / best(ref)
     t = results["latentlab"]["seconds_to_target"]
     out["time_to_quality_ratio"] = t / ref_tt if t is not None else None
     if t is None:
@@ -600,7 +605,9 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
 
 TABLE = [
     ("throughput_ratio", "Training throughput, latentlab ÷ reference (equal model, batch 128)", "≥ 1.2×", "{:.2f}×"),
-    ("throughput_ratio_defaults", "… latentlab with its defaults (128 hidden units) ÷ reference", "", "{:.2f}×"),
+    ("throughput_ratio_best_epochs", "… the same from each side's fastest epoch after the first", "", "{:.2f}×"),
+    ("throughput_ratio_defaults", "… latentlab with its defaults (128 hidden units, batch 64) ÷ reference", "",
+     "{:.2f}×"),
     ("time_to_quality_ratio", "Time to the reference's {E}-epoch test −ELBO, latentlab defaults ÷ reference",
      "≤ 0.5×", "{:.2f}×"),
     ("time_to_quality_epochs", "… epochs latentlab (defaults) needed", "", "{:d}"),
