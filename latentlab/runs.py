@@ -112,7 +112,34 @@ def atomic_save_npz(path, **arrays) -> None:
 
 def atomic_save_model(model, path) -> None:
     """``model.save`` to a temporary ``.keras`` file, then rename (Keras insists on the suffix)."""
+    _fill_keras_skipset_cache()
     atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")
+
+
+_SKIPSET_TYPES = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss")
+
+
+def _fill_keras_skipset_cache() -> None:
+    """Work around a Keras 3 cache miss that costs ~40 KB of memory per model save.
+
+    ``keras.src.saving.saving_lib.get_attr_skipset`` stores its result under
+    ``saving_attr_skipset_<type>`` but looks it up under ``saving_attr_skiplist_<type>``, so every
+    save builds fresh reference objects for every layer, metric and optimizer it walks (an
+    ``Optimizer(1.0)`` makes TensorFlow variables each time), and that memory is never given back:
+    an hour of one-second epochs grew the app by ~300 MB. Storing the same sets under the name it
+    reads makes the lookup hit. Private API: any failure leaves Keras as it is."""
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return
+    for obj_type in _SKIPSET_TYPES:
+        key = f"saving_attr_skiplist_{obj_type}"
+        try:
+            if global_state.get_global_attribute(key, None) is None:
+                global_state.set_global_attribute(key, saving_lib.get_attr_skipset(obj_type))
+        except Exception:  # a Keras that fixed or renamed this: nothing to do
+            continue
 
 
 def history_to_csv(history: list[dict]) -> str:
