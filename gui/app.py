@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from latentlab.cli import number_arg
+from latentlab.config import AUTO_HIDDEN_UNITS, HIDDEN_RANGE
 
 __all__ = ["main", "build_parser", "platform_problem"]
 
@@ -34,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="RUNDIR", help="run folder to open (made by the app or `latentlab train`)")
     p.add_argument("--beta", type=number_arg(float, 0.01, 100.0, "beta"), help="β, the KL weight (0.01–100)")
     p.add_argument("--latent-dim", type=number_arg(int, 1, 64, "latent size"), help="latent size (1–64)")
-    p.add_argument("--hidden-units", type=number_arg(int, 0, 4096, "hidden units"),
-                   help="encoder dense width (0 = automatic, 128; 16 = the classic Keras recipe)")
+    p.add_argument("--hidden-units", type=number_arg(int, *HIDDEN_RANGE, "hidden units"),
+                   help=f"encoder dense width (0 = automatic, {AUTO_HIDDEN_UNITS}; 16 = the classic Keras recipe)")
     p.add_argument("--epochs", type=number_arg(int, 1, 10_000, "epochs"), help="epochs to train")
     p.add_argument("--batch-size", type=number_arg(int, 1, 4096, "batch size"), help="images per batch")
     p.add_argument("--lr", type=number_arg(float, 1e-5, 0.1, "learning rate"), help="learning rate (Adam)")

@@ -214,7 +214,8 @@ class LossPlot(QWidget):
 
     def _follow(self, bx, ex) -> None:
         """Move the view only when the data leave it or use under half of it: x to a round number
-        of epochs ≥ 1.25× the last one (when it comes within 10 % of the edge), y to the data's span plus a margin (log10 on a log axis)."""
+        of epochs ≥ 1.25× the last one (when it comes within 10 % of the edge), y to the data's span
+        plus a margin (log10 on a log axis)."""
         x_last = max([float(v[-1]) for v in (bx, ex) if len(v)] or [0.0])
         log = self.log_y.isChecked()
         bounds = [self.batch_y[k].bounds(log) for k in KEYS]
@@ -233,7 +234,7 @@ class LossPlot(QWidget):
             if self.planned_epochs and x_last <= self.planned_epochs:
                 x_max = min(x_max, float(self.planned_epochs))
         if lo < y_lo or hi > y_hi or (hi - lo) < 0.5 * (y_hi - y_lo):
-            span = max(hi - lo, 0.05 if self.log_y.isChecked() else 1e-3 * max(abs(hi), 1.0))
+            span = max(hi - lo, 0.05 if log else 1e-3 * max(abs(hi), 1.0))
             y_lo, y_hi = lo - 0.08 * span, hi + 0.08 * span
         if (x_max, y_lo, y_hi) != self._view:
             self._view = (x_max, y_lo, y_hi)

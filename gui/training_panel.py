@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from latentlab.config import TrainConfig
+from latentlab.config import AUTO_HIDDEN_UNITS, HIDDEN_RANGE, TrainConfig
 
 __all__ = ["TrainingPanel", "BETA_MIN", "BETA_MAX"]
 
@@ -74,11 +74,12 @@ class TrainingPanel(QGroupBox):
         self.latent_spin.setToolTip("Latent size: more dimensions let reconstructions get sharper at the cost "
                                     "of more KL; 2 maps the latent space directly.")
         self.hidden_spin = QSpinBox()
-        self.hidden_spin.setRange(0, 4096)
+        self.hidden_spin.setRange(*HIDDEN_RANGE)
         self.hidden_spin.setValue(TrainConfig.hidden_units)
-        self.hidden_spin.setSpecialValueText("auto (128)")
-        self.hidden_spin.setToolTip("Width of the encoder's dense layer. auto = 128 (at least twice the latent "
-                                    "size); 16 is the classic Keras recipe, which learns several times slower.")
+        self.hidden_spin.setSpecialValueText(f"auto ({AUTO_HIDDEN_UNITS})")
+        self.hidden_spin.setToolTip(f"Width of the encoder's dense layer. auto = {AUTO_HIDDEN_UNITS} (at least twice "
+                                    "the latent size); 16 is the classic Keras recipe, which learns several times "
+                                    "slower.")
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10_000)
         self.epochs_spin.setValue(10)

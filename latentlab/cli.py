@@ -56,13 +56,13 @@ def number_arg(kind, lo=None, hi=None, name="value"):
 
 def _add_train_options(p: argparse.ArgumentParser):
     """Training options; any left out keep TrainConfig's defaults."""
-    from latentlab.config import (BATCH_RANGE, EPOCHS_RANGE, HIDDEN_RANGE, KL_SCHEDULES, LATENT_RANGE,
-                                  LIKELIHOODS, LR_RANGE)
+    from latentlab.config import (AUTO_HIDDEN_UNITS, BATCH_RANGE, EPOCHS_RANGE, HIDDEN_RANGE, KL_SCHEDULES,
+                                  LATENT_RANGE, LIKELIHOODS, LR_RANGE)
     p.add_argument("--latent-dim", type=number_arg(int, *LATENT_RANGE, "--latent-dim"), default=None,
                    help="size of the latent space (default 2: a map you can click)")
     p.add_argument("--hidden-units", type=number_arg(int, *HIDDEN_RANGE, "--hidden-units"), default=None,
-                   help="width of the encoder's dense layer (default 0: automatic, 128; 16 = the classic "
-                        "Keras recipe)")
+                   help=f"width of the encoder's dense layer (default 0: automatic, {AUTO_HIDDEN_UNITS}; "
+                        "16 = the classic Keras recipe)")
     p.add_argument("--epochs", type=number_arg(int, *EPOCHS_RANGE, "--epochs"), default=None,
                    help="epochs in all (with --resume: the total the run should reach)")
     p.add_argument("--batch-size", type=number_arg(int, *BATCH_RANGE, "--batch-size"), default=None)
@@ -212,7 +212,8 @@ def _config_from_args(args, folder: str, beta: float | None):
     """A TrainConfig from parsed options; options left out (None) keep TrainConfig's defaults."""
     from latentlab.config import TrainConfig, parse_image_size
 
-    names = {"latent_dim": "latent_dim", "hidden_units": "hidden_units", "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate",
+    names = {"latent_dim": "latent_dim", "hidden_units": "hidden_units", "epochs": "epochs",
+             "batch_size": "batch_size", "lr": "learning_rate",
              "kl_schedule": "kl_schedule", "warmup_epochs": "warmup_epochs", "color": "color",
              "likelihood": "likelihood", "val_fraction": "val_fraction", "seed": "seed",
              "mixed_precision": "mixed_precision"}

@@ -14,7 +14,8 @@ LATENT_RANGE = (1, 64)
 EPOCHS_RANGE = (1, 100_000)
 BATCH_RANGE = (1, 65_536)
 LR_RANGE = (1e-7, 10.0)
-HIDDEN_RANGE = (0, 4096)   # 0: chosen from the image size (latentlab.model.architecture)
+HIDDEN_RANGE = (0, 4096)   # 0: automatic (latentlab.model.architecture)
+AUTO_HIDDEN_UNITS = 128    # the encoder's dense width when hidden_units is 0 (at least 2× the latent size)
 IMAGE_SIDE_RANGE = (8, 64)
 
 

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from latentlab.config import AUTO_HIDDEN_UNITS, HIDDEN_RANGE
 from latentlab.tfquiet import import_tensorflow
 
 tf = import_tensorflow()
@@ -23,9 +24,6 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 MIN_SIDE, MAX_SIDE = 8, 64
 MAX_LATENT_DIM = 64
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-AUTO_HIDDEN = 128          # the encoder's dense width unless chosen (``hidden_units``)
 
 
 def architecture(image_shape: tuple[int, int, int], latent_dim: int, hidden_units: int = 0) -> dict:
@@ -49,9 +47,10 @@ def architecture(image_shape: tuple[int, int, int], latent_dim: int, hidden_unit
     gh, gw = h, w
     for _ in range(n_down):
         gh, gw = math.ceil(gh / 2), math.ceil(gw / 2)
-    if not 0 <= int(hidden_units) <= 4096:
-        raise ValueError(f"hidden units must be 0 (automatic) .. 4096, not {hidden_units}")
-    dense = int(hidden_units) or max(AUTO_HIDDEN, 2 * latent_dim)
+    lo, hi = HIDDEN_RANGE
+    if not lo <= int(hidden_units) <= hi:
+        raise ValueError(f"hidden units must be {lo} (automatic) .. {hi}, not {hidden_units}")
+    dense = int(hidden_units) or max(AUTO_HIDDEN_UNITS, 2 * latent_dim)
     return {"filters": filters, "dense": dense, "grid": (gh, gw), "image_shape": (h, w, c)}
 
 

@@ -350,8 +350,6 @@ class Trainer:
     def _build_model(self):
         import keras
 
-        from latentlab.model import build_vae
-
         cfg = self.config
         initial_epoch = 0
         if self.resume_run:
@@ -366,18 +364,12 @@ class Trainer:
                 self._epoch_z = list(run.epoch_latents["z_mean"][:initial_epoch])
             model.optimizer.learning_rate = cfg.learning_rate
         else:
-            keras.utils.set_random_seed(cfg.seed)
             if cfg.mixed_precision and self.device != "CPU":
                 keras.mixed_precision.set_global_policy("mixed_float16")
             else:
                 keras.mixed_precision.set_global_policy("float32")
-            if self.model_pool is not None:
-                model = self.model_pool.acquire(self.dataset.images.shape[1:], cfg)
-            else:
-                model = build_vae(self.dataset.images.shape[1:], cfg.latent_dim, beta=cfg.beta,
-                                  likelihood=cfg.likelihood, seed=cfg.seed, gaussian_sigma=cfg.gaussian_sigma,
-                                  hidden_units=cfg.hidden_units)
-                model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+            # without a pool: a new model, built and seeded by the same code
+            model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
         self.model = model
         self._good_weights = model.get_weights() if initial_epoch else None
