@@ -40,8 +40,10 @@ def record(**figures):
 
 
 def load(qtbot, win, folder):
+    # a load forced earlier (e.g. while training) may still be finishing: open_folder refuses then
+    qtbot.waitUntil(lambda: not win.dataset_panel.is_loading, timeout=60_000)
     with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=60_000):
-        win.dataset_panel.open_folder(folder)
+        assert win.dataset_panel.open_folder(folder)
     qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=10_000)
 
 
