@@ -21,6 +21,7 @@ __all__ = ["LossPlot"]
 KEYS = ("loss", "reconstruction_loss", "kl_loss")
 NAMES = {"loss": "total", "reconstruction_loss": "reconstruction", "kl_loss": "KL"}
 COLORS = {"loss": (40, 40, 40), "reconstruction_loss": (31, 119, 180), "kl_loss": (230, 110, 20)}
+END_MARGIN = 0.03   # x axis past the planned epochs, as a fraction of them (room for the end marker)
 
 
 class LossPlot(QWidget):
@@ -214,7 +215,8 @@ class LossPlot(QWidget):
 
     def _follow(self, bx, ex) -> None:
         """Move the view only when the data leave it or use under half of it: x to a round number
-        of epochs ≥ 1.25× the last one (when it comes within 10 % of the edge), y to the data's span
+        of epochs ≥ 1.25× the last one (when it comes within 10 % of the edge; at most the run's planned
+        epochs plus a small margin), y to the data's span
         plus a margin (log10 on a log axis)."""
         x_last = max([float(v[-1]) for v in (bx, ex) if len(v)] or [0.0])
         log = self.log_y.isChecked()
@@ -231,8 +233,8 @@ class LossPlot(QWidget):
         x_max, y_lo, y_hi = self._view or (0.0, math.inf, -math.inf)
         if 1.1 * x_last > x_max:               # keep some room ahead of the newest point
             x_max = _nice_ceil(1.25 * x_last)
-            if self.planned_epochs and x_last <= self.planned_epochs:
-                x_max = min(x_max, float(self.planned_epochs))
+            if self.planned_epochs and x_last <= self.planned_epochs:   # a hair past the end: the
+                x_max = min(x_max, self.planned_epochs * (1 + END_MARGIN))   # last epoch's marker shows whole
         if lo < y_lo or hi > y_hi or (hi - lo) < 0.5 * (y_hi - y_lo):
             span = max(hi - lo, 0.05 if log else 1e-3 * max(abs(hi), 1.0))
             y_lo, y_hi = lo - 0.08 * span, hi + 0.08 * span
