@@ -148,6 +148,7 @@ class LatentMap(QWidget):
         layout.addLayout(preview_row)
         layout.addWidget(self.sliders_scroll)
 
+        self._grid_urgent = False
         self._grid_timer = QTimer(self)
         self._grid_timer.setSingleShot(True)
         self._grid_timer.setInterval(40)
@@ -262,7 +263,7 @@ class LatentMap(QWidget):
         self._update_scatter()
         if self.autofit:
             self.fit(keep_autofit=True)
-        self.request_grid()
+        self.request_grid(urgent=False)
 
     def _refresh_projection(self) -> None:
         from latentlab.latent import PCA
@@ -353,11 +354,19 @@ class LatentMap(QWidget):
             self.vb.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])), padding=0)
         finally:
             self._setting_range = False
-        self.request_grid()
+        self.request_grid(urgent=not keep_autofit)
 
     # -- the decoded grid -------------------------------------------------------------------------
-    def request_grid(self) -> None:
+    def request_grid(self, urgent: bool = True) -> None:
+        """Ask for a new grid (``gridRequested`` after a 40 ms pause). Not urgent: only the data
+        changed (new weights, the view following new points); urgent: the user changed the view."""
+        self._grid_urgent = self._grid_urgent or urgent
         self._grid_timer.start()
+
+    def take_grid_urgency(self) -> bool:
+        """Whether any request since the last call was urgent (and forget it)."""
+        urgent, self._grid_urgent = self._grid_urgent, False
+        return urgent
 
     def grid_size(self, image_shape) -> int:
         side = max(int(image_shape[0]), int(image_shape[1]))
@@ -467,7 +476,7 @@ class LatentMap(QWidget):
             self.hovered.emit(self.z_at(x, y), (x, y))
 
     def _on_range_changed(self, *args) -> None:
-        self.request_grid()
+        self.request_grid(urgent=not self._setting_range)
 
     def _on_manual_range(self, *args) -> None:
         if not self._setting_range:

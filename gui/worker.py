@@ -11,6 +11,7 @@ check that none is left running.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -275,8 +276,9 @@ class GridWorker(QObject):
     def render(self, job: dict) -> None:
         from latentlab.latent import decode_grid
 
-        out = dict(job, mosaic=None)
+        out = dict(job, mosaic=None, seconds=0.0)
         out.pop("weights", None)
+        t0 = time.perf_counter()
         try:
             if job["key"] == self.key and self.decoder is not None and job.get("weights") is not None:
                 if job["weights_version"] != self.weights_version:
@@ -284,6 +286,7 @@ class GridWorker(QObject):
                     self.weights_version = job["weights_version"]
                 out["mosaic"] = decode_grid(self.decoder, job["x_range"], job["y_range"], job["n"],
                                             dims=job["dims"], base_z=job["base_z"], projection=job["projection"])
+                out["seconds"] = time.perf_counter() - t0
         except Exception as e:
             self.failed.emit(f"grid decode failed: {type(e).__name__}: {_one_line(e)}")
         self.rendered.emit(out)
@@ -291,7 +294,15 @@ class GridWorker(QObject):
 
 class GridRenderer(QObject):
     """GUI-thread front of the `GridWorker`: keeps at most one grid job in flight and only the
-    newest waiting one, so requests never pile up however fast the view changes."""
+    newest waiting one, so requests never pile up however fast the view changes.
+
+    With ``duty`` set (while training), requests that are not urgent — new weights, the view
+    following the data — are spaced so that decoding grids takes at most that fraction of the
+    time: each waits until ``seconds × (1/duty − 1)`` after the last grid, ``seconds`` being how
+    long that grid took to decode. The grid shares the CPU with training (on two cores a 20×20
+    grid costs as much as a training batch or two); on a GPU it is quick and nothing waits. An
+    urgent request (the user moved the view) is never held back, and clearing ``duty`` sends a
+    waiting one at once."""
 
     rendered = Signal(object)                 # dict with mosaic, x_range, y_range, ...
     pointDecoderReady = Signal(object)        # a Decoder for the GUI thread (single points)
@@ -319,6 +330,13 @@ class GridRenderer(QObject):
         self.weights_version = 0
         self._busy = False
         self._pending = None
+        self.duty: float | None = None
+        self.last_seconds = 0.0        # how long the last grid took to decode (worker thread)
+        self._last_done = None         # time.monotonic() when it came back
+        self._deferred = None          # a non-urgent job waiting for its turn
+        self._defer_timer = QTimer(self)
+        self._defer_timer.setSingleShot(True)
+        self._defer_timer.timeout.connect(self._send_deferred)
 
     def preload(self) -> None:
         self._preload.emit()
@@ -360,9 +378,15 @@ class GridRenderer(QObject):
 
     @property
     def busy(self) -> bool:
-        return self._busy or self._pending is not None or self.configuring
+        return self._busy or self._pending is not None or self._deferred is not None or self.configuring
 
-    def request(self, x_range, y_range, n: int, dims=(0, 1), base_z=None, projection=None) -> None:
+    def set_duty(self, duty: float | None) -> None:
+        self.duty = duty
+        if self._deferred is not None:
+            self._schedule_deferred()
+
+    def request(self, x_range, y_range, n: int, dims=(0, 1), base_z=None, projection=None,
+                urgent: bool = True) -> None:
         if self.key is None or self.weights is None:
             return
         job = {"key": self.key, "weights": self.weights, "weights_version": self.weights_version,
@@ -370,11 +394,43 @@ class GridRenderer(QObject):
                "n": int(n), "dims": tuple(dims),
                "base_z": None if base_z is None else np.asarray(base_z, np.float32).copy(),
                "projection": projection}
+        if urgent or not self.duty:
+            self._deferred = None
+            self._defer_timer.stop()
+            self._send(job)
+        else:
+            self._deferred = job
+            self._schedule_deferred()
+
+    def _send(self, job) -> None:
+        job["sent"] = time.perf_counter()
         if self._busy:
             self._pending = job
         else:
             self._busy = True
             self._render.emit(job)
+
+    def _schedule_deferred(self) -> None:
+        """Send the waiting job when its turn comes (at once without a duty); while a grid is
+        decoding, the turn is worked out when it comes back."""
+        if self._busy and self.duty:
+            return
+        wait = 0.0
+        if self.duty and self._last_done is not None:
+            wait = self._last_done + self.last_seconds * (1.0 / self.duty - 1.0) - time.monotonic()
+        if wait <= 0:
+            self._defer_timer.stop()
+            self._send_deferred()
+        elif not self._defer_timer.isActive():
+            self._defer_timer.start(int(wait * 1000) + 1)
+
+    @Slot()
+    def _send_deferred(self) -> None:
+        job, self._deferred = self._deferred, None
+        if job is None or job["key"] != self.key or self.weights is None:
+            return
+        job.update(weights=self.weights, weights_version=self.weights_version)   # the newest by now
+        self._send(job)
 
     @Slot(object, object)
     def _on_decoders(self, key, point_decoder) -> None:
@@ -386,16 +442,23 @@ class GridRenderer(QObject):
     @Slot(object)
     def _on_rendered(self, out: dict) -> None:
         self._busy = False
+        if out.get("mosaic") is not None:
+            self.last_seconds, self._last_done = float(out.get("seconds", 0.0)), time.monotonic()
+            out["latency"] = time.perf_counter() - out.get("sent", time.perf_counter())
         if self._pending is not None:
             job, self._pending = self._pending, None
             self._busy = True
             self._render.emit(job)
+        elif self._deferred is not None:
+            self._schedule_deferred()
         if out.get("mosaic") is not None and out["key"] == self.key:
             self.rendered.emit(out)
 
     def shutdown(self) -> None:
         """Quit the thread and wait for it (a grid in progress finishes first)."""
         self._pending = None
+        self._deferred = None
+        self._defer_timer.stop()
         if self.thread is not None:
             self.thread.quit()
             self.thread.wait()
