@@ -467,9 +467,24 @@ def _common_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
 
 
 def _to_float(images: np.ndarray) -> np.ndarray:
-    if images.dtype == np.uint8:   # one pass; the same float32 arithmetic as x.astype(f32) * (1/255)
-        return np.multiply(images, np.float32(1.0 / 255.0), dtype=np.float32)
-    return np.asarray(images, dtype=np.float32)
+    """uint8 → float32 in [0, 1] (the same float32 arithmetic as x.astype(f32) * (1/255)), in one
+    pass; a large array in slices on a few threads (numpy releases the GIL: writing, and faulting
+    in, the new float32 pages is most of the time of a warm load)."""
+    if images.dtype != np.uint8:
+        return np.asarray(images, dtype=np.float32)
+    scale = np.float32(1.0 / 255.0)
+    workers = min(_workers(), 4)
+    if images.size < (1 << 22) or workers < 2 or len(images) < 2 * workers:
+        return np.multiply(images, scale, dtype=np.float32)
+    out = np.empty(images.shape, np.float32)
+    step = -(-len(images) // (2 * workers))
+
+    def work(start: int) -> None:
+        np.multiply(images[start:start + step], scale, out=out[start:start + step], dtype=np.float32)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="latentlab-float") as pool:
+        list(pool.map(work, range(0, len(images), step)))
+    return out
 
 
 # -- cache -----------------------------------------------------------------------------------------

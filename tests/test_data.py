@@ -501,3 +501,14 @@ def test_sample_dataset(tmp_path):
     ds = load_folder(path)
     assert ds.num_images == 3000 and ds.image_shape == (28, 28, 1) and ds.skipped == []
     assert set(ds.class_counts.values()) == {300}
+
+
+def test_float_conversion_in_slices_matches_one_pass_bit_for_bit():
+    from latentlab.data import _to_float
+
+    rng = np.random.default_rng(0)
+    for shape in [(9001, 28, 28, 1), (7, 16, 16, 3)]:   # the sliced path (odd length) and the small one
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        out = _to_float(a)
+        assert out.dtype == np.float32 and out.shape == a.shape
+        assert np.array_equal(out, a.astype(np.float32) * np.float32(1.0 / 255.0))
