@@ -21,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,31 @@ def atomic_write(path: str | os.PathLike, write, suffix: str = "") -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+STALE_TEMP_SECONDS = 600.0   # no write of a run file takes this long: an older temp file is a leftover
+
+
+def remove_stale_temp_files(run_dir, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Delete the temporary files `atomic_write` leaves when its process is killed mid-write
+    (``.<name>.<random>.tmp*``; never read, only in the way) that are older than ``older_than``
+    seconds, so that a live writer's file is never touched. Returns the names removed."""
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(run_dir))
+    except OSError:
+        return removed
+    for e in entries:
+        if not (e.name.startswith(".") and ".tmp" in e.name):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False) and now - e.stat(follow_symlinks=False).st_mtime > older_than:
+                os.unlink(e.path)
+                removed.append(e.name)
+        except OSError:
+            pass   # read-only folder, already gone: leave it
+    return removed
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

@@ -354,6 +354,7 @@ class Trainer:
         initial_epoch = 0
         if self.resume_run:
             run = runs.open_run(self.run_dir)
+            runs.remove_stale_temp_files(self.run_dir)   # left by a crash mid-write
             self.history = list(run.history)
             initial_epoch = len(self.history)
             model = run.load_model()

@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import _engine
@@ -98,6 +99,21 @@ def test_no_temporary_file_is_ever_read_as_a_real_one(trained_run, tmp_path):
     (run_dir / ".model.keras.k1ll3d.tmp.keras").write_bytes(b"PK\x03\x04 truncated")
     check = R.check_run_folder(run_dir)
     assert check.epochs_done == before.epochs_done == 2 and len(check.stray_temp_files) == len(R.RUN_FILES) + 1
+
+
+def test_resuming_removes_temporary_files_left_by_a_crash_but_never_a_live_one(trained_run, dataset, tmp_path):
+    run_dir = copy_run(trained_run, tmp_path / "run")
+    stale = [run_dir / ".model.keras.k1ll3d.tmp.keras", run_dir / ".state.json.k1ll3d.tmp"]
+    for f in stale:
+        f.write_bytes(b"half a file")
+        old = time.time() - runs.STALE_TEMP_SECONDS - 60
+        os.utime(f, (old, old))
+    live = run_dir / ".history.csv.wr1t1ng.tmp"          # another writer's, seconds old
+    live.write_bytes(b"being written")
+    result = Trainer(runs.open_run(run_dir).config.replace(epochs=3), dataset, run_dir, resume=True).run()
+    assert isinstance(result, Finished) and len(result.history) == 3
+    assert not any(f.exists() for f in stale) and live.exists()
+    assert R.check_run_folder(run_dir).stray_temp_files == [live.name]
 
 
 class _PowerCut(BaseException):
