@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._connect()
         self.ui_timer = QTimer(self)
-        self.ui_timer.setInterval(50)
+        self.ui_timer.setInterval(200)   # progress text at 5 Hz: QProgressBar repaints at once on each change
         self.ui_timer.timeout.connect(self._refresh_progress)
         self.ui_timer.start()
         self.resize(1280, 800)

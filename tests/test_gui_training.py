@@ -63,7 +63,7 @@ def test_train_watch_steer_explore_pause_stop_save_reopen(window, qtbot, gui_dig
     # the first epoch: scatter, decoded grid, decoder for clicks
     qtbot.waitUntil(lambda: len(win.latent_map.z) > 0, timeout=60_000)
     qtbot.waitUntil(lambda: win.latent_map.mosaic is not None and win.point_decoder is not None, timeout=30_000)
-    qtbot.waitUntil(lambda: win.loss_plot.point_counts()["epochs"] >= 1, timeout=5000)   # next 10 Hz redraw
+    qtbot.waitUntil(lambda: win.loss_plot.point_counts()["epochs"] >= 1, timeout=5000)   # next 5 Hz redraw
     # pause / resume within a batch or so
     qtbot.mouseClick(tp.pause_button, Qt.LeftButton)
     assert tp.pause_button.text() == "Resume"
