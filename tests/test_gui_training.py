@@ -166,16 +166,16 @@ def test_close_while_training_asks_and_stops_cleanly(window, qtbot, gui_digits):
     assert [t.objectName() for t in running_threads()] == []
 
 
-def test_grids_for_new_weights_wait_their_turn_while_a_pan_renders_at_once(window, qtbot, gui_digits, monkeypatch):
+def test_grids_for_new_weights_wait_their_turn_while_a_zoom_renders_at_once(window, qtbot, gui_digits, monkeypatch):
     """While training, grids for new weights are spaced by the renderer's duty (here so small
-    that they wait for the rest of the run); the user moving the view gets a grid at once; the
+    that they wait for the rest of the run); the user zooming the view gets a grid at once; the
     last weights' grid comes when training ends."""
     import gui.main_window as mw
 
     monkeypatch.setattr(mw, "GRID_DUTY_TRAINING", 1e-4)   # a 20 ms grid waits 200 s
     win = window
     load(qtbot, win, gui_digits)
-    win.training_panel.epochs_spin.setValue(4)
+    win.training_panel.epochs_spin.setValue(200)       # stopped below, long before that
     win.training_panel.batch_spin.setValue(16)
     shown = []
     win.renderer.rendered.connect(lambda out: shown.append((out["weights_version"], out["x_range"])))
@@ -185,15 +185,28 @@ def test_grids_for_new_weights_wait_their_turn_while_a_pan_renders_at_once(windo
     n_first, version_first = len(shown), win.renderer.weights_version
     qtbot.waitUntil(lambda: win.renderer.weights_version >= version_first + 3, timeout=60_000)
     qtbot.wait(300)
+    assert win.is_training
     assert len(shown) == n_first and win.renderer.busy, "a grid for new weights did not wait its turn"
 
-    win.latent_map.vb.translateBy(x=0.5)                                 # the user pans
-    qtbot.waitUntil(lambda: len(shown) > n_first, timeout=10_000)
-    (x0, x1), _ = win.latent_map.vb.viewRange()
-    assert shown[-1][1] == pytest.approx((x0, x1), abs=1e-3), "the pan's grid shows the panned view"
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
 
-    with qtbot.waitSignal(win.trainingFinished, timeout=120_000):
-        pass
-    qtbot.waitUntil(lambda: not win.renderer.busy, timeout=10_000)
+    vp = win.latent_map.plot.viewport()                                  # the user zooms in with the wheel
+    at = QPointF(vp.width() / 3, vp.height() / 3)
+    QApplication.sendEvent(vp, QWheelEvent(at, QPointF(vp.mapToGlobal(at.toPoint())), QPoint(0, 0), QPoint(0, 120),
+                                           Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False))
+    assert not win.latent_map.autofit, "the wheel did not reach the map"
+    (x0, x1), _ = win.latent_map.vb.viewRange()
+    qtbot.waitUntil(lambda: len(shown) > n_first, timeout=10_000)
+    assert shown[-1][1] == pytest.approx((x0, x1), abs=1e-3), "the zoom's grid shows the zoomed view"
+    assert win.is_training
+
+    n_zoom, version_zoom = len(shown), shown[-1][0]
+    qtbot.waitUntil(lambda: win.renderer.weights_version > version_zoom, timeout=60_000)
+    with qtbot.waitSignal(win.trainingFinished, timeout=60_000):
+        qtbot.mouseClick(win.training_panel.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(win.is_idle, timeout=10_000)
     assert win.renderer.duty is None
-    assert shown[-1][0] == win.renderer.weights_version, "the last weights' grid was not shown after training"
+    assert len(shown) > n_zoom and shown[-1][0] == win.renderer.weights_version, \
+        "the last weights' grid was not shown after training"
