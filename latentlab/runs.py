@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import time
 import zipfile
@@ -94,6 +95,7 @@ def atomic_write(path: str | os.PathLike, write, suffix: str = "") -> None:
 
 
 STALE_TEMP_SECONDS = 600.0   # no write of a run file takes this long: an older temp file is a leftover
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)?$")   # atomic_write's mkstemp names
 
 
 def remove_stale_temp_files(run_dir, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
@@ -107,7 +109,7 @@ def remove_stale_temp_files(run_dir, older_than: float = STALE_TEMP_SECONDS) -> 
     except OSError:
         return removed
     for e in entries:
-        if not (e.name.startswith(".") and ".tmp" in e.name):
+        if not _TEMP_NAME.match(e.name):
             continue
         try:
             if e.is_file(follow_symlinks=False) and now - e.stat(follow_symlinks=False).st_mtime > older_than:
