@@ -487,9 +487,9 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
         hb.stop()
         ct.stop()
         guard.stop()
-        # the last weights' grid may still be on its way
+        # the last weights' grid may still be on its way (waiting its turn, or in the map's 40 ms debounce)
         t_grid = time.time() + 10
-        while win.renderer.busy and time.time() < t_grid:
+        while not win.is_idle() and time.time() < t_grid:
             app.processEvents()
             time.sleep(0.001)
         res = done["result"]
