@@ -512,3 +512,112 @@ def test_float_conversion_in_slices_matches_one_pass_bit_for_bit():
         out = _to_float(a)
         assert out.dtype == np.float32 and out.shape == a.shape
         assert np.array_equal(out, a.astype(np.float32) * np.float32(1.0 / 255.0))
+
+
+# -- decoding in worker processes -----------------------------------------------------------------
+def mixed_folder(root: Path, per_kind: int = 6) -> Path:
+    """Class folders of images of several modes and formats, plus bad files of several kinds."""
+    for i in range(per_kind):
+        save(root / "a" / f"gray{i}.png", np.roll(GRAY, i, 0))
+        save(root / "a" / f"rgb{i}.jpg", np.roll(RGB, i, 1), quality=90)
+        save(root / "b" / f"pal{i}.gif", Image.fromarray(np.roll(RGB, i, 0)).convert("P"))
+        save(root / "b" / f"wide{i}.png", np.zeros((16, 24, 3), np.uint8) + i)
+        save(root / "c" / f"la{i}.png", Image.fromarray(np.roll(GRAY, i, 1)).convert("LA"))
+    good_png = encoded(RGB, "PNG")
+    (root / "a" / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
+    (root / "b" / "random.jpg").write_bytes(RNG.bytes(2000))
+    (root / "c" / "empty.png").write_bytes(b"")
+    (root / "c" / "bomb.png").write_bytes(png_claiming(60000, 60000))
+    return root
+
+
+def assert_same_dataset(a: Dataset, b: Dataset) -> None:
+    assert a.images.dtype == b.images.dtype == np.float32
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert (a.paths, a.class_names, a.skipped) == (b.paths, b.class_names, b.skipped)
+
+
+def test_worker_processes_give_the_same_dataset_as_one_thread(tmp_path, monkeypatch):
+    import multiprocessing
+
+    root = mixed_folder(tmp_path / "d")
+    monkeypatch.setattr(ld, "_chunks", lambda files, n, **kw: _real_chunks(files, 5))   # many chunks
+    unpack = ld._unpack
+    arrived = []
+    monkeypatch.setattr(ld, "_unpack", lambda packed: arrived.append(packed) or unpack(packed))
+    calls = []
+    in_processes = load_folder(root, cache=False, processes=True, progress=lambda d, t: calls.append((d, t)))
+    assert len(arrived) == 7   # every chunk came back from a worker process
+    in_thread = load_folder(root, cache=False, processes=False)
+    assert_same_dataset(in_processes, in_thread)
+    assert in_processes.num_images == 30 and len(in_processes.skipped) == 4
+    assert {s.path for s in in_processes.skipped} == {"a/truncated.png", "b/random.jpg", "c/empty.png", "c/bomb.png"}
+    assert calls[0] == (0, 34) and calls[-1] == (34, 34) and len(calls) >= 4
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert multiprocessing.active_children() == []
+
+
+_real_chunks = ld._chunks
+
+
+def test_chunks_split_by_count_and_by_bytes():
+    files = [("f", size) for size in (10, 10, 10, 10, 10)]
+    assert ld._chunks(files, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert ld._chunks(files, 10, max_bytes=25) == [(0, 2), (2, 4), (4, 5)]
+    assert ld._chunks([("big", 100), ("f", 1)], 10, max_bytes=25) == [(0, 1), (1, 2)]   # never empty
+    assert ld._chunks([], 3) == []
+
+
+def test_cancel_stops_worker_processes_and_leaves_none(tmp_path, monkeypatch):
+    import multiprocessing
+
+    root = mixed_folder(tmp_path / "d", per_kind=10)
+    monkeypatch.setattr(ld, "_chunks", lambda files, n, **kw: _real_chunks(files, 3))
+    progress = []
+    with pytest.raises(DatasetError, match="cancelled"):   # cancel as soon as the first chunk is in
+        load_folder(root, cache=False, processes=True, progress=lambda d, t: progress.append(d),
+                    should_cancel=lambda: bool(progress) and progress[-1] > 0)
+    assert progress[-1] == 3   # stopped at the next poll, not after the last of 18 chunks
+    assert multiprocessing.active_children() == []
+
+
+def test_a_worker_process_that_dies_loses_nothing(tmp_path, monkeypatch, caplog):
+    import _crash_worker
+
+    root = mixed_folder(tmp_path / "d")
+    expected = load_folder(root, cache=False, processes=False)
+    monkeypatch.setattr(ld, "_decode_chunk_packed", _crash_worker.die)
+    with caplog.at_level("INFO", logger="latentlab.data"):
+        ds = load_folder(root, cache=False, processes=True)
+    assert_same_dataset(ds, expected)
+    assert "decoding processes failed" in caplog.text
+
+
+def test_worker_processes_that_cannot_start_fall_back_to_this_process(tmp_path, monkeypatch, caplog):
+    import concurrent.futures
+
+    def refuse(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    root = mixed_folder(tmp_path / "d", per_kind=2)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    with caplog.at_level("INFO", logger="latentlab.data"):
+        ds = load_folder(root, cache=False, processes=True)
+    assert ds.num_images == 10 and "cannot start image decoding processes" in caplog.text
+
+
+def test_large_folders_use_worker_processes_by_default(tmp_path, monkeypatch):
+    seen = []
+    real = ld._run_chunks_in_processes
+    monkeypatch.setattr(ld, "_run_chunks_in_processes", lambda *a: seen.append(len(a[1])) or real(*a))
+    root = mixed_folder(tmp_path / "d", per_kind=2)
+    load_folder(root, cache=False)
+    assert seen == []   # 14 files: one thread, no processes to start
+    monkeypatch.setattr(ld, "PROCESS_MIN_FILES", 14)
+    monkeypatch.setattr(ld, "_usable_cpus", lambda: 2)
+    load_folder(root, cache=False)
+    assert len(seen) == 1
+    monkeypatch.setattr(ld, "_usable_cpus", lambda: 1)
+    load_folder(root, cache=False)
+    assert len(seen) == 1   # one CPU: processes would only add their start-up
