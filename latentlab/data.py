@@ -36,9 +36,9 @@ import hashlib
 import io
 import json
 import logging
+import marshal
 import os
 import pathlib
-import pickle
 import re
 import stat as stat_module
 import tempfile
@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +288,9 @@ def _walk_images(top: str, rel_top: str, visited: set, skipped: list, should_can
     return found
 
 
-def _scan(root: str, should_cancel=None) -> _Scan:
-    """Candidate files ordered by class (class names sorted), then by relative path."""
+def _scan(root: str, should_cancel=None, on_found: Callable[[int], None] | None = None) -> _Scan:
+    """Candidate files ordered by class (class names sorted), then by relative path.
+    ``on_found(count)`` is told the number of image files found so far after each class folder."""
     try:
         root_st = os.stat(root)
         os.scandir(root).close()
@@ -301,6 +303,7 @@ def _scan(root: str, should_cancel=None) -> _Scan:
     skipped: list[SkippedFile] = []
     root_files: list = []
     per_class: dict[str, list] = {}
+    count = 0
     for path, name in _list_folder(root, "", visited, skipped, root_files):
         sub_skipped: list[SkippedFile] = []
         found = _walk_images(path, name, visited, sub_skipped, should_cancel)
@@ -308,6 +311,9 @@ def _scan(root: str, should_cancel=None) -> _Scan:
         if found or any(_has_image_extension(s.path) for s in sub_skipped):
             found.sort()
             per_class[name] = found
+        count += len(found)
+        if on_found is not None:
+            on_found(count)
     class_names = sorted(per_class)
     if class_names:
         for f in root_files:
@@ -343,24 +349,35 @@ class _Skip(Exception):
     pass
 
 
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)   # a FIFO never blocks
+
+
+def _read_file(path: str, size: int) -> bytes:
+    """The whole file (``size`` from the scan, a hint: a file that grew is read to its end, capped
+    just past MAX_FILE_BYTES). os.read on a descriptor: half the time of open().read() per small file."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        chunks, total = [], 0
+        while total <= MAX_FILE_BYTES:
+            b = os.read(fd, max(size + 1 - total, 1 << 16))
+            if not b:
+                break
+            chunks.append(b)
+            total += len(b)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 _BOMB_RE = re.compile(r"\((\d+) pixels\)")
 
 
 def _resample(src_hw, dst_hw):
-    from PIL import Image
-
     down = dst_hw[0] * dst_hw[1] < src_hw[0] * src_hw[1]
     return Image.Resampling.LANCZOS if down else Image.Resampling.BILINEAR
 
 
 def _resize_array(arr: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
     if arr.shape[:2] == tuple(size_hw):
         return arr
     im = Image.fromarray(arr)
@@ -378,20 +395,20 @@ def _composite_on_black(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _decode(path: str, file_size: int, target: tuple[int, int] | None, color: str) -> _Decoded:
     """Decode one file into a (possibly resized) array; raises _Skip(reason) for a bad file."""
-    from PIL import Image, UnidentifiedImageError
-
     if file_size == 0:
         raise _Skip("empty file (0 bytes)")
     if file_size > MAX_FILE_BYTES:
         raise _Skip(f"file too large ({file_size / 2**20:.0f} MB; limit {MAX_FILE_BYTES // 2**20} MB)")
     try:
-        data = _read_file(path)
+        data = _read_file(path, file_size)
     except PermissionError:
         raise _Skip("permission denied (cannot read the file)") from None
     except OSError as e:
         raise _Skip(f"cannot read the file: {_one_line(e)}") from None
     if not data:
         raise _Skip("empty file (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:   # grew since the scan
+        raise _Skip(f"file too large (over {MAX_FILE_BYTES // 2**20} MB)")
     try:
         im = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
     except UnidentifiedImageError:
@@ -469,8 +486,6 @@ def _to_array(im, color: str) -> tuple[np.ndarray, bool]:
         if gray:
             arr = arr[..., 0]
     if color == "gray" and not gray:
-        from PIL import Image
-
         arr, gray = np.asarray(Image.fromarray(np.ascontiguousarray(arr)).convert("L")), True
     return np.ascontiguousarray(arr), gray
 
@@ -485,14 +500,14 @@ def _common_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
             min(MAX_IMAGE_SIZE, max(MIN_IMAGE_SIZE, round(w * scale))))
 
 
-def _to_float(images: np.ndarray) -> np.ndarray:
+def _to_float(images: np.ndarray, workers: int | None = None) -> np.ndarray:
     """uint8 → float32 in [0, 1] (the same float32 arithmetic as x.astype(f32) * (1/255)), in one
-    pass; a large array in slices on a few threads (numpy releases the GIL: writing, and faulting
-    in, the new float32 pages is most of the time of a warm load)."""
+    pass; a large array in slices on ``workers`` threads (default a few; numpy releases the GIL:
+    writing, and faulting in, the new float32 pages is most of the time)."""
     if images.dtype != np.uint8:
         return np.asarray(images, dtype=np.float32)
     scale = np.float32(1.0 / 255.0)
-    workers = min(_workers(), 4)
+    workers = min(_workers(), 4) if workers is None else workers
     if images.size < (1 << 22) or workers < 2 or len(images) < 2 * workers:
         return np.multiply(images, scale, dtype=np.float32)
     out = np.empty(images.shape, np.float32)
@@ -515,10 +530,11 @@ def _cache_prefix(root: str, size, color: str) -> str:
 
 def _cache_key(scan: _Scan, prefix: str) -> str:
     """The full content key: every candidate's (path, size, mtime, ctime) and every skip reason.
-    Pickle of plain str/int tuples at a fixed protocol is deterministic and ~5x faster to build
-    than formatted text."""
+    marshal format 2 (no back-references, so the bytes depend on values only) of plain str/int tuples
+    is deterministic and several times faster to build than formatted text; a Python whose format
+    differs only gets a new key (one cold load)."""
     h = hashlib.sha256(prefix.encode("ascii"))
-    h.update(pickle.dumps((scan.files, [(s.path, s.reason) for s in scan.skipped]), protocol=4))
+    h.update(marshal.dumps((scan.files, [(s.path, s.reason) for s in scan.skipped]), 2))
     return h.hexdigest()
 
 
@@ -535,7 +551,8 @@ def _read_cache(path: str):
         if (images.ndim != 4 or images.dtype not in (np.uint8, np.float32) or images.shape[0] != n
                 or labels.shape != (n,) or images.shape[-1] not in (1, 3)):
             return None
-        return _to_float(images), labels.astype(np.int32, copy=False), meta
+        # this runs beside the folder scan, which keeps one CPU busy: convert on the others
+        return _to_float(images, min(4, _usable_cpus() - 1)), labels.astype(np.int32, copy=False), meta
     except FileNotFoundError:
         return None
     except Exception as e:  # noqa: BLE001  a damaged cache is rebuilt, never fatal
@@ -617,7 +634,25 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
     cache_dir = cache_dir or default_cache_dir()
     prefix = _cache_prefix(root, size, color)
     early = _start_cache_read(cache_dir, prefix) if cache else None
-    scan = _scan(root, should_cancel)
+    pool: list = []   # worker processes, started while scanning once a cold load of a large folder is sure
+    cpus = _usable_cpus()
+
+    def on_found(count: int) -> None:
+        if not pool and count >= PROCESS_MIN_FILES:
+            pool.append(_start_process_pool(cpus))
+
+    may_start = processes is not False and cpus > 1 and early is None
+    try:
+        return _load(root, size, color, cache, cache_dir, prefix, early, progress, should_cancel, processes,
+                     on_found if may_start else None, pool, t0)
+    finally:
+        if pool and pool[0] is not None:
+            pool[0].shutdown(wait=True, cancel_futures=True)
+
+
+def _load(root, size, color, cache, cache_dir, prefix, early, progress, should_cancel, processes, on_found,
+          pool, t0) -> Dataset:
+    scan = _scan(root, should_cancel, on_found)
     total = len(scan.files)
     if total == 0:
         detail = ""
@@ -637,7 +672,10 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                        [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True)
     hit = None
 
-    results, skipped = _decode_all(scan, size, color, progress, should_cancel, processes)
+    if pool and pool[0] is None:   # could not start while scanning: it will not now either
+        processes = False
+    results, skipped = _decode_all(scan, size, color, progress, should_cancel, processes,
+                                   pool[0] if pool else None)
     ok = [i for i, r in enumerate(results) if isinstance(r, _Decoded)]
     skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
     if not ok:
@@ -664,19 +702,24 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
     labels = scan.labels[np.asarray(ok, dtype=np.int64)]
     paths = [scan.files[i][0] for i in ok]
-    if cache:
+    writer = None
+    if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
         meta = {"version": CACHE_VERSION, "key": key, "root": root, "class_names": scan.class_names,
                 "paths": paths, "skipped": [[s.path, s.reason] for s in skipped]}
-        _write_cache(cache_dir, prefix, key, store, labels, meta)
-    return Dataset(root, _to_float(store), labels, list(scan.class_names), paths, skipped,
-                   time.perf_counter() - t0, False)
+        writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta),
+                                  name="latentlab-cache-write")
+        writer.start()
+    try:
+        images = _to_float(store)
+    finally:
+        if writer is not None:
+            writer.join()
+    return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False)
 
 
 def _decode_chunk(root: str, items: list[tuple[str, int]], size, color: str) -> list:
     """Decode ``items`` [(relpath, file size)] in order: a :class:`_Decoded` or a skip reason (str)
     for each. Runs in a worker process (module level so it pickles) or on a thread."""
-    from PIL import Image
-
     out: list = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # MAX_PIXELS refuses them first
@@ -728,7 +771,7 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bool | None = None):
+def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bool | None = None, pool=None):
     """Decode every scanned file. Large folders (``processes`` None: at least
     :data:`PROCESS_MIN_FILES` files, more than one CPU; True: any size) are decoded in worker
     processes, one per CPU: Pillow's Python layer per image holds the GIL, so threads do not scale
@@ -739,7 +782,9 @@ def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bo
     total = len(scan.files)
     results: list = [None] * total
     cpus = _usable_cpus()
-    if processes is None:
+    if pool is not None:
+        processes = True
+    elif processes is None:
         processes = total >= PROCESS_MIN_FILES and cpus > 1
     workers = cpus if processes else _workers()
     ranges = _chunks(scan.files, max(1, min(1000 if processes else 256, -(-total // (workers * 8)))))
@@ -763,7 +808,10 @@ def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bo
         progress(0, total)
     todo = ranges
     if processes:
-        todo = _run_chunks_in_processes(scan.root, ranges, items, size, color, workers, finished)
+        if pool is None:
+            pool = _start_process_pool(min(workers, len(ranges)))
+        if pool is not None:
+            todo = _run_chunks_in_processes(pool, scan.root, ranges, items, size, color, finished)
     if todo:
         # threads only pay off when decoding (GIL released) outweighs Pillow's Python layer (GIL held):
         # for small files one thread is fastest (60,000 PNGs of 28x28: 1 thread 6.1 s, 2 threads 8.0 s)
@@ -779,22 +827,40 @@ def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bo
     return results, skipped
 
 
-def _run_chunks_in_processes(root, ranges, items, size, color, workers, finished) -> list:
-    """Decode ``ranges`` in a pool of spawned worker processes, calling ``finished(start, end, out)``
-    on this thread as each chunk arrives; returns the ranges left undone when the pool could not
-    start or broke (a worker crashed), for the caller to decode in this process."""
+def _warm_up() -> None:
+    """The first task of each worker process: import what decoding needs while the folder is scanned."""
+    Image.init()
+
+
+def _start_process_pool(workers: int):
+    """A pool of ``workers`` spawned decoding processes, already starting (they import Pillow in the
+    background), or None when processes cannot be started here."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        # spawn, never fork: this process runs TensorFlow's and Qt's threads
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    except (OSError, ValueError) as e:
+        log.info("cannot start image decoding processes (%s); decoding in this process", _one_line(e))
+        return None
+    try:
+        for _ in range(workers):   # each submit starts one more process (spawn starts them on demand)
+            pool.submit(_warm_up)
+    except Exception as e:  # noqa: BLE001  (BrokenProcessPool, OSError, RuntimeError: never fatal here)
+        pool.shutdown(wait=False, cancel_futures=True)
+        log.info("cannot start image decoding processes (%s); decoding in this process", _one_line(e))
+        return None
+    return pool
+
+
+def _run_chunks_in_processes(pool, root, ranges, items, size, color, finished) -> list:
+    """Decode ``ranges`` in ``pool``, calling ``finished(start, end, out)`` on this thread as each chunk
+    arrives; returns the ranges left undone when the pool broke (a worker died), for the caller to
+    decode in this process. Shuts the pool down."""
     from concurrent.futures.process import BrokenProcessPool
 
     done: set = set()
-    try:
-        # spawn, never fork: this process runs TensorFlow's and Qt's threads
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(ranges)),
-                                   mp_context=multiprocessing.get_context("spawn"))
-    except (OSError, ValueError) as e:
-        log.info("cannot start image decoding processes (%s); decoding in this process", _one_line(e))
-        return ranges
     try:
         futures = {pool.submit(_decode_chunk_packed, root, items(a, b), size, color): (a, b) for a, b in ranges}
         for fut in as_completed(futures):

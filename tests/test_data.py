@@ -182,15 +182,28 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
     save(tmp_path / "secret.png", GRAY)
     real_read = ld._read_file
 
-    def read(path):
+    def read(path, size):
         if path.endswith("secret.png"):
             raise PermissionError(13, "Permission denied", path)
-        return real_read(path)
+        return real_read(path, size)
 
     monkeypatch.setattr(ld, "_read_file", read)
     ds = load_folder(tmp_path, cache=False)
     assert ds.paths == ["ok.png"]
     assert "permission denied" in reasons(ds)["secret.png"]
+
+
+def test_files_are_read_whole_whatever_size_the_scan_saw(tmp_path, monkeypatch):
+    blob = RNG.bytes(200_000)
+    (tmp_path / "f").write_bytes(blob)
+    for hint in (0, 10, 65_536, 199_999, 200_000, 10**6):   # grew, shrank or unchanged since the scan
+        assert ld._read_file(str(tmp_path / "f"), hint) == blob
+    monkeypatch.setattr(ld, "MAX_FILE_BYTES", 100_000)
+    assert 100_000 < len(ld._read_file(str(tmp_path / "f"), 10)) < 200_000   # stops just past the limit
+    grown = save(tmp_path / "grown.png", (RNG.random((200, 200, 3)) * 255).astype(np.uint8))
+    assert grown.stat().st_size > 100_000
+    with pytest.raises(ld._Skip, match="file too large"):   # 10 bytes when scanned, over the limit now
+        ld._decode(str(grown), 10, None, "auto")
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads mode-000 files")
@@ -621,3 +634,47 @@ def test_large_folders_use_worker_processes_by_default(tmp_path, monkeypatch):
     monkeypatch.setattr(ld, "_usable_cpus", lambda: 1)
     load_folder(root, cache=False)
     assert len(seen) == 1   # one CPU: processes would only add their start-up
+
+
+def test_worker_processes_start_while_scanning_a_cold_folder_and_never_outlive_the_load(tmp_path, monkeypatch,
+                                                                                       cache_dir):
+    import multiprocessing
+
+    root = mixed_folder(tmp_path / "d", per_kind=2)   # class folders of 5, 5 and 4 files
+    monkeypatch.setattr(ld, "PROCESS_MIN_FILES", 4)
+    monkeypatch.setattr(ld, "_usable_cpus", lambda: 2)
+    walked, started = [], []
+    real_walk, real_start = ld._walk_images, ld._start_process_pool
+    monkeypatch.setattr(ld, "_walk_images", lambda *a: walked.append(a[1]) or real_walk(*a))
+    monkeypatch.setattr(ld, "_start_process_pool", lambda n: started.append(len(walked)) or real_start(n))
+    first = load_folder(root)                     # no cache yet: a cold load is sure
+    assert started == [1]                         # started after the first class folder, not after the scan
+    assert load_folder(root).from_cache and started == [1]   # a cache file exists: nothing started
+    victim = root / first.paths[0]
+    st = victim.stat()
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    walked.clear()
+    again = load_folder(root)                     # the cache file is stale: started when decoding
+    assert not again.from_cache and started == [1, 3]
+    assert_same_dataset(again, first)
+    polls = []
+    walked.clear()
+    with pytest.raises(DatasetError, match="cancelled"):
+        load_folder(root, cache=False, should_cancel=lambda: polls.append(1) or len(polls) >= 2)
+    assert started == [1, 3, 1]                   # started, then the scan was cancelled
+    assert multiprocessing.active_children() == []
+
+
+def test_a_cache_written_by_one_process_is_used_by_the_next(tmp_path, cache_dir):
+    import subprocess
+    import sys
+
+    root = mixed_folder(tmp_path / "d", per_kind=3)
+    code = ("import sys; from latentlab.data import load_folder; "
+            "ds = load_folder(sys.argv[1]); print(ds.from_cache, ds.num_images)")
+    env = {**os.environ, "LATENTLAB_CACHE_DIR": str(cache_dir)}
+    first = subprocess.run([sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True,
+                           timeout=120, cwd=Path(ld.__file__).parents[1])
+    assert first.returncode == 0 and first.stdout.split() == ["False", "15"], first.stderr
+    ds = load_folder(root)   # another process: the key must come out the same
+    assert ds.from_cache and ds.num_images == 15
