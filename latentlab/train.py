@@ -342,10 +342,13 @@ class Trainer:
             raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
         self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
         images = self.dataset.images
-        self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed)
-        self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False)
+        # endless datasets with fixed steps per epoch: one iterator per run, not one per epoch (data.py)
+        self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                           repeat=True)
+        self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False, repeat=True)
                        if len(self.val_idx) else None)
         self.steps_per_epoch = math.ceil(len(self.train_idx) / cfg.batch_size)
+        self.val_steps = math.ceil(len(self.val_idx) / cfg.batch_size) if len(self.val_idx) else None
 
     def _build_model(self):
         import keras
@@ -405,6 +408,7 @@ class Trainer:
         stopped = False
         try:
             self.model.fit(self.train_ds, validation_data=self.val_ds, epochs=cfg.epochs,
+                           steps_per_epoch=self.steps_per_epoch, validation_steps=self.val_steps,
                            initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
         except _StopRequested:
             stopped = True

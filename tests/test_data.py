@@ -502,6 +502,20 @@ def test_make_tf_dataset_batches():
     np.testing.assert_array_equal(plain, images)
 
 
+def test_a_repeated_dataset_keeps_epochs_apart_and_reshuffles_each_pass():
+    images = np.random.default_rng(0).random((10, 8, 8, 1)).astype(np.float32)
+    it = iter(make_tf_dataset(images, 4, shuffle=True, seed=1, repeat=True))
+    passes = []
+    for _ in range(3):   # 3 batches per pass: 4, 4 and the pass's own partial batch of 2
+        batches = [next(it).numpy() for _ in range(3)]
+        assert [b.shape[0] for b in batches] == [4, 4, 2]
+        passes.append(np.concatenate(batches))
+        np.testing.assert_array_equal(np.sort(passes[-1].ravel()), np.sort(images.ravel()))   # each image once
+    assert not np.array_equal(passes[0], passes[1]) and not np.array_equal(passes[1], passes[2])
+    again = iter(make_tf_dataset(images, 4, shuffle=True, seed=1, repeat=True))
+    np.testing.assert_array_equal(np.concatenate([next(again).numpy() for _ in range(3)]), passes[0])   # seeded
+
+
 # -- the bundled sample ---------------------------------------------------------------------------
 def test_sample_dataset(tmp_path):
     path = sample_dataset_path()
