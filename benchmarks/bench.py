@@ -115,7 +115,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     baton = Baton(participants)
     results = {name: {"epoch_seconds": [], "elbo": [], "images": len(x), "slices": []} for name in participants}
     slice_steps = size["slice_steps"]
-    T0 = time.perf_counter()
+    T0 = time.perf_counter()   # slices: (epoch index, images, own seconds, end in seconds since T0)
 
     class Turns:
         """One participant's own time: its turns, cut every ``slice_steps`` batches."""
