@@ -839,6 +839,7 @@ def _start_process_pool(workers: int):
     background), or None when processes cannot be started here."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     try:
         # spawn, never fork: this process runs TensorFlow's and Qt's threads
@@ -849,7 +850,9 @@ def _start_process_pool(workers: int):
     try:
         for _ in range(workers):   # each submit starts one more process (spawn starts them on demand)
             pool.submit(_warm_up)
-    except Exception as e:  # noqa: BLE001  (BrokenProcessPool, OSError, RuntimeError: never fatal here)
+    except (BrokenProcessPool, OSError) as e:
+        # not RuntimeError: multiprocessing raises it in a worker of a script without the __main__ guard,
+        # which must then stop (its parent decodes the rest), not go on to run the script itself
         pool.shutdown(wait=False, cancel_futures=True)
         log.info("cannot start image decoding processes (%s); decoding in this process", _one_line(e))
         return None

@@ -692,3 +692,20 @@ def test_a_cache_written_by_one_process_is_used_by_the_next(tmp_path, cache_dir)
     assert first.returncode == 0 and first.stdout.split() == ["False", "15"], first.stderr
     ds = load_folder(root)   # another process: the key must come out the same
     assert ds.from_cache and ds.num_images == 15
+
+
+def test_a_script_without_the_main_guard_still_loads_once_and_its_workers_stop(tmp_path):
+    import subprocess
+    import sys
+
+    root = mixed_folder(tmp_path / "d", per_kind=2)
+    script = tmp_path / "unguarded.py"   # calls load_folder at import time: spawned workers re-run it
+    script.write_text("import sys\nfrom latentlab.data import load_folder\n"
+                      "ds = load_folder(sys.argv[1], cache=False, processes=True)\n"
+                      "print('loaded', ds.num_images, flush=True)\n")
+    r = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=120,
+                       cwd=Path(ld.__file__).parents[1],
+                       env={**os.environ, "PYTHONPATH": str(Path(ld.__file__).parents[1])})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["loaded", "10"]   # only the parent got past load_folder, with every image
+    assert "bootstrapping phase" in r.stderr     # the workers stopped with Python's own advice
