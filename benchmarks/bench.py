@@ -36,10 +36,10 @@ REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "g
                  "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo")
 
 # sizes: the full suite and the small (CI) mode
-FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, ref_epochs=5, extra_epochs=1, slice_steps=40, png_count=60_000,
-            data_rounds=5, app_images=12_000, app_epochs=3, app_rounds=3, rss_epochs=1, grid_reps=20)
-SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, ref_epochs=2, extra_epochs=0, slice_steps=3, png_count=300,
-             data_rounds=1, app_images=512, app_epochs=2, app_rounds=1, rss_epochs=0, grid_reps=5)
+FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, ref_epochs=5, extra_epochs=1, slice_steps=40,
+            png_count=60_000, data_rounds=5, app_images=12_000, app_epochs=3, app_rounds=3, rss_epochs=1, grid_reps=20)
+SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, ref_epochs=2, extra_epochs=0, slice_steps=3,
+             png_count=300, data_rounds=1, app_images=512, app_epochs=2, app_rounds=1, rss_epochs=0, grid_reps=5)
 
 SHARED_PNG = Path("/tmp/fmnist_png/train")
 OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
@@ -127,11 +127,12 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
             self.epoch, self.own, self.images_done, self.t0 = epoch, 0.0, 0, time.perf_counter()
 
         def _cut(self, step):
-            dt = time.perf_counter() - self.t0
+            now = time.perf_counter()
+            dt = now - self.t0
             images = min(step * self.bs, len(x)) - self.images_done
             self.own += dt
             self.images_done += images
-            self.r["slices"].append((self.epoch, images, dt, time.perf_counter() - T0))
+            self.r["slices"].append((self.epoch, images, dt, now - T0))
 
         def batch_end(self, step, steps):   # step: 1-based within the epoch
             if step % slice_steps == 0 and step < steps:

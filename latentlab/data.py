@@ -608,7 +608,7 @@ def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: di
 
 # -- loading ---------------------------------------------------------------------------------------
 def _workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 1) * 2))
+    return max(1, min(8, _usable_cpus() * 2))
 
 
 def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,
@@ -645,78 +645,72 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
 
     may_start = processes is not False and cpus > 1 and early is None
     try:
-        return _load(root, size, color, cache, cache_dir, prefix, early, progress, should_cancel, processes,
-                     on_found if may_start else None, pool, t0)
+        scan = _scan(root, should_cancel, on_found if may_start else None)
+        total = len(scan.files)
+        if total == 0:
+            detail = ""
+            if scan.skipped:
+                s = scan.skipped[0]
+                detail = f" ({len(scan.skipped)} skipped; first: {_printable(s.path)}: {s.reason})"
+            raise DatasetError(f"no images found in {_printable(root)}{detail}: expected PNG/JPEG/BMP/GIF/TIFF "
+                               "files, directly in the folder or in one subfolder per class")
+        key = _cache_key(scan, prefix)
+        hit = early.result() if early is not None else None
+        early = None
+        if hit is not None and hit[2].get("key") == key:
+            images, labels, meta = hit
+            if progress is not None:
+                progress(total, total)
+            return Dataset(root, images, labels, list(meta["class_names"]), list(meta["paths"]),
+                           [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True)
+        hit = None
+
+        if pool and pool[0] is None:   # could not start while scanning: it will not now either
+            processes = False
+        results, skipped = _decode_all(scan, size, color, progress, should_cancel, processes,
+                                       pool[0] if pool else None)
+        ok = [i for i, r in enumerate(results) if isinstance(r, _Decoded)]
+        skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
+        if not ok:
+            first = next(s for s in skipped if s.path == scan.files[0][0]) if skipped else None
+            first_text = f"; first: {_printable(first.path)} ({first.reason})" if first else ""
+            raise DatasetError(f"all {total} images in {_printable(root)} were unusable{first_text}: "
+                               "check that they are valid image files")
+        decoded = [results[i] for i in ok]
+        if size is None:
+            size = _common_size([d.size for d in decoded])
+            _resize_all(decoded, size, should_cancel)
+        out_gray = color == "gray" or (color == "auto" and all(d.gray for d in decoded))
+        channels = 1 if out_gray else 3
+        use_float = any(d.array.dtype != np.uint8 for d in decoded)
+        store = np.empty((len(decoded), size[0], size[1], channels), np.float32 if use_float else np.uint8)
+        for j, d in enumerate(decoded):
+            a = d.array
+            if use_float and a.dtype == np.uint8:
+                a = a.astype(np.float32) * np.float32(1.0 / 255.0)
+            if a.ndim == 2:
+                a = a[..., None]
+            elif channels == 1:  # can only happen for 3-channel arrays when gray is forced (already done)
+                a = a.mean(axis=-1, keepdims=True)
+            store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
+        labels = scan.labels[np.asarray(ok, dtype=np.int64)]
+        paths = [scan.files[i][0] for i in ok]
+        writer = None
+        if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
+            meta = {"version": CACHE_VERSION, "key": key, "root": root, "class_names": scan.class_names,
+                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped]}
+            writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta),
+                                      name="latentlab-cache-write")
+            writer.start()
+        try:
+            images = _to_float(store)
+        finally:
+            if writer is not None:
+                writer.join()
+        return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False)
     finally:
         if pool and pool[0] is not None:
             pool[0].shutdown(wait=True, cancel_futures=True)
-
-
-def _load(root, size, color, cache, cache_dir, prefix, early, progress, should_cancel, processes, on_found,
-          pool, t0) -> Dataset:
-    scan = _scan(root, should_cancel, on_found)
-    total = len(scan.files)
-    if total == 0:
-        detail = ""
-        if scan.skipped:
-            s = scan.skipped[0]
-            detail = f" ({len(scan.skipped)} skipped; first: {_printable(s.path)}: {s.reason})"
-        raise DatasetError(f"no images found in {_printable(root)}{detail}: expected PNG/JPEG/BMP/GIF/TIFF "
-                           "files, directly in the folder or in one subfolder per class")
-    key = _cache_key(scan, prefix)
-    hit = early.result() if early is not None else None
-    early = None
-    if hit is not None and hit[2].get("key") == key:
-        images, labels, meta = hit
-        if progress is not None:
-            progress(total, total)
-        return Dataset(root, images, labels, list(meta["class_names"]), list(meta["paths"]),
-                       [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True)
-    hit = None
-
-    if pool and pool[0] is None:   # could not start while scanning: it will not now either
-        processes = False
-    results, skipped = _decode_all(scan, size, color, progress, should_cancel, processes,
-                                   pool[0] if pool else None)
-    ok = [i for i, r in enumerate(results) if isinstance(r, _Decoded)]
-    skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
-    if not ok:
-        first = next(s for s in skipped if s.path == scan.files[0][0]) if skipped else None
-        first_text = f"; first: {_printable(first.path)} ({first.reason})" if first else ""
-        raise DatasetError(f"all {total} images in {_printable(root)} were unusable{first_text}: "
-                           "check that they are valid image files")
-    decoded = [results[i] for i in ok]
-    if size is None:
-        size = _common_size([d.size for d in decoded])
-        _resize_all(decoded, size, should_cancel)
-    out_gray = color == "gray" or (color == "auto" and all(d.gray for d in decoded))
-    channels = 1 if out_gray else 3
-    use_float = any(d.array.dtype != np.uint8 for d in decoded)
-    store = np.empty((len(decoded), size[0], size[1], channels), np.float32 if use_float else np.uint8)
-    for j, d in enumerate(decoded):
-        a = d.array
-        if use_float and a.dtype == np.uint8:
-            a = a.astype(np.float32) * np.float32(1.0 / 255.0)
-        if a.ndim == 2:
-            a = a[..., None]
-        elif channels == 1:  # can only happen for 3-channel arrays when gray is forced (already done)
-            a = a.mean(axis=-1, keepdims=True)
-        store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
-    labels = scan.labels[np.asarray(ok, dtype=np.int64)]
-    paths = [scan.files[i][0] for i in ok]
-    writer = None
-    if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
-        meta = {"version": CACHE_VERSION, "key": key, "root": root, "class_names": scan.class_names,
-                "paths": paths, "skipped": [[s.path, s.reason] for s in skipped]}
-        writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta),
-                                  name="latentlab-cache-write")
-        writer.start()
-    try:
-        images = _to_float(store)
-    finally:
-        if writer is not None:
-            writer.join()
-    return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False)
 
 
 def _decode_chunk(root: str, items: list[tuple[str, int]], size, color: str) -> list:
