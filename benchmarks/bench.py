@@ -40,9 +40,11 @@ REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "g
 
 # sizes: the full suite and the small (CI) mode
 FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, ref_epochs=5, extra_epochs=1, slice_steps=40,
-            shipped_epochs=3, png_count=60_000, data_rounds=5, app_images=12_000, app_epochs=3, app_rounds=3, rss_epochs=1, grid_reps=20)
+            shipped_epochs=5, png_count=60_000, data_rounds=5, app_images=12_000, app_epochs=3, app_rounds=3,
+            rss_epochs=1, grid_reps=20)
 SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, ref_epochs=2, extra_epochs=0, slice_steps=3,
-             shipped_epochs=2, png_count=300, data_rounds=1, app_images=512, app_epochs=2, app_rounds=1, rss_epochs=0, grid_reps=5)
+             shipped_epochs=2, png_count=300, data_rounds=1, app_images=512, app_epochs=2, app_rounds=1,
+             rss_epochs=0, grid_reps=5)
 
 SHARED_PNG = Path("/tmp/fmnist_png/train")
 OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
@@ -744,8 +746,6 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
         res["grid_ms"] = res["grid_engine_ms"]
     if res.get("throughput_ratio_shipped") is not None:   # latentlab as shipped vs the recipe as a user runs it
         res["throughput_ratio"] = res["throughput_ratio_shipped"]
-        res["throughput_ratio_pairs"] = res.get("throughput_ratio_shipped_pairs")
-        res["throughput_ratio_iqr"] = res.get("throughput_ratio_shipped_iqr")
     failures = "; ".join(f"{s}: {m}" for s, m in res["reasons"].items())
     for k in REQUIRED_KEYS:
         if res.get(k) is None and k not in res["reasons"]:
@@ -756,12 +756,14 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
 
 TABLE = [
     ("throughput_ratio", "Training throughput, latentlab ÷ reference (equal model, batch 128), each as shipped "
-     "in its own process (the reference with TensorFlow's defaults), median of paired slices after epoch 1",
-     "≥ 1.2×", "{:.2f}×"),
-    ("throughput_ratio_same_kernels", "… both in one process with the same TensorFlow settings (latentlab's: "
-     "the same kernels), median of paired slices", "", "{:.2f}×"),
-    ("throughput_ratio_epochs", "… the same from each side's median epoch after the first", "", "{:.2f}×"),
-    ("throughput_ratio_best_epochs", "… the same from each side's fastest epoch after the first", "", "{:.2f}×"),
+     "in its own process (the reference with TensorFlow's defaults), taking turns every 40 batches: median "
+     "over the epochs after the first of the two sides' rates (own time) in the same epoch", "≥ 1.2×", "{:.2f}×"),
+    ("throughput_ratio_shipped_steady", "… the steady rate between epoch starts: median of paired 40-batch slices",
+     "", "{:.2f}×"),
+    ("throughput_ratio_epochs", "… both in one process with the same TensorFlow settings (latentlab's: the same "
+     "kernels), from each side's median epoch after the first", "", "{:.2f}×"),
+    ("throughput_ratio_same_kernels", "… the same, steady rate: median of paired slices", "", "{:.2f}×"),
+    ("throughput_ratio_best_epochs", "… the same, from each side's fastest epoch after the first", "", "{:.2f}×"),
     ("throughput_ratio_defaults", "… latentlab with its defaults (128 hidden units, batch 64) ÷ reference", "",
      "{:.2f}×"),
     ("time_to_quality_ratio", "Time to the reference's {E}-epoch test −ELBO, latentlab defaults ÷ reference",
@@ -793,7 +795,7 @@ TABLE = [
 def table(res: dict) -> str:
     lines = ["| figure | value | target |", "| --- | --- | --- |"]
     extra = {}
-    for key in ("throughput_ratio", "throughput_ratio_same_kernels"):
+    for key in ("throughput_ratio_shipped_steady", "throughput_ratio_same_kernels"):
         if res.get(f"{key}_iqr"):
             lo, hi = res[f"{key}_iqr"]
             extra[key] = f"| … interquartile range of the {res.get(f'{key}_pairs')} slice pairs | {lo:.2f}–{hi:.2f}× | |"

@@ -10,7 +10,8 @@ example's situation), and latentlab's Trainer runs as the app and ``latentlab tr
 Only one of the two computes at any time: a child prints a slice record and blocks on its stdin until
 the parent sends the next turn, so the machine's speed swings fall on both sides of each pair.
 
-    python -m benchmarks.lockstep child reference|latentlab --epochs E --slice S --n-train N   (internal)
+    python -m benchmarks.lockstep shipped [--epochs 5 --slice 40 --n-train 60000]   # the bench's "shipped" section
+    python -m benchmarks.lockstep onednn [--shape 64x64x3 --model defaults]        # does oneDNN pay on this CPU?
 """
 
 from __future__ import annotations
@@ -63,12 +64,27 @@ def wait_turn() -> None:
         os._exit(3)
 
 
-def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int) -> None:
+def images(n_train: int, shape: tuple[int, int, int]):
+    """Fashion-MNIST's first ``n_train`` training images; for another shape, scaled up 2x, padded and
+    given per-channel tints (for throughput only: real pictures' sizes, not real pictures)."""
+    import numpy as np
+
     from benchmarks import fashion_mnist
 
     x, y = fashion_mnist.load("train")
     x, y = x[:n_train], y[:n_train]
-    steps = -(-len(x) // 128)
+    if shape == (28, 28, 1):
+        return x, y
+    h, w, c = shape
+    big = x.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+    out = np.zeros((len(x), h, w, c), np.float32)
+    out[:, :big.shape[1], :big.shape[2]] = big * np.linspace(1.0, 0.6, c, dtype=np.float32)
+    return out, y
+
+
+def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
+          shape: tuple[int, int, int] = (28, 28, 1), model: str = "equal") -> None:
+    x, y = images(n_train, shape)
     if side == "reference":
         # TensorFlow as the keras.io example gets it: nothing of latentlab imported in this process
         import keras
@@ -76,6 +92,7 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int) -> 
         from benchmarks import reference_vae
 
         turns = _Turns(128, len(x), slice_steps)
+        steps = -(-len(x) // 128)
 
         class Cb(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
@@ -98,9 +115,10 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int) -> 
         from latentlab.train import BatchEnd, EpochEnd, Failed, Trainer
 
         import_tensorflow()
-        cfg = TrainConfig(dataset="fmnist", epochs=epochs, seed=seed, val_fraction=0.0, hidden_units=16,
-                          batch_size=128, learning_rate=1e-3)
-        turns = _Turns(128, len(x), slice_steps)
+        equal = dict(hidden_units=16, batch_size=128) if model == "equal" else {}   # else TrainConfig's defaults
+        cfg = TrainConfig(dataset="fmnist", epochs=epochs, seed=seed, val_fraction=0.0, learning_rate=1e-3, **equal)
+        turns = _Turns(cfg.batch_size, len(x), slice_steps)
+        steps = -(-len(x) // cfg.batch_size)
         failed = []
 
         def on_event(ev):
@@ -121,6 +139,7 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int) -> 
 
 
 def _onednn():
+    # (not latentlab.tfquiet.onednn_enabled: the reference's process imports nothing of latentlab)
     try:
         from tensorflow.python.util import _pywrap_util_port
     except ImportError:
@@ -129,37 +148,40 @@ def _onednn():
 
 
 # -- the parent ---------------------------------------------------------------------------------------------
-def bench_shipped(epochs: int, slice_steps: int, n_train: int, seed: int = 0, timeout: float = 3600) -> dict:
-    """Both sides in their own processes, taking turns; the ratio pairs latentlab's k-th slice with the
-    reference's k-th slice after the first epoch (median and interquartile range)."""
-    # both start as a fresh user's process: TensorFlow's default for this CPU, unless latentlab sets it
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+def lockstep(a: dict, b: dict, epochs: int, slice_steps: int, n_train: int, seed: int = 0,
+             timeout: float = 3600) -> dict:
+    """Two child processes taking turns; ``a``/``b``: ``{"side", "env" (changes), "args" (extra child
+    arguments)}``. Returns each one's epoch rates and oneDNN state; a's rate over b's in each epoch after
+    the first (``epoch_ratios``, median ``epoch_ratio``); and the median (and interquartile range) of
+    a's k-th slice rate over b's k-th slice rate after the first epoch (``slice_ratio``)."""
+    base = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}   # as a fresh process
+    specs = {"a": a, "b": b}
     procs, errs = {}, {}
     deadline = time.monotonic() + timeout
-    slices = {s: [] for s in SIDES}
-    info = {s: {} for s in SIDES}
+    slices = {k: [] for k in specs}
+    info = {k: {} for k in specs}
     try:
-        for side in SIDES:
-            cmd = [sys.executable, "-m", "benchmarks.lockstep", "child", side, "--epochs", str(epochs),
-                   "--slice", str(slice_steps), "--n-train", str(n_train), "--seed", str(seed)]
-            errs[side] = tempfile.TemporaryFile("w+")          # a file, not a pipe: a full pipe would block
-            procs[side] = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=errs[side], text=True,
-                                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            info[side].update(_read(procs[side], side, errs[side]))          # {"ready", "onednn"}
-        active = list(SIDES)
+        for k, spec in specs.items():
+            cmd = [sys.executable, "-m", "benchmarks.lockstep", "child", spec["side"], "--epochs", str(epochs),
+                   "--slice", str(slice_steps), "--n-train", str(n_train), "--seed", str(seed), *spec.get("args", [])]
+            errs[k] = tempfile.TemporaryFile("w+")          # a file, not a pipe: a full pipe would block
+            procs[k] = subprocess.Popen(cmd, env=dict(base, **spec.get("env", {})), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=errs[k], text=True,
+                                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            info[k].update(_read(procs[k], spec["side"], errs[k]))          # {"ready", "onednn"}
+        active = list(specs)
         while active:
-            for side in list(active):
+            for k in list(active):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the lockstep benchmark ran past {timeout:.0f} s")
-                p = procs[side]
+                p = procs[k]
                 p.stdin.write("go\n")
                 p.stdin.flush()
-                rec = _read(p, side, errs[side])
+                rec = _read(p, specs[k]["side"], errs[k])
                 if rec.get("done"):
-                    active.remove(side)
+                    active.remove(k)
                 else:
-                    slices[side].append(rec)
+                    slices[k].append(rec)
     finally:
         for p in procs.values():
             try:
@@ -172,25 +194,57 @@ def bench_shipped(epochs: int, slice_steps: int, n_train: int, seed: int = 0, ti
                 p.kill()
         for f in errs.values():
             f.close()
-    out = {"shipped_onednn": {s: info[s].get("onednn") for s in SIDES}}
-    for side in SIDES:
+    out = {"onednn": {k: info[k].get("onednn") for k in specs}}
+    rates = {}
+    for k in specs:               # images per second of own time, per epoch
         by_epoch = {}
-        for r in slices[side]:
+        for r in slices[k]:
             by_epoch.setdefault(r["epoch"], [0, 0.0])
             by_epoch[r["epoch"]][0] += r["images"]
             by_epoch[r["epoch"]][1] += r["seconds"]
-        rates = [i / s for e, (i, s) in sorted(by_epoch.items()) if e > 0 and s > 0] or \
-                [i / s for i, s in by_epoch.values() if s > 0]
-        out[f"shipped_{side}_images_per_second"] = statistics.median(rates) if rates else None
-    a = [(r["images"], r["seconds"]) for r in slices["latentlab"] if r["epoch"] > 0]
-    b = [(r["images"], r["seconds"]) for r in slices["reference"] if r["epoch"] > 0]
-    pairs = [(ia / ta) / (ib / tb) for (ia, ta), (ib, tb) in zip(a, b) if ta > 0 and tb > 0]
-    out["throughput_ratio_shipped"] = statistics.median(pairs) if pairs else None
-    out["throughput_ratio_shipped_pairs"] = len(pairs)
+        rates[k] = {e: i / s for e, (i, s) in by_epoch.items() if s > 0}
+        later = [v for e, v in sorted(rates[k].items()) if e > 0] or list(rates[k].values())
+        out[f"{k}_images_per_second"] = statistics.median(later) if later else None
+        out[f"{k}_epoch_rates"] = [rates[k][e] for e in sorted(rates[k])]
+    # epoch by epoch (each epoch's slices interleaved with the other side's): what a user waits,
+    # per-epoch costs such as making a new input iterator included
+    epochs_ab = [rates["a"][e] / rates["b"][e] for e in sorted(rates["a"]) if e > 0 and e in rates["b"]]
+    out["epoch_ratios"] = epochs_ab
+    out["epoch_ratio"] = statistics.median(epochs_ab) if epochs_ab else None
+    # slice by slice: the steady rate between such costs (a median passes over a slow first slice)
+    sa = [(r["images"], r["seconds"]) for r in slices["a"] if r["epoch"] > 0]
+    sb = [(r["images"], r["seconds"]) for r in slices["b"] if r["epoch"] > 0]
+    pairs = [(ia / ta) / (ib / tb) for (ia, ta), (ib, tb) in zip(sa, sb) if ta > 0 and tb > 0]
+    out["slice_ratio"] = statistics.median(pairs) if pairs else None
+    out["pairs"] = len(pairs)
     if len(pairs) >= 4:
         q = statistics.quantiles(pairs, n=4)
-        out["throughput_ratio_shipped_iqr"] = [q[0], q[2]]
+        out["slice_iqr"] = [q[0], q[2]]
     return out
+
+
+def bench_shipped(epochs: int, slice_steps: int, n_train: int, seed: int = 0) -> dict:
+    """latentlab's Trainer at the recipe's model and batch, as shipped, over the recipe in a process
+    with TensorFlow's defaults: the median over the epochs after the first of the two rates (own time)
+    in the same epoch, and the steady rate from paired slices."""
+    r = lockstep({"side": "latentlab"}, {"side": "reference"}, epochs, slice_steps, n_train, seed)
+    out = {"shipped_onednn": {"latentlab": r["onednn"]["a"], "reference": r["onednn"]["b"]},
+           "shipped_latentlab_images_per_second": r["a_images_per_second"],
+           "shipped_reference_images_per_second": r["b_images_per_second"],
+           "shipped_latentlab_epoch_rates": r["a_epoch_rates"], "shipped_reference_epoch_rates": r["b_epoch_rates"],
+           "throughput_ratio_shipped": r["epoch_ratio"], "throughput_ratio_shipped_epochs": r["epoch_ratios"],
+           "throughput_ratio_shipped_steady": r["slice_ratio"], "throughput_ratio_shipped_steady_pairs": r["pairs"]}
+    if "slice_iqr" in r:
+        out["throughput_ratio_shipped_steady_iqr"] = r["slice_iqr"]
+    return out
+
+
+def onednn_speedup(shape: tuple[int, int, int], model: str, epochs: int, slice_steps: int, n_train: int) -> dict:
+    """latentlab's Trainer with oneDNN on over the same with it off, each in its own process."""
+    args = ["--shape", "x".join(map(str, shape)), "--model", model]
+    return lockstep({"side": "latentlab", "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}, "args": args},
+                    {"side": "latentlab", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "args": args},
+                    epochs, slice_steps, n_train)
 
 
 def _read(p: subprocess.Popen, side: str, err_file) -> dict:
@@ -216,13 +270,23 @@ def main(argv=None) -> int:
     c.add_argument("--slice", type=int, default=40)
     c.add_argument("--n-train", type=int, default=60_000)
     c.add_argument("--seed", type=int, default=0)
-    r = sub.add_parser("run", help="run both sides and print the figures as JSON")
-    r.add_argument("--epochs", type=int, default=3)
-    r.add_argument("--slice", type=int, default=40)
-    r.add_argument("--n-train", type=int, default=60_000)
+    c.add_argument("--shape", default="28x28x1")
+    c.add_argument("--model", choices=("equal", "defaults"), default="equal")
+    o = sub.add_parser("onednn", help="latentlab's trainer with oneDNN on ÷ off, as JSON")
+    o.add_argument("--shape", default="28x28x1", help="HxWxC (other than 28x28x1: Fashion-MNIST scaled up)")
+    o.add_argument("--model", choices=("equal", "defaults"), default="defaults")
+    r = sub.add_parser("shipped", help="latentlab ÷ the recipe, each as shipped, as JSON")
+    for q in (o, r):
+        q.add_argument("--epochs", type=int, default=3 if q is o else 5)
+        q.add_argument("--slice", type=int, default=40)
+        q.add_argument("--n-train", type=int, default=60_000)
     args = p.parse_args(argv)
     if args.cmd == "child":
-        child(args.side, args.epochs, args.slice, args.n_train, args.seed)
+        shape = tuple(int(v) for v in args.shape.split("x"))
+        child(args.side, args.epochs, args.slice, args.n_train, args.seed, shape, args.model)
+    elif args.cmd == "onednn":
+        shape = tuple(int(v) for v in args.shape.split("x"))
+        print(json.dumps(onednn_speedup(shape, args.model, args.epochs, args.slice, args.n_train), indent=2))
     else:
         print(json.dumps(bench_shipped(args.epochs, args.slice, args.n_train), indent=2))
     return 0

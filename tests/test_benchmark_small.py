@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,7 @@ def test_small_benchmark_writes_every_key(tmp_path):
         else:
             assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
     assert "| figure | value | target |" in proc.stdout
+    # the shipped section: each side in its own process, latentlab with the settings it makes itself
+    assert res["throughput_ratio"] == res["throughput_ratio_shipped"]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert res["shipped_onednn"]["latentlab"] is True
