@@ -48,8 +48,9 @@ def configure_environment() -> None:
     ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64: TensorFlow's oneDNN kernels are on by default only on CPUs with
     AVX-512 VNNI/BF16 or AMX, not on AVX2 CPUs such as most laptops and the 2-core AMD EPYC machines
     this was measured on, where they train faster: 1.07-1.18x on the 28x28 models and 1.3x on a
-    64x64 RGB model (docs/benchmarks.md; ``python -m benchmarks.lockstep onednn`` measures a CPU). ``TF_ENABLE_ONEDNN_OPTS=0`` in the environment turns them off.
-    Too late once TensorFlow is imported (it reads the variable once)."""
+    64x64 RGB model (docs/benchmarks.md; ``python -m benchmarks.lockstep onednn`` measures a CPU).
+    ``TF_ENABLE_ONEDNN_OPTS=0`` in the environment turns them off. Too late once TensorFlow is imported
+    (it reads the variable once): `import latentlab` calls this."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if platform.machine().lower() in ("x86_64", "amd64"):

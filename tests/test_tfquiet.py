@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
+# TensorFlow imported directly after the module, as latent.py's own `import tensorflow` does: the setting
+# must already be made by importing the package, not only by tfquiet.import_tensorflow
 PROBE = ("import {first}\n"
-         "from latentlab.tfquiet import import_tensorflow, onednn_enabled\n"
-         "import_tensorflow()\n"
+         "import tensorflow\n"
+         "from latentlab.tfquiet import onednn_enabled\n"
          "import os\n"
          "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), onednn_enabled())\n")
 
@@ -29,8 +31,7 @@ def probe(first: str, **env_changes):
 @x86
 @pytest.mark.parametrize("first", ["latentlab.latent", "gui.main_window"])
 def test_onednn_is_on_when_a_latentlab_module_is_imported_first(first):
-    # latent.py imports TensorFlow itself, the app's window module through the engine: either way the
-    # setting must come before TensorFlow reads it (once, at import)
+    # the engine's modules and the app's window: the setting comes before TensorFlow reads it (once)
     assert probe(first) == ["1", "True"]
 
 
