@@ -1,5 +1,7 @@
-"""Training throughput of latentlab as shipped against the classic recipe as a user runs it: each in
-its own process, taking turns every few batches.
+"""Training throughput in lockstep: two training processes taking turns every few batches.
+
+The bench's "shipped" section: latentlab as shipped against the classic recipe as a user runs it, each
+in its own process.
 
 latentlab sets TensorFlow options before TensorFlow is imported (``tfquiet.configure_environment``:
 oneDNN kernels on x86-64), and those hold for a whole process. The benchmark's main training section
