@@ -104,6 +104,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     import keras
 
     from benchmarks import reference_vae
+    from benchmarks.lockstep import Turns, paired_ratio
     from latentlab.config import TrainConfig
     from latentlab.latent import Decoder, encode
     from latentlab.train import BatchEnd, EpochEnd, Failed, Finished, Started, Trainer
@@ -119,36 +120,18 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     }
     baton = Baton(participants)
     results = {name: {"epoch_seconds": [], "elbo": [], "images": len(x), "slices": []} for name in participants}
-    slice_steps = size["slice_steps"]
     T0 = time.perf_counter()   # slices: (epoch index, images, own seconds, end in seconds since T0)
 
-    class Turns:
-        """One participant's own time: its turns, cut every ``slice_steps`` batches."""
+    def turns_of(name, batch_size):
+        """``name``'s own time (lockstep.Turns), its turns cut every ``slice_steps`` batches."""
+        def record(epoch, images, seconds):
+            results[name]["slices"].append((epoch, images, seconds, time.perf_counter() - T0))
 
-        def __init__(self, name, batch_size):
-            self.name, self.bs, self.r = name, batch_size, results[name]
+        def hand_over():
+            baton.pass_on(name)
+            baton.wait(name)
 
-        def begin_epoch(self, epoch):
-            self.epoch, self.own, self.images_done, self.t0 = epoch, 0.0, 0, time.perf_counter()
-
-        def _cut(self, step):
-            now = time.perf_counter()
-            dt = now - self.t0
-            images = min(step * self.bs, len(x)) - self.images_done
-            self.own += dt
-            self.images_done += images
-            self.r["slices"].append((self.epoch, images, dt, now - T0))
-
-        def batch_end(self, step, steps):   # step: 1-based within the epoch
-            if step % slice_steps == 0 and step < steps:
-                self._cut(step)
-                baton.pass_on(self.name)
-                baton.wait(self.name)
-                self.t0 = time.perf_counter()
-
-        def end_epoch(self, steps):
-            self._cut(steps)
-            self.r["epoch_seconds"].append(self.own)
+        return Turns(batch_size, len(x), size["slice_steps"], record, hand_over)
     target = {"value": None}
     lock = threading.Lock()
     errors = []
@@ -164,7 +147,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
             model.compile(optimizer=keras.optimizers.Adam())
             r = results["reference"]
 
-            turns = Turns("reference", 128)
+            turns = turns_of("reference", 128)
             steps = -(-len(x) // 128)
 
             class RefTurns(keras.callbacks.Callback):
@@ -178,7 +161,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
                     turns.batch_end(batch + 1, steps)
 
                 def on_epoch_end(self, epoch, logs=None):
-                    turns.end_epoch(steps)
+                    r["epoch_seconds"].append(turns.end_epoch(steps))
 
                     def enc(xb):
                         m, lv, _ = model.encoder(xb, training=False)
@@ -205,7 +188,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
         r["config"] = {"batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
                        "kl_schedule": cfg.kl_schedule, "hidden_units": cfg.hidden_units}
         holder = {}
-        turns = Turns(name, cfg.batch_size)
+        turns = turns_of(name, cfg.batch_size)
 
         def on_event(ev):
             tr = holder["trainer"]
@@ -215,7 +198,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
             elif isinstance(ev, BatchEnd):
                 turns.batch_end(ev.step, ev.steps)
             elif isinstance(ev, EpochEnd):
-                turns.end_epoch(tr.steps_per_epoch)
+                r["epoch_seconds"].append(turns.end_epoch(tr.steps_per_epoch))
                 dec = Decoder.from_model(tr.model)
                 r["elbo"].append(score(lambda xb: encode(tr.model, xb), dec.decode))
                 log(f"{name} epoch {ev.epoch}: {r['epoch_seconds'][-1]:.1f} s, test -ELBO {r['elbo'][-1]:.2f}")
@@ -273,20 +256,15 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
         r["images_per_second"] = rate(r)
         r["seconds_to_target"] = time_to(r, goal)
     ref["images_per_second"] = rate(ref)
-    def paired(a, b):   # rate ratio of a's k-th slice to b's k-th slice, after the first epoch
-        sa = [(i, s) for e, i, s, _ in a["slices"] if e > 0]
-        sb = [(i, s) for e, i, s, _ in b["slices"] if e > 0]
-        return [(ia / ta) / (ib / tb) for (ia, ta), (ib, tb) in zip(sa, sb) if ta > 0 and tb > 0]
-
     # the same TensorFlow settings on both sides (latentlab's, this process's): the same kernels; the
     # headline ``throughput_ratio`` is the "shipped" section's, each side in its own process
-    pairs = paired(results["equal"], ref)
+    later = [[(i, s) for e, i, s, _ in r["slices"] if e > 0] for r in (results["equal"], ref)]
+    p = paired_ratio(*later)     # the equal model's k-th slice rate over the reference's, after epoch 1
     out["throughput_ratio_epochs"] = results["equal"]["images_per_second"] / ref["images_per_second"]
-    out["throughput_ratio_same_kernels"] = statistics.median(pairs) if pairs else out["throughput_ratio_epochs"]
-    out["throughput_ratio_same_kernels_pairs"] = len(pairs)
-    if len(pairs) >= 4:
-        q = statistics.quantiles(pairs, n=4)
-        out["throughput_ratio_same_kernels_iqr"] = [q[0], q[2]]
+    out["throughput_ratio_same_kernels"] = p["ratio"] if p["ratio"] is not None else out["throughput_ratio_epochs"]
+    out["throughput_ratio_same_kernels_pairs"] = p["pairs"]
+    if "iqr" in p:
+        out["throughput_ratio_same_kernels_iqr"] = p["iqr"]
     out["throughput_ratio_defaults"] = results["latentlab"]["images_per_second"] / ref["images_per_second"]
 
     def best(r):   # the least disturbed epoch after the first: a slower neighbour only ever slows an epoch

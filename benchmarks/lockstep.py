@@ -31,34 +31,57 @@ SIDES = ("reference", "latentlab")
 
 
 # -- the child: one side, one process -------------------------------------------------------------------
-class _Turns:
-    """Report own time every ``slice_steps`` batches and at each epoch's end, then wait for the turn."""
+class Turns:
+    """One participant's own time, cut every ``slice_steps`` batches and at each epoch's end:
+    ``record(epoch, images, seconds)`` gets each slice; after a cut within an epoch ``hand_over()``
+    gives the turn away and returns when it is back. At an epoch's end the caller hands over (it may
+    score the model first), then calls :meth:`begin_epoch`. Used here across processes and by the
+    bench's one-process section across threads."""
 
-    def __init__(self, batch_size: int, n: int, slice_steps: int):
-        self.bs, self.n, self.slice = batch_size, n, slice_steps
-        self.epoch, self.done, self.t0 = 0, 0, time.perf_counter()
+    def __init__(self, batch_size: int, n: int, slice_steps: int, record, hand_over):
+        self.bs, self.n, self.slice, self.record, self.hand_over = batch_size, n, slice_steps, record, hand_over
+        self.begin_epoch(0)
 
-    def _cut(self, step: int, end: bool = False):
+    def begin_epoch(self, epoch: int) -> None:
+        self.epoch, self.done, self.own, self.t0 = epoch, 0, 0.0, time.perf_counter()
+
+    def _cut(self, step: int) -> None:
         seconds = time.perf_counter() - self.t0
         images = min(step * self.bs, self.n) - self.done
         self.done += images
-        _say({"epoch": self.epoch, "images": images, "seconds": seconds})
-        if end:
-            self.epoch, self.done = self.epoch + 1, 0
-        wait_turn()
-        self.t0 = time.perf_counter()
+        self.own += seconds
+        self.record(self.epoch, images, seconds)
 
-    def batch_end(self, step: int, steps: int):   # step: 1-based within the epoch
+    def batch_end(self, step: int, steps: int) -> None:   # step: 1-based within the epoch
         if step % self.slice == 0 and step < steps:
             self._cut(step)
+            self.hand_over()
+            self.t0 = time.perf_counter()
 
-    def epoch_end(self, steps: int):
-        self._cut(steps, end=True)
+    def end_epoch(self, steps: int) -> float:
+        """Cut the epoch's last slice; returns the epoch's own seconds."""
+        self._cut(steps)
+        return self.own
+
+
+def paired_ratio(a: list, b: list) -> dict:
+    """a's k-th slice rate over b's k-th, for lists of (images, seconds): the median (None without
+    pairs), the number of pairs and, from 4 pairs on, the interquartile range."""
+    pairs = [(ia / ta) / (ib / tb) for (ia, ta), (ib, tb) in zip(a, b) if ta > 0 and tb > 0]
+    out = {"ratio": statistics.median(pairs) if pairs else None, "pairs": len(pairs)}
+    if len(pairs) >= 4:
+        q = statistics.quantiles(pairs, n=4)
+        out["iqr"] = [q[0], q[2]]
+    return out
 
 
 def _say(record: dict) -> None:
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
+
+
+def _say_slice(epoch: int, images: int, seconds: float) -> None:
+    _say({"epoch": epoch, "images": images, "seconds": seconds})
 
 
 def wait_turn() -> None:
@@ -93,7 +116,7 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
 
         from benchmarks import reference_vae
 
-        turns = _Turns(128, len(x), slice_steps)
+        turns = Turns(128, len(x), slice_steps, _say_slice, wait_turn)
         steps = -(-len(x) // 128)
 
         class Cb(keras.callbacks.Callback):
@@ -101,14 +124,16 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
                 turns.batch_end(batch + 1, steps)
 
             def on_epoch_end(self, epoch, logs=None):
-                turns.epoch_end(steps)
+                turns.end_epoch(steps)
+                wait_turn()
+                turns.begin_epoch(epoch + 1)
 
         _say({"ready": True, "onednn": _onednn()})
         wait_turn()
         keras.utils.set_random_seed(seed)
         model = reference_vae.build()
         model.compile(optimizer=keras.optimizers.Adam())
-        turns.t0 = time.perf_counter()
+        turns.begin_epoch(0)
         model.fit(x, epochs=epochs, batch_size=128, verbose=0, callbacks=[Cb()])
     else:
         from benchmarks.bench import _dataset_from_arrays
@@ -119,7 +144,7 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
         import_tensorflow()
         equal = dict(hidden_units=16, batch_size=128) if model == "equal" else {}   # else TrainConfig's defaults
         cfg = TrainConfig(dataset="fmnist", epochs=epochs, seed=seed, val_fraction=0.0, learning_rate=1e-3, **equal)
-        turns = _Turns(cfg.batch_size, len(x), slice_steps)
+        turns = Turns(cfg.batch_size, len(x), slice_steps, _say_slice, wait_turn)
         steps = -(-len(x) // cfg.batch_size)
         failed = []
 
@@ -127,13 +152,15 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
             if isinstance(ev, BatchEnd):
                 turns.batch_end(ev.step, ev.steps)
             elif isinstance(ev, EpochEnd):
-                turns.epoch_end(steps)
+                turns.end_epoch(steps)
+                wait_turn()
+                turns.begin_epoch(ev.epoch)    # EpochEnd.epoch counts from 1: the next one's index
             elif isinstance(ev, Failed):
                 failed.append(ev.message)
 
         _say({"ready": True, "onednn": _onednn()})
         wait_turn()
-        turns.t0 = time.perf_counter()
+        turns.begin_epoch(0)
         Trainer(cfg, _dataset_from_arrays(x, y), None, on_event=on_event, latents_every_epoch_max=0).run()
         if failed:
             raise RuntimeError(failed[0])
@@ -214,14 +241,11 @@ def lockstep(a: dict, b: dict, epochs: int, slice_steps: int, n_train: int, seed
     out["epoch_ratios"] = epochs_ab
     out["epoch_ratio"] = statistics.median(epochs_ab) if epochs_ab else None
     # slice by slice: the steady rate between such costs (a median passes over a slow first slice)
-    sa = [(r["images"], r["seconds"]) for r in slices["a"] if r["epoch"] > 0]
-    sb = [(r["images"], r["seconds"]) for r in slices["b"] if r["epoch"] > 0]
-    pairs = [(ia / ta) / (ib / tb) for (ia, ta), (ib, tb) in zip(sa, sb) if ta > 0 and tb > 0]
-    out["slice_ratio"] = statistics.median(pairs) if pairs else None
-    out["pairs"] = len(pairs)
-    if len(pairs) >= 4:
-        q = statistics.quantiles(pairs, n=4)
-        out["slice_iqr"] = [q[0], q[2]]
+    sa, sb = ([(r["images"], r["seconds"]) for r in slices[k] if r["epoch"] > 0] for k in "ab")
+    p = paired_ratio(sa, sb)
+    out["slice_ratio"], out["pairs"] = p["ratio"], p["pairs"]
+    if "iqr" in p:
+        out["slice_iqr"] = p["iqr"]
     return out
 
 

@@ -71,7 +71,7 @@ def import_tensorflow():
     with _LOCK:
         if "tensorflow" in sys.modules and "keras" in sys.modules:
             return sys.modules["tensorflow"]
-        configure_environment()
+        # configure_environment() has run already: importing this module ran latentlab/__init__.py
         with quiet_stderr():
             import tensorflow
             import keras  # noqa: F401  (its own first-import messages too)
