@@ -34,6 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from benchmarks.common import Baton, Turns, log, paired_ratio, pct
+
 REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "gui_stall_p50_ms",
                  "gui_stall_p99_ms", "click_p50_ms", "click_p99_ms", "grid_ms", "cold_load_s", "warm_load_s",
                  "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo")
@@ -50,46 +52,7 @@ SHARED_PNG = Path("/tmp/fmnist_png/train")
 OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values, q) -> float | None:
-    return float(np.percentile(np.asarray(values, float), q)) if len(values) else None
-
-
-# -- taking turns ------------------------------------------------------------------------------------
-class Baton:
-    """Participants (threads) take turns in a fixed rotation; one finished leaves the rotation."""
-
-    def __init__(self, names):
-        self.order = list(names)
-        self.i = 0
-        self.cv = threading.Condition()
-
-    def wait(self, name):
-        with self.cv:
-            self.cv.wait_for(lambda: not self.order or self.order[self.i] == name)
-
-    def pass_on(self, name, done=False):
-        with self.cv:
-            idx = self.order.index(name)
-            if done:
-                self.order.remove(name)
-                self.i = idx % len(self.order) if self.order else 0
-            else:
-                self.i = (idx + 1) % len(self.order)
-            self.cv.notify_all()
-
-
 # -- 1 + 2: throughput and time to quality ---------------------------------------------------------------
-def _dataset_from_arrays(x, y):
-    from latentlab.data import Dataset
-
-    return Dataset(root="fashion-mnist", images=x, labels=y, class_names=[str(i) for i in range(10)],
-                   paths=[f"{i}.png" for i in range(len(x))], skipped=[], load_seconds=0.0, from_cache=False)
-
-
 def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     """Reference (classic recipe, fit on numpy, batch 128) and latentlab trainers taking turns every
     ``slice_steps`` batches (and at each epoch's end, where test ELBO is scored outside the timed span).
@@ -104,12 +67,13 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     import keras
 
     from benchmarks import reference_vae
-    from benchmarks.lockstep import Turns, paired_ratio
     from latentlab.config import TrainConfig
+    from latentlab.data import Dataset
+    from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, Started
     from latentlab.latent import Decoder, encode
-    from latentlab.train import BatchEnd, EpochEnd, Failed, Finished, Started, Trainer
+    from latentlab.train import Trainer
 
-    ds = _dataset_from_arrays(x, y)
+    ds = Dataset.from_arrays(x, y)
     E = size["ref_epochs"]
     participants = {
         "reference": None,
@@ -475,10 +439,12 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
     except Exception as e:  # noqa: BLE001
         return {"reasons": {"app": f"the app cannot be imported: {type(e).__name__}: {e}"}}
     from latentlab.config import TrainConfig
-    from latentlab.train import BatchEnd, Trainer
+    from latentlab.data import Dataset
+    from latentlab.events import BatchEnd
+    from latentlab.train import Trainer
 
     n = size["app_images"]
-    ds = _dataset_from_arrays(x[:n], y[:n])
+    ds = Dataset.from_arrays(x[:n], y[:n])
     app = QApplication.instance() or QApplication(["latentlab-bench"])
     tmp = Path(tempfile.mkdtemp(prefix="latentlab-bench-app-"))
     settings = {"epochs": size["app_epochs"], "batch_size": 128, "learning_rate": 1e-3, "beta": 1.0,
@@ -524,7 +490,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
         rng = np.random.default_rng(k)
 
         def click():
-            if not state["training"] or win.point_decoder is None or win.latest_weights is None:
+            if not state["training"] or win.map_view.point_decoder is None or win.map_view.latest_weights is None:
                 return
             lo, hi = -2.0, 2.0
             px, py = rng.uniform(lo, hi, 2)
@@ -538,7 +504,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
                 state["training"] = True
 
         def on_grid():
-            timing = win.last_grid_timing or {}
+            timing = win.map_view.last_grid_timing or {}
             if timing.get("latency_s") is not None:
                 grids.append(timing["latency_s"] * 1000)
             now = time.perf_counter()
@@ -559,7 +525,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
         p0 = time.process_time()
         if not win.start_training():
             raise RuntimeError("the app refused to start training")
-        win._train_worker.event.connect(on_event)
+        win.training.event.connect(on_event)
         loop = QEventLoop()
         win.trainingFinished.connect(loop.quit)
         guard = QTimer()
@@ -624,7 +590,7 @@ def machine() -> dict:
     import tensorflow as tf
 
     from latentlab.tfquiet import onednn_enabled
-    from latentlab.train import training_device
+    from latentlab.runtime import training_device
 
     cpu = platform.processor() or ""
     try:

@@ -23,8 +23,7 @@ def run_latentlab(x_train, y_train, x_test, epochs: int, seed: int, batch_size: 
     from latentlab.train import Trainer
     from benchmarks.reference_vae import neg_elbo
 
-    ds = Dataset(root="fashion-mnist", images=x_train, labels=y_train, class_names=[str(i) for i in range(10)],
-                 paths=[f"{i}.png" for i in range(len(x_train))], skipped=[], load_seconds=0.0, from_cache=False)
+    ds = Dataset.from_arrays(x_train, y_train, root="fashion-mnist")
     # the reference's model (dense 16) unless overridden: this compares the engines, not the defaults
     cfg = TrainConfig(dataset="fashion-mnist", epochs=epochs, batch_size=batch_size, beta=1.0, latent_dim=2,
                       seed=seed, val_fraction=0.0, **{"hidden_units": 16, **overrides})

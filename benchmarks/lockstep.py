@@ -27,54 +27,12 @@ import sys
 import tempfile
 import time
 
+from benchmarks.common import Turns, paired_ratio
+
 SIDES = ("reference", "latentlab")
 
 
 # -- the child: one side, one process -------------------------------------------------------------------
-class Turns:
-    """One participant's own time, cut every ``slice_steps`` batches and at each epoch's end:
-    ``record(epoch, images, seconds)`` gets each slice; after a cut within an epoch ``hand_over()``
-    gives the turn away and returns when it is back. At an epoch's end the caller hands over (it may
-    score the model first), then calls :meth:`begin_epoch`. Used here across processes and by the
-    bench's one-process section across threads."""
-
-    def __init__(self, batch_size: int, n: int, slice_steps: int, record, hand_over):
-        self.bs, self.n, self.slice, self.record, self.hand_over = batch_size, n, slice_steps, record, hand_over
-        self.begin_epoch(0)
-
-    def begin_epoch(self, epoch: int) -> None:
-        self.epoch, self.done, self.own, self.t0 = epoch, 0, 0.0, time.perf_counter()
-
-    def _cut(self, step: int) -> None:
-        seconds = time.perf_counter() - self.t0
-        images = min(step * self.bs, self.n) - self.done
-        self.done += images
-        self.own += seconds
-        self.record(self.epoch, images, seconds)
-
-    def batch_end(self, step: int, steps: int) -> None:   # step: 1-based within the epoch
-        if step % self.slice == 0 and step < steps:
-            self._cut(step)
-            self.hand_over()
-            self.t0 = time.perf_counter()
-
-    def end_epoch(self, steps: int) -> float:
-        """Cut the epoch's last slice; returns the epoch's own seconds."""
-        self._cut(steps)
-        return self.own
-
-
-def paired_ratio(a: list, b: list) -> dict:
-    """a's k-th slice rate over b's k-th, for lists of (images, seconds): the median (None without
-    pairs), the number of pairs and, from 4 pairs on, the interquartile range."""
-    pairs = [(ia / ta) / (ib / tb) for (ia, ta), (ib, tb) in zip(a, b) if ta > 0 and tb > 0]
-    out = {"ratio": statistics.median(pairs) if pairs else None, "pairs": len(pairs)}
-    if len(pairs) >= 4:
-        q = statistics.quantiles(pairs, n=4)
-        out["iqr"] = [q[0], q[2]]
-    return out
-
-
 def _say(record: dict) -> None:
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
@@ -136,10 +94,11 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
         turns.begin_epoch(0)
         model.fit(x, epochs=epochs, batch_size=128, verbose=0, callbacks=[Cb()])
     else:
-        from benchmarks.bench import _dataset_from_arrays
+        from latentlab.data import Dataset
         from latentlab.config import TrainConfig
         from latentlab.tfquiet import import_tensorflow
-        from latentlab.train import BatchEnd, EpochEnd, Failed, Trainer
+        from latentlab.events import BatchEnd, EpochEnd, Failed
+        from latentlab.train import Trainer
 
         import_tensorflow()
         equal = dict(hidden_units=16, batch_size=128) if model == "equal" else {}   # else TrainConfig's defaults
@@ -161,7 +120,7 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
         _say({"ready": True, "onednn": _onednn()})
         wait_turn()
         turns.begin_epoch(0)
-        Trainer(cfg, _dataset_from_arrays(x, y), None, on_event=on_event, latents_every_epoch_max=0).run()
+        Trainer(cfg, Dataset.from_arrays(x, y), None, on_event=on_event, latents_every_epoch_max=0).run()
         if failed:
             raise RuntimeError(failed[0])
     _say({"done": True})

@@ -1,7 +1,8 @@
-"""The desktop app's entry point: ``latentlab`` (no sub-command) or ``python -m gui.app``.
+"""The ``latentlab`` console script, and the desktop app's entry point (``python -m gui.app``).
 
-    latentlab [--dataset DIR | --run RUNDIR] [--beta B] [--latent-dim D] [--hidden-units H] [--epochs N]
-              [--batch-size N] [--lr LR] [--autostart] [--screenshot PNG] [--quit-when-done]
+    latentlab train|info|export|sweep ...   headless: handed to latentlab.cli before any Qt import
+    latentlab [app] [--dataset DIR | --run RUNDIR] [--beta B] [--latent-dim D] [--hidden-units H]
+              [--epochs N] [--batch-size N] [--lr LR] [--autostart] [--screenshot PNG] [--quit-when-done]
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from latentlab.cli import number_arg
-from latentlab.config import AUTO_HIDDEN_UNITS, HIDDEN_RANGE
+from latentlab import config as C
+from latentlab.cli import SUBCOMMANDS, number_arg
 
 __all__ = ["main", "build_parser", "platform_problem"]
 
@@ -33,13 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(Sub-commands for headless use: latentlab train|info|export|sweep --help.)")
     p.add_argument("--dataset", metavar="DIR", help="image folder to open (default: the bundled sample)")
     p.add_argument("--run", metavar="RUNDIR", help="run folder to open (made by the app or `latentlab train`)")
-    p.add_argument("--beta", type=number_arg(float, 0.01, 100.0, "beta"), help="β, the KL weight (0.01–100)")
-    p.add_argument("--latent-dim", type=number_arg(int, 1, 64, "latent size"), help="latent size (1–64)")
-    p.add_argument("--hidden-units", type=number_arg(int, *HIDDEN_RANGE, "hidden units"),
-                   help=f"encoder dense width (0 = automatic, {AUTO_HIDDEN_UNITS}; 16 = the classic Keras recipe)")
-    p.add_argument("--epochs", type=number_arg(int, 1, 10_000, "epochs"), help="epochs to train")
-    p.add_argument("--batch-size", type=number_arg(int, 1, 4096, "batch size"), help="images per batch")
-    p.add_argument("--lr", type=number_arg(float, 1e-5, 0.1, "learning rate"), help="learning rate (Adam)")
+    p.add_argument("--beta", type=number_arg(float, *C.BETA_RANGE, "beta"),
+                   help=f"β, the KL weight ({C.BETA_RANGE[0]:g}–{C.BETA_RANGE[1]:g})")
+    p.add_argument("--latent-dim", type=number_arg(int, *C.LATENT_RANGE, "latent size"),
+                   help=f"latent size ({C.LATENT_RANGE[0]}–{C.LATENT_RANGE[1]})")
+    p.add_argument("--hidden-units", type=number_arg(int, *C.HIDDEN_RANGE, "hidden units"),
+                   help=f"encoder dense width (0 = automatic, {C.AUTO_HIDDEN_UNITS}; 16 = the classic Keras recipe)")
+    p.add_argument("--epochs", type=number_arg(int, *C.EPOCHS_RANGE, "epochs"), help="epochs to train")
+    p.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "batch size"), help="images per batch")
+    p.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "learning rate"), help="learning rate (Adam)")
     p.add_argument("--autostart", action="store_true", help="start training as soon as the dataset is loaded")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window when training finishes "
                    "(or at exit)")
@@ -89,7 +92,20 @@ def _install_message_handler() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: a sub-command (or -h / --version) goes to latentlab.cli, headless; anything
+    else (optionally after the word ``app``) opens the window."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
+        from latentlab.cli import main as cli_main
+
+        return cli_main(argv)
+    if argv and argv[0] == "app":
+        argv = argv[1:]
+    return run_app(argv)
+
+
+def run_app(argv: list[str]) -> int:
+    """Open the window with the app's options (see build_parser)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -148,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         "or set QT_QPA_PLATFORM=offscreen")
 
     from gui.main_window import MainWindow
-    from gui.worker import wait_until_idle
+    from gui.threads import wait_until_idle
 
     win = MainWindow()
     win.screenshot_path = args.screenshot
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             finish(2)
 
     def on_trained(result) -> None:
-        from latentlab.train import Failed
+        from latentlab.events import Failed
 
         if isinstance(result, Failed) or result is None:
             if args.quit_when_done:

@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout)
 
 from gui.image_panel import array_to_qimage
-from gui.worker import LoadWorker, start_thread
+from gui.settings import add_recent_folder, recent_folders
+from gui.threads import Task
+from gui.workers import LoadWorker
 
 __all__ = ["DatasetPanel"]
 
@@ -31,8 +33,8 @@ class DatasetPanel(QGroupBox):
         super().__init__("Dataset", parent)
         self.dataset = None
         self.loading_root: str | None = None
-        self._worker: LoadWorker | None = None
-        self._thread = None
+        self.task = Task("latentlab-load", self)
+        self.task.finished.connect(self._on_load_finished)
         self._outcome = None
 
         self.open_button = QPushButton("Open folder…")
@@ -134,31 +136,26 @@ class DatasetPanel(QGroupBox):
         self.open_button.setEnabled(False)
         self.sample_button.setEnabled(False)
         self.path_label.setText(folder)
-        self._worker = LoadWorker(folder, image_size, color)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.loaded.connect(self._on_loaded)
-        self._worker.failed.connect(self._on_failed)
-        self._thread = start_thread(self._worker, "latentlab-load", self._worker.run)
-        self._thread.finished.connect(self._on_thread_finished)
+        worker = LoadWorker(folder, image_size, color)
+        worker.progress.connect(self._on_progress)
+        worker.loaded.connect(self._on_loaded)
+        worker.failed.connect(self._on_failed)
+        self.task.start(worker)
         self.loadStarted.emit(folder)
         return True
 
     @property
     def is_loading(self) -> bool:
-        return self._thread is not None
+        return self.task.running
 
     @Slot()
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        self.task.request("cancel")
 
     def shutdown(self) -> None:
-        """Cancel a load in progress and wait for its thread."""
-        if self._thread is not None:
-            self._worker.cancel()
-            self._thread.wait()
-            self._thread = None
-            self._worker = None
+        """Cancel a load in progress and wait for its thread (what it found is not reported)."""
+        self._outcome = None
+        self.task.stop_and_wait("cancel")
 
     @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
@@ -173,13 +170,9 @@ class DatasetPanel(QGroupBox):
     def _on_failed(self, message: str) -> None:
         self._outcome = ("failed", message)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
+    @Slot(object)
+    def _on_load_finished(self, worker) -> None:
         """The load is over: report it now that no thread is left (so listeners may start the next job)."""
-        if self._thread is not None:
-            self._thread.wait()
-        self._thread = None
-        self._worker = None
         self.progress.hide()
         self.cancel_button.hide()
         self.open_button.setEnabled(True)
@@ -189,10 +182,25 @@ class DatasetPanel(QGroupBox):
             return
         if outcome[0] == "loaded":
             self.show_dataset(outcome[1])
+            add_recent_folder(str(outcome[1].root))
             self.datasetLoaded.emit(outcome[1])
         else:
             self.show_error(outcome[1])
             self.loadFailed.emit(outcome[1])
+
+    @staticmethod
+    def recent_folders() -> list[str]:
+        """Folders loaded lately, newest first (kept in the app's settings)."""
+        return recent_folders()
+
+    def fill_recent_menu(self, menu, open_folder) -> None:
+        """List the recent folders in ``menu``; choosing one calls ``open_folder(path)``."""
+        menu.clear()
+        folders = recent_folders()
+        if not folders:
+            menu.addAction("(none yet)").setEnabled(False)
+        for f in folders:
+            menu.addAction(f).triggered.connect(lambda checked=False, f=f: open_folder(f))
 
     def set_enabled_for_training(self, training: bool) -> None:
         self.open_button.setEnabled(not training and not self.is_loading)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QWidget
 from superqt import QLabeledSlider
 
-from gui.exporting import ask_path, save_csv, save_plot_png
+from gui.exporting import export_button, save_csv, save_plot_png
+from gui.widgets import button, column, make_plot, make_timer, note_label, row
 from latentlab.latent import PCA
 from latentlab.tradeoff import rows_to_csv
 
@@ -34,10 +35,9 @@ class EpochReplay(QWidget):
         self.class_names: list[str] = []
         self.projection = None
         self.epoch = 0
-        self.plot = pg.PlotWidget(background=(250, 250, 250))
-        self.plot.setMenuEnabled(False)
-        self.plot.setToolTip("The validation images' z_mean at the chosen epoch. Watch the classes spread out early "
-                             "and, with a high β, huddle towards the prior N(0, I).")
+        self.plot = make_plot(background=(250, 250, 250),
+                              tip="The validation images' z_mean at the chosen epoch. Watch the classes spread "
+                                  "out early and, with a high β, huddle towards the prior N(0, I).")
         self.scatter = pg.ScatterPlotItem(size=6, pen=None)
         self.plot.addItem(self.scatter)
         self.prior = pg.PlotCurveItem(pen=pg.mkPen((120, 120, 120), style=Qt.DashLine))
@@ -48,31 +48,18 @@ class EpochReplay(QWidget):
         self.slider.setRange(1, 1)
         self.slider.setToolTip("Epoch to show: drag to replay how training moved the encoded images.")
         self.slider.valueChanged.connect(self.show_epoch)
-        self.play_button = QPushButton("▶ Play")
-        self.play_button.setToolTip("Replay the epochs one after another.")
-        self.play_button.clicked.connect(self.toggle_play)
-        self.export_png_button = QPushButton("PNG…")
-        self.export_png_button.setToolTip("Save the map at this epoch as a PNG picture.")
-        self.export_png_button.clicked.connect(self._ask_png)
-        self.export_csv_button = QPushButton("CSV…")
-        self.export_csv_button.setToolTip("Save the z_mean of every validation image at this epoch as CSV.")
-        self.export_csv_button.clicked.connect(self._ask_csv)
-        self.info = QLabel("No epochs yet.")
-        self.info.setStyleSheet("color: #555;")
-        top = QHBoxLayout()
-        top.addWidget(QLabel("<b>Replay</b> epoch"))
-        top.addWidget(self.slider, 1)
-        top.addWidget(self.play_button)
-        top.addWidget(self.export_csv_button)
-        top.addWidget(self.export_png_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.info)
-        self._timer = QTimer(self)
-        self._timer.setInterval(400)
-        self._timer.timeout.connect(self._next)
+        self.play_button = button("▶ Play", "Replay the epochs one after another.", self.toggle_play)
+        self.export_png_button = export_button(self, "png", "Save the map at this epoch",
+                                               lambda: f"latent-epoch-{self.epoch}.png", self.export_png,
+                                               "Save the map at this epoch as a PNG picture.")
+        self.export_csv_button = export_button(self, "csv", "Save z_mean at this epoch",
+                                               lambda: f"latent-epoch-{self.epoch}.csv", self.export_csv,
+                                               "Save the z_mean of every validation image at this epoch as CSV.")
+        self.info = note_label("No epochs yet.")
+        column(row("<b>Replay</b> epoch", (self.slider, 1), self.play_button, self.export_csv_button,
+                   self.export_png_button),
+               (self.plot, 1), self.info, parent=self)
+        self._timer = make_timer(self, 400, self._next, single_shot=False)
 
     # -- inputs -------------------------------------------------------------------------------------
     def set_frames(self, z_per_epoch, labels=None, class_names=None) -> None:
@@ -200,13 +187,3 @@ class EpochReplay(QWidget):
 
     def export_png(self, path) -> bool:
         return save_plot_png(self.plot, path, 900)
-
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the map at this epoch", f"latent-epoch-{self.epoch}.png", "png")
-        if path:
-            self.export_png(path)
-
-    def _ask_csv(self) -> None:
-        path = ask_path(self, "Save z_mean at this epoch", f"latent-epoch-{self.epoch}.csv", "csv")
-        if path:
-            self.export_csv(path)

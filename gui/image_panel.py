@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
-                               QVBoxLayout)
+from PySide6.QtWidgets import QGroupBox, QLabel, QSizePolicy
+
+from gui.exporting import ask_and_save
+from gui.widgets import button, column, row
 
 __all__ = ["ImagePanel", "array_to_qimage", "save_png"]
 
@@ -92,29 +94,16 @@ class ImagePanel(QGroupBox):
         self.caption = QLabel("Click the latent map to decode a point.")
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.save_button = QPushButton("Save PNG…")
-        self.save_button.setToolTip("Save the decoded image as a PNG file (8× enlarged, crisp pixels).")
-        self.save_button.setEnabled(False)
-        self.save_button.clicked.connect(self._ask_save)
-
-        images = QHBoxLayout()
-        images.addWidget(self.original_view)
-        images.addWidget(self.view)
-        self.titles = QHBoxLayout()
+        self.save_button = button("Save PNG…", "Save the decoded image as a PNG file (8× enlarged, crisp pixels).",
+                                  self._ask_save, enabled=False)
         self.original_title = QLabel("original")
         self.decoded_title = QLabel("decoded")
         for t in (self.original_title, self.decoded_title):
             t.setAlignment(Qt.AlignCenter)
-            self.titles.addWidget(t)
-        self.original_title.hide()
-        self.decoded_title.hide()
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.caption, 1)
-        bottom.addWidget(self.save_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(images, 1)
-        layout.addLayout(self.titles)
-        layout.addLayout(bottom)
+            t.hide()
+        self.titles = row(self.original_title, self.decoded_title)
+        column((row(self.original_view, self.view), 1), self.titles, row((self.caption, 1), self.save_button),
+               parent=self, margins=None)
         self.view.set_image(None, "no decoder yet")
 
     # -- showing ------------------------------------------------------------------------------
@@ -162,11 +151,7 @@ class ImagePanel(QGroupBox):
 
     @Slot()
     def _ask_save(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save decoded image", "decoded.png", "PNG images (*.png)")
-        if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
-            self.save(path)
+        ask_and_save(self, "png", "Save decoded image", "decoded.png", self.save, report_at=self.save_button)
 
 
 def describe_z(z, plane_xy=None) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
-from gui.exporting import ask_path, save_csv, save_plot_png
+from gui.exporting import export_button, save_csv, save_plot_png
+from gui.widgets import STRETCH, alert_label, column, make_plot, note_label, row
 from latentlab.tradeoff import COLLAPSE_KL_NATS, collapse_status, rows_to_csv
 
 __all__ = ["KLPerDimPlot"]
@@ -29,15 +30,10 @@ class KLPerDimPlot(QWidget):
         self.epoch = 0
         self.collapsed = False
         self.rows: list[dict] = []
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.setLabel("left", "KL", units="nats")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setLabel("bottom", "latent dimension")
-        self.plot.showGrid(y=True, alpha=0.2)
-        self.plot.setToolTip("KL(q(z_i|x) ‖ p(z_i)) of each dimension, averaged over the epoch's training "
-                             "images: grey bars are dimensions the model does not use.")
+        self.plot = make_plot(left=("KL", "nats"), bottom="latent dimension", grid=0.2, grid_x=False,
+                              interactive=False,
+                              tip="KL(q(z_i|x) ‖ p(z_i)) of each dimension, averaged over the epoch's training "
+                                  "images: grey bars are dimensions the model does not use.")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, pen=pg.mkPen(None), brush=pg.mkBrush(ACTIVE))
         self.plot.addItem(self.bars)
         self.threshold_line = pg.InfiniteLine(pos=COLLAPSE_KL_NATS, angle=0,
@@ -47,31 +43,15 @@ class KLPerDimPlot(QWidget):
         self.units_label = QLabel("active units: —")
         self.units_label.setToolTip("Active units: dimensions whose posterior mean varies across the data "
                                     "(Cov_x E_q[z_u] > 0.01); raising β switches units off.")
-        self.warning = QLabel("")
-        self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("background: #fde7e9; color: #8a0010; padding: 4px; border-radius: 3px;")
-        self.warning.hide()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: #555;")
-        self.export_png_button = QPushButton("PNG…")
-        self.export_png_button.setToolTip("Save the bar chart as a PNG picture.")
-        self.export_png_button.clicked.connect(self._ask_png)
-        self.export_csv_button = QPushButton("CSV…")
-        self.export_csv_button.setToolTip("Save the per-dimension KL of every epoch seen as CSV.")
-        self.export_csv_button.clicked.connect(self._ask_csv)
-        top = QHBoxLayout()
-        top.addWidget(self.title)
-        top.addStretch(1)
-        top.addWidget(self.units_label)
-        top.addWidget(self.export_csv_button)
-        top.addWidget(self.export_png_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.warning)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.status)
+        self.warning = alert_label()
+        self.status = note_label(wrap=True)
+        self.export_png_button = export_button(self, "png", "Save the KL bar chart", "kl-per-dimension.png",
+                                               self.export_png, "Save the bar chart as a PNG picture.")
+        self.export_csv_button = export_button(self, "csv", "Save the KL per dimension", "kl-per-dimension.csv",
+                                               self.export_csv,
+                                               "Save the per-dimension KL of every epoch seen as CSV.")
+        column(row(self.title, STRETCH, self.units_label, self.export_csv_button, self.export_png_button),
+               self.warning, (self.plot, 1), self.status, parent=self)
 
     @Slot(object, object, object)
     def set_kl(self, kl_per_dim, active_units=None, epoch=None) -> None:
@@ -125,13 +105,3 @@ class KLPerDimPlot(QWidget):
 
     def export_png(self, path) -> bool:
         return save_plot_png(self.plot, path)
-
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the KL bar chart", "kl-per-dimension.png", "png")
-        if path:
-            self.export_png(path)
-
-    def _ask_csv(self) -> None:
-        path = ask_path(self, "Save the KL per dimension", "kl-per-dimension.csv", "csv")
-        if path:
-            self.export_csv(path)

@@ -14,12 +14,12 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QScrollArea, QWidget
 from superqt import QLabeledDoubleSlider
 
 from gui.image_panel import PixelView, array_to_qimage
+from gui.widgets import STRETCH, as_widget, button, check, column, make_plot, make_timer, note_label, row
 
 __all__ = ["LatentMap", "class_colors"]
 
@@ -57,8 +57,7 @@ class LatentMap(QWidget):
         self._setting_range = False
 
         # -- the plot
-        self.plot = pg.PlotWidget(background=(250, 250, 250))
-        self.plot.setMenuEnabled(False)
+        self.plot = make_plot(background=(250, 250, 250))
         self.plot.setLabel("bottom", "z0")
         self.plot.setLabel("left", "z1")
         self.vb = self.plot.getViewBox()
@@ -77,17 +76,12 @@ class LatentMap(QWidget):
         self.vb.sigRangeChangedManually.connect(self._on_manual_range)
 
         # -- controls
-        self.show_points = QCheckBox("data")
-        self.show_points.setChecked(True)
-        self.show_points.setToolTip("Show the encoded validation images (z_mean), coloured by class.")
-        self.show_points.toggled.connect(self._apply_visibility)
-        self.show_grid = QCheckBox("decoded grid")
-        self.show_grid.setChecked(True)
-        self.show_grid.setToolTip("Show images decoded on a grid over the visible part of the map.")
-        self.show_grid.toggled.connect(self._apply_visibility)
-        self.fit_button = QPushButton("Fit")
-        self.fit_button.setToolTip("Zoom to the data (1st–99th percentile) and follow it as training goes on.")
-        self.fit_button.clicked.connect(self.fit)
+        self.show_points = check("data", "Show the encoded validation images (z_mean), coloured by class.",
+                                 self._apply_visibility, checked=True)
+        self.show_grid = check("decoded grid", "Show images decoded on a grid over the visible part of the map.",
+                               self._apply_visibility, checked=True)
+        self.fit_button = button("Fit", "Zoom to the data (1st–99th percentile) and follow it as training goes on.",
+                                 self.fit)
         self.mode = QComboBox()
         self.mode.addItems([self.MODE_PCA, self.MODE_DIMS])
         self.mode.setToolTip("With more than two latent dimensions: show the plane of the first two principal "
@@ -102,22 +96,14 @@ class LatentMap(QWidget):
         self.preview = PixelView(56)
         self.preview.setFixedSize(72, 72)
         self.preview.setToolTip("Live preview of the image decoded under the mouse.")
-        self.preview_label = QLabel("hover the map\nfor a live preview")
+        self.preview_label = note_label("hover the map\nfor a live preview")
         self.preview_label.setMinimumWidth(150)
-        self.preview_label.setStyleSheet("color: #555;")
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setToolTip("Classes (the dataset's subfolders) and their colours on the map.")
 
-        self.dim_controls = QWidget()
-        dims_row = QHBoxLayout(self.dim_controls)
-        dims_row.setContentsMargins(0, 0, 0, 0)
-        dims_row.addWidget(self.mode)
-        dims_row.addWidget(QLabel("x"))
-        dims_row.addWidget(self.x_dim)
-        dims_row.addWidget(QLabel("y"))
-        dims_row.addWidget(self.y_dim)
+        self.dim_controls = as_widget(row(self.mode, "x", self.x_dim, "y", self.y_dim))
 
         self.sliders_box = QWidget()
         self.sliders_layout = QGridLayout(self.sliders_box)
@@ -129,34 +115,14 @@ class LatentMap(QWidget):
         self.sliders_scroll.setMaximumHeight(110)
         self.sliders_scroll.setToolTip("Values at which the dimensions not shown are held for the grid and clicks.")
 
-        top = QHBoxLayout()
-        title = QLabel("<b>Latent map</b>")
-        top.addWidget(title)
-        top.addWidget(self.dim_controls)
-        top.addStretch(1)
-        top.addWidget(self.show_points)
-        top.addWidget(self.show_grid)
-        top.addWidget(self.fit_button)
-        preview_row = QHBoxLayout()
-        preview_row.addWidget(self.preview)
-        preview_row.addWidget(self.preview_label)
-        preview_row.addWidget(self.legend, 1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
-        layout.addLayout(preview_row)
-        layout.addWidget(self.sliders_scroll)
+        column(row("<b>Latent map</b>", self.dim_controls, STRETCH, self.show_points, self.show_grid,
+                   self.fit_button),
+               (self.plot, 1), row(self.preview, self.preview_label, (self.legend, 1)), self.sliders_scroll,
+               parent=self)
 
         self._grid_urgent = False
-        self._grid_timer = QTimer(self)
-        self._grid_timer.setSingleShot(True)
-        self._grid_timer.setInterval(40)
-        self._grid_timer.timeout.connect(self.gridRequested)
-        self._hover_timer = QTimer(self)
-        self._hover_timer.setSingleShot(True)
-        self._hover_timer.setInterval(30)
-        self._hover_timer.timeout.connect(self._emit_hover)
+        self._grid_timer = make_timer(self, 40, self.gridRequested)
+        self._hover_timer = make_timer(self, 30, self._emit_hover)
         self.set_latent_dim(2)
         self.vb.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)
 

@@ -14,11 +14,11 @@ import time
 import numpy as np
 from PySide6.QtCore import QRect, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
-                               QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QTabWidget, QWidget
 
-from gui.exporting import ask_path, save_csv
+from gui.exporting import export_button, save_csv
 from gui.image_panel import array_to_qimage
+from gui.widgets import STRETCH, button, check, column, note_label, row, spin
 from latentlab import latent
 from latentlab.tradeoff import nearest_images, rows_to_csv, traversal_values
 
@@ -161,34 +161,17 @@ class TraversalView(_Tool):
         self.dims_edit.setToolTip("Dimensions to traverse: 'all', or a list such as 0, 2-4. With a high β the "
                                   "rows of switched-off dimensions stay the same image.")
         self.dims_edit.editingFinished.connect(self.refresh)
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(3, 21)
-        self.steps_spin.setValue(9)
-        self.steps_spin.setToolTip("Images per row: the values each dimension takes across its range.")
-        self.steps_spin.valueChanged.connect(self.refresh)
-        self.prior_range = QCheckBox("prior range ±3")
-        self.prior_range.setToolTip("Sweep each dimension over ±3 standard deviations of the prior instead of the "
-                                    "range the data's z_mean covers.")
-        self.prior_range.toggled.connect(self.refresh)
-        self.export_button = QPushButton("PNG…")
-        self.export_button.setToolTip("Save the traversal as a PNG picture.")
-        self.export_button.clicked.connect(self._ask_png)
+        self.steps_spin = spin((3, 21), 9, "Images per row: the values each dimension takes across its range.",
+                               self.refresh)
+        self.prior_range = check("prior range ±3", "Sweep each dimension over ±3 standard deviations of the prior "
+                                 "instead of the range the data's z_mean covers.", self.refresh)
+        self.export_button = export_button(self, "png", "Save the traversal", "traversal.png", self.export_png,
+                                           "Save the traversal as a PNG picture.")
         self.view = MosaicView("Click a point on a latent map to traverse its dimensions.")
-        self.info = QLabel("")
-        self.info.setStyleSheet("color: #555;")
-        top = QHBoxLayout()
-        top.addWidget(QLabel("dimensions"))
-        top.addWidget(self.dims_edit)
-        top.addWidget(QLabel("steps"))
-        top.addWidget(self.steps_spin)
-        top.addWidget(self.prior_range)
-        top.addStretch(1)
-        top.addWidget(self.export_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.info)
+        self.info = note_label()
+        column(row("dimensions", self.dims_edit, "steps", self.steps_spin, self.prior_range, STRETCH,
+                   self.export_button),
+               (self.view, 1), self.info, parent=self)
         self.rows: list[np.ndarray] = []
         self.values: dict[int, np.ndarray] = {}
 
@@ -229,11 +212,6 @@ class TraversalView(_Tool):
     def export_png(self, path) -> bool:
         return self.view.save(path)
 
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the traversal", "traversal.png", "png")
-        if path:
-            self.export_png(path)
-
 
 class InterpolationView(_Tool):
     """The strip of images along the straight line from A to B (both included)."""
@@ -245,34 +223,20 @@ class InterpolationView(_Tool):
         self.a = self.b = None
         self.a_name = self.b_name = ""
         self.strip = None
-        self.set_a_button = QPushButton("Set A")
-        self.set_a_button.setToolTip("Use the point clicked last (a click on the map or a data point) as the start.")
-        self.set_a_button.clicked.connect(lambda: self.set_endpoint("a", self.point, self._point_name))
-        self.set_b_button = QPushButton("Set B")
-        self.set_b_button.setToolTip("Use the point clicked last (a click on the map or a data point) as the end.")
-        self.set_b_button.clicked.connect(lambda: self.set_endpoint("b", self.point, self._point_name))
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(2, 30)
-        self.steps_spin.setValue(10)
-        self.steps_spin.setToolTip("Images along the line, A and B included: a smooth strip means a regular latent "
-                                   "space (higher β), jumps mean holes between the encoded images (lower β).")
-        self.steps_spin.valueChanged.connect(self.refresh)
-        self.export_button = QPushButton("PNG…")
-        self.export_button.setToolTip("Save the strip as a PNG picture.")
-        self.export_button.clicked.connect(self._ask_png)
+        self.set_a_button = button("Set A", "Use the point clicked last (a click on the map or a data point) as "
+                                   "the start.", lambda: self.set_endpoint("a", self.point, self._point_name))
+        self.set_b_button = button("Set B", "Use the point clicked last (a click on the map or a data point) as "
+                                   "the end.", lambda: self.set_endpoint("b", self.point, self._point_name))
+        self.steps_spin = spin((2, 30), 10, "Images along the line, A and B included: a smooth strip means a "
+                               "regular latent space (higher β), jumps mean holes between the encoded images "
+                               "(lower β).", self.refresh)
+        self.export_button = export_button(self, "png", "Save the interpolation", "interpolation.png",
+                                           self.export_png, "Save the strip as a PNG picture.")
         self.ends_label = QLabel("A: —   B: —")
         self.view = MosaicView("Click a point, press Set A; click another, press Set B.")
-        top = QHBoxLayout()
-        top.addWidget(self.set_a_button)
-        top.addWidget(self.set_b_button)
-        top.addWidget(QLabel("steps"))
-        top.addWidget(self.steps_spin)
-        top.addWidget(self.ends_label, 1)
-        top.addWidget(self.export_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.view, 1)
+        column(row(self.set_a_button, self.set_b_button, "steps", self.steps_spin, (self.ends_label, 1),
+                   self.export_button),
+               (self.view, 1), parent=self)
         self._point_name = ""
 
     def set_point(self, z, name: str = "") -> None:
@@ -312,11 +276,6 @@ class InterpolationView(_Tool):
     def export_png(self, path) -> bool:
         return self.view.save(path)
 
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the interpolation", "interpolation.png", "png")
-        if path:
-            self.export_png(path)
-
 
 class NearestView(_Tool):
     """The training images whose z_mean lies closest to the point."""
@@ -329,32 +288,17 @@ class NearestView(_Tool):
         self.paths = None
         self.found = np.zeros(0, np.int64)
         self.distances = np.zeros(0)
-        self.k_spin = QSpinBox()
-        self.k_spin.setRange(1, 64)
-        self.k_spin.setValue(12)
-        self.k_spin.setToolTip("How many of the closest training images to show: with a low β neighbours look alike "
-                               "in detail, with a high β only in broad shape.")
-        self.k_spin.valueChanged.connect(self.refresh)
-        self.export_png_button = QPushButton("PNG…")
-        self.export_png_button.setToolTip("Save the nearest images as a PNG picture.")
-        self.export_png_button.clicked.connect(self._ask_png)
-        self.export_csv_button = QPushButton("CSV…")
-        self.export_csv_button.setToolTip("Save the nearest images' index, file, class and distance as CSV.")
-        self.export_csv_button.clicked.connect(self._ask_csv)
+        self.k_spin = spin((1, 64), 12, "How many of the closest training images to show: with a low β neighbours "
+                           "look alike in detail, with a high β only in broad shape.", self.refresh)
+        self.export_png_button = export_button(self, "png", "Save the nearest images", "nearest.png",
+                                               self.export_png, "Save the nearest images as a PNG picture.")
+        self.export_csv_button = export_button(self, "csv", "Save the nearest images", "nearest.csv",
+                                               self.export_csv,
+                                               "Save the nearest images' index, file, class and distance as CSV.")
         self.view = MosaicView("Click a point on a latent map to see the training images encoded nearest to it.")
-        self.info = QLabel("")
-        self.info.setStyleSheet("color: #555;")
-        top = QHBoxLayout()
-        top.addWidget(QLabel("nearest"))
-        top.addWidget(self.k_spin)
-        top.addStretch(1)
-        top.addWidget(self.export_csv_button)
-        top.addWidget(self.export_png_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.info)
+        self.info = note_label()
+        column(row("nearest", self.k_spin, STRETCH, self.export_csv_button, self.export_png_button),
+               (self.view, 1), self.info, parent=self)
 
     def set_data(self, z_mean, images=None, labels=None, class_names=None, paths=None) -> None:
         """z_mean and images of the training images (row i of each is the same image)."""
@@ -402,16 +346,6 @@ class NearestView(_Tool):
 
     def export_csv(self, path) -> bool:
         return save_csv(self.csv_text(), path)
-
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the nearest images", "nearest.png", "png")
-        if path:
-            self.export_png(path)
-
-    def _ask_csv(self) -> None:
-        path = ask_path(self, "Save the nearest images", "nearest.csv", "csv")
-        if path:
-            self.export_csv(path)
 
 
 class LatentTools(QTabWidget):

@@ -13,8 +13,10 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
+
+from gui.widgets import check, column, make_plot, make_timer, row
 
 __all__ = ["LossPlot"]
 
@@ -31,11 +33,7 @@ class LossPlot(QWidget):
     def __init__(self, parent=None, ema: float = 0.9):
         super().__init__(parent)
         self.ema = ema
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("bottom", "epoch")
-        self.plot.setLabel("left", "loss per image", units="nats")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot = make_plot(left=("loss per image", "nats"), bottom="epoch", grid=0.2)
         # an hour of training is 10^5 batch points: draw about two per pixel column, only those in view
         self.plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.plot.getPlotItem().setClipToView(True)
@@ -43,7 +41,6 @@ class LossPlot(QWidget):
             # The axes draw the grid across the whole plot, so every curve update repainted them with
             # all their tick labels; cached as pixmaps, they re-render only when the range moves.
             self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self.plot.setMenuEnabled(False)
         self.batch_curves, self.epoch_curves, self.val_curves = {}, {}, {}
         for key in KEYS:
             c = COLORS[key]
@@ -52,10 +49,8 @@ class LossPlot(QWidget):
                                                     symbolBrush=c, symbolPen=None)
             self.val_curves[key] = self.plot.plot([], [], pen=pg.mkPen(c, width=2, style=Qt.DashLine),
                                                   symbol="s", symbolSize=6, symbolBrush="w", symbolPen=c)
-        self.log_y = QCheckBox("log y")
-        self.log_y.setToolTip("Logarithmic loss axis: shows the small KL term and the large "
-                              "reconstruction term together.")
-        self.log_y.toggled.connect(self.set_log_y)
+        self.log_y = check("log y", "Logarithmic loss axis: shows the small KL term and the large "
+                           "reconstruction term together.", self.set_log_y)
         swatches = " &nbsp; ".join(f'<span style="color: rgb{COLORS[k]}; font-weight: bold;">&#9473;</span>&nbsp;'
                                    f'{NAMES[k]}' for k in KEYS)
         self.legend = QLabel(f"{swatches} &nbsp;&nbsp;<span style='color:#666'>thin: batches (smoothed) · "
@@ -64,15 +59,7 @@ class LossPlot(QWidget):
         self.legend.setToolTip("Total = reconstruction + β·KL, per image, in nats.")
         self.readout = QLabel("")
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("<b>Loss</b>"))
-        top.addWidget(self.readout, 1)
-        top.addWidget(self.log_y)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.legend)
-        layout.addWidget(self.plot, 1)
+        column(row("<b>Loss</b>", (self.readout, 1), self.log_y), self.legend, (self.plot, 1), parent=self)
         self.markers: list[pg.InfiniteLine] = []
         self.planned_epochs: int | None = None   # the run's length, when known: the x axis ends there
         # The view follows the data in steps (see _follow) instead of pyqtgraph's auto-range, which
@@ -84,9 +71,7 @@ class LossPlot(QWidget):
         self.plot.getPlotItem().autoBtn.clicked.connect(lambda *_: self.follow_data(True))
         self.clear()
         self.log_y.setChecked(True)   # the KL term is ~1% of the reconstruction term: log shows both
-        self.timer = QTimer(self)
-        self.timer.setInterval(self.REDRAW_MS)
-        self.timer.timeout.connect(self.redraw)
+        self.timer = make_timer(self, self.REDRAW_MS, self.redraw, single_shot=False)
         self.timer.start()
 
     # -- data in -----------------------------------------------------------------------------
@@ -109,6 +94,18 @@ class LossPlot(QWidget):
         self.planned_epochs = None
         self.follow_data(True)
         self._dirty = True
+
+    @Slot(object)
+    def on_train_event(self, ev) -> None:
+        """A training's events (latentlab.events): its length, each batch, each finished epoch."""
+        from latentlab.events import BatchEnd, EpochEnd, Started
+
+        if isinstance(ev, BatchEnd):
+            self.add_batch(ev.epoch, ev.step, ev.steps, ev.logs)
+        elif isinstance(ev, EpochEnd):
+            self.add_epoch(ev.history[-1] if ev.history else {"epoch": ev.epoch, **ev.logs})
+        elif isinstance(ev, Started):
+            self.planned_epochs = ev.epochs
 
     def add_batch(self, epoch: int, step: int, steps: int, logs: dict) -> None:
         """``epoch`` 0-based, ``step`` 1-based, ``logs`` running means of the epoch."""
@@ -149,11 +146,11 @@ class LossPlot(QWidget):
     def set_history(self, history: list[dict]) -> None:
         self.clear()
         prev_beta = None
-        for row in history:
-            self.add_epoch(row)
-            beta = row.get("beta")
+        for epoch_row in history:
+            self.add_epoch(epoch_row)
+            beta = epoch_row.get("beta")
             if beta is not None and prev_beta is not None and not math.isclose(beta, prev_beta, rel_tol=1e-6):
-                self.add_beta_marker(row["epoch"] - 1, beta)
+                self.add_beta_marker(epoch_row["epoch"] - 1, beta)
             prev_beta = beta
         self.redraw()
 

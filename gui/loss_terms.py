@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout)
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
-from gui.exporting import ask_path, save_csv, save_widget_png
+from gui.exporting import export_button, save_csv, save_widget_png
+from gui.widgets import column, note_label, row
 from latentlab.tradeoff import LossTerms, loss_terms, rows_to_csv
 
 __all__ = ["LossTermsPanel", "BETA_TIP"]
@@ -74,23 +75,14 @@ class LossTermsPanel(QGroupBox):
                 grid.addWidget(lab, r, c)
                 self.value_labels[(key, split)] = lab
         grid.setColumnStretch(0, 1)
-        self.note = QLabel("")
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #555;")
-        self.export_csv_button = QPushButton("CSV…")
-        self.export_csv_button.setToolTip("Save each epoch's terms (β, reconstruction, KL, β·KL, L, −ELBO) as CSV.")
-        self.export_csv_button.clicked.connect(self._ask_csv)
-        self.export_png_button = QPushButton("PNG…")
-        self.export_png_button.setToolTip("Save this panel as a PNG picture.")
-        self.export_png_button.clicked.connect(self._ask_png)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.note, 1)
-        buttons.addWidget(self.export_csv_button)
-        buttons.addWidget(self.export_png_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.formula)
-        layout.addLayout(grid)
-        layout.addLayout(buttons)
+        self.note = note_label(wrap=True)
+        self.export_csv_button = export_button(
+            self, "csv", "Save the loss terms", "loss-terms.csv", self.export_csv,
+            "Save each epoch's terms (β, reconstruction, KL, β·KL, L, −ELBO) as CSV.")
+        self.export_png_button = export_button(self, "png", "Save the loss panel", "loss-terms.png", self.export_png,
+                                               "Save this panel as a PNG picture.")
+        column(self.formula, grid, row((self.note, 1), self.export_csv_button, self.export_png_button),
+               parent=self, margins=None)
         self.set_beta(1.0)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -129,8 +121,8 @@ class LossTermsPanel(QGroupBox):
     def set_history(self, history: list[dict]) -> None:
         """Show a finished run: its last epoch, with the CSV rows of all epochs."""
         self.clear()
-        for row in history:
-            self.show_epoch(row, row.get("beta", self.beta), row.get("epoch"))
+        for epoch_row in history:
+            self.show_epoch(epoch_row, epoch_row.get("beta", self.beta), epoch_row.get("epoch"))
         if history:
             self.set_beta(history[-1].get("beta", self.beta))
 
@@ -163,13 +155,3 @@ class LossTermsPanel(QGroupBox):
 
     def export_png(self, path) -> bool:
         return save_widget_png(self, path)
-
-    def _ask_csv(self) -> None:
-        path = ask_path(self, "Save the loss terms", "loss-terms.csv", "csv")
-        if path:
-            self.export_csv(path)
-
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the loss panel", "loss-terms.png", "png")
-        if path:
-            self.export_png(path)

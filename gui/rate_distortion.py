@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QLabel, QWidget
 
-from gui.exporting import ask_path, save_csv, save_plot_png
+from gui.exporting import export_button, save_csv, save_plot_png
+from gui.widgets import STRETCH, check, column, make_plot, make_timer, note_label, row
 from latentlab.tradeoff import equal_elbo_levels, equal_elbo_line, rate_distortion, rows_to_csv
 
 __all__ = ["RateDistortionPlot", "beta_color"]
@@ -39,16 +40,11 @@ class RateDistortionPlot(QWidget):
         super().__init__(parent)
         self.runs: dict[str, dict] = {}
         self.live: dict | None = None
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setMenuEnabled(False)
-        self.plot.setLabel("bottom", "rate = KL(q(z|x) ‖ p(z))  [nats]")
-        self.plot.setLabel("left", "distortion = −E_q[log p(x|z)]  [nats]")
-        for ax in ("left", "bottom"):
-            self.plot.getAxis(ax).enableAutoSIPrefix(False)
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.setToolTip("Each run's validation rate (KL) and distortion (reconstruction). Grey lines join "
-                             "points of equal negative ELBO; high β sits top-left (low rate, blurry), low β "
-                             "bottom-right (high rate, sharp).")
+        self.plot = make_plot(left="distortion = −E_q[log p(x|z)]  [nats]",
+                              bottom="rate = KL(q(z|x) ‖ p(z))  [nats]", grid=0.15,
+                              tip="Each run's validation rate (KL) and distortion (reconstruction). Grey lines "
+                                  "join points of equal negative ELBO; high β sits top-left (low rate, blurry), "
+                                  "low β bottom-right (high rate, sharp).")
         # top right: high rate with high distortion, where trained models do not end up
         self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=(30, 30, 30),
                                           brush=pg.mkBrush(255, 255, 255, 210))
@@ -56,40 +52,22 @@ class RateDistortionPlot(QWidget):
         self.iso_labels: list[pg.TextItem] = []
         self.iso_levels = np.array([])
         self.title = QLabel("<b>Rate–distortion plane</b> (validation, nats per image)")
-        self.show_paths = QCheckBox("paths")
-        self.show_paths.setChecked(True)
-        self.show_paths.setToolTip("Show how each run moved across the plane, epoch by epoch.")
-        self.show_paths.toggled.connect(self._schedule)
-        self.show_iso = QCheckBox("equal −ELBO lines")
-        self.show_iso.setChecked(True)
-        self.show_iso.setToolTip("Lines where rate + distortion (the β = 1 negative ELBO) is constant: "
-                                 "a run on a lower line is a better density model whatever its β.")
-        self.show_iso.toggled.connect(self._schedule)
-        self.export_png_button = QPushButton("PNG…")
-        self.export_png_button.setToolTip("Save the plane as a PNG picture.")
-        self.export_png_button.clicked.connect(self._ask_png)
-        self.export_csv_button = QPushButton("CSV…")
-        self.export_csv_button.setToolTip("Save every run's rate and distortion per epoch as CSV.")
-        self.export_csv_button.clicked.connect(self._ask_csv)
-        self.readout = QLabel("")
-        self.readout.setStyleSheet("color: #555;")
+        self.show_paths = check("paths", "Show how each run moved across the plane, epoch by epoch.",
+                                self._schedule, checked=True)
+        self.show_iso = check("equal −ELBO lines", "Lines where rate + distortion (the β = 1 negative ELBO) is "
+                              "constant: a run on a lower line is a better density model whatever its β.",
+                              self._schedule, checked=True)
+        self.export_png_button = export_button(self, "png", "Save the rate–distortion plane", "rate-distortion.png",
+                                               self.export_png, "Save the plane as a PNG picture.")
+        self.export_csv_button = export_button(self, "csv", "Save rate and distortion", "rate-distortion.csv",
+                                               self.export_csv,
+                                               "Save every run's rate and distortion per epoch as CSV.")
+        self.readout = note_label()
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        top = QHBoxLayout()
-        top.addWidget(self.title)
-        top.addStretch(1)
-        top.addWidget(self.show_paths)
-        top.addWidget(self.show_iso)
-        top.addWidget(self.export_csv_button)
-        top.addWidget(self.export_png_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.readout)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(self.REDRAW_MS)
-        self._timer.timeout.connect(self.redraw)
+        column(row(self.title, STRETCH, self.show_paths, self.show_iso, self.export_csv_button,
+                   self.export_png_button),
+               (self.plot, 1), self.readout, parent=self)
+        self._timer = make_timer(self, self.REDRAW_MS, self.redraw)
 
     # -- inputs --------------------------------------------------------------------------------------
     def add_run(self, key: str, beta: float, history: list[dict], label: str | None = None) -> None:
@@ -275,13 +253,3 @@ class RateDistortionPlot(QWidget):
     def export_png(self, path, width: int = 1200) -> bool:
         self.redraw()
         return save_plot_png(self.plot, path, width)
-
-    def _ask_png(self) -> None:
-        path = ask_path(self, "Save the rate–distortion plane", "rate-distortion.png", "png")
-        if path:
-            self.export_png(path)
-
-    def _ask_csv(self) -> None:
-        path = ask_path(self, "Save rate and distortion", "rate-distortion.csv", "csv")
-        if path:
-            self.export_csv(path)

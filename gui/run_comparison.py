@@ -3,19 +3,18 @@ their latent maps next to each other (z_mean coloured by label over a decoded gr
 same clicked z decoded by every run's decoder at once; traversal, interpolation and nearest
 images for the run chosen.
 
-Runs are opened and their models loaded by `ComparisonLoadWorker` on its own thread; each run's
+Runs are opened and their models loaded by `gui.workers.ComparisonLoadWorker` on its own thread; each run's
 `latentlab.latent.Decoder` is then used on the GUI thread for single points and small strips.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF, Qt, Signal, Slot
+from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSplitter, QVBoxLayout, QWidget)
 
@@ -23,12 +22,13 @@ from gui.epoch_replay import class_color
 from gui.exporting import ask_path, save_csv, save_plot_png
 from gui.latent_tools import LatentTools, MosaicView, labeled_mosaic
 from gui.rate_distortion import beta_color
-from gui.worker import import_tensorflow, start_thread
+from gui.threads import Task
+from gui.workers import ComparisonLoadWorker
+from latentlab.runs import find_runs
 from latentlab.tradeoff import rows_to_csv
 
-__all__ = ["ComparisonLoadWorker", "MiniLatentMap", "RunComparison", "find_runs"]
+__all__ = ["MiniLatentMap", "RunComparison"]
 
-GRID_N = 12
 MAX_POINTS = 1500
 
 QUANTITIES = {
@@ -40,86 +40,6 @@ QUANTITIES = {
     "training reconstruction": "reconstruction_loss",
     "training KL": "kl_loss",
 }
-
-
-def find_runs(folder) -> list[str]:
-    """``folder`` itself when it is a run folder, else its subfolders that are (sorted)."""
-    folder = Path(folder)
-    if (folder / "config.json").is_file():
-        return [str(folder)]
-    if not folder.is_dir():
-        return []
-    return sorted(str(p) for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file())
-
-
-class ComparisonLoadWorker(QObject):
-    """Opens each run, loads its model, builds and warms up a Decoder, decodes its map's grid and,
-    when the run's dataset folder is still there, loads the images for nearest-image look-ups."""
-
-    loaded = Signal(object)        # dict per run
-    failed = Signal(str, str)      # path, one line
-    done = Signal()
-
-    def __init__(self, paths):
-        super().__init__()
-        self.paths = [str(p) for p in paths]
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @Slot()
-    def run(self) -> None:
-        for path in self.paths:
-            if self._cancel.is_set():
-                break
-            try:
-                import_tensorflow()
-                self.loaded.emit(self.load_one(path))
-            except Exception as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                self.failed.emit(path, first)
-        self.done.emit()
-
-    @staticmethod
-    def load_one(path: str) -> dict:
-        from latentlab import data as ld
-        from latentlab import runs
-        from latentlab.latent import Decoder, decode_grid, grid_range
-        from latentlab.tradeoff import replay_frames
-
-        run = runs.open_run(path)
-        model = run.load_model()
-        decoder = Decoder.from_model(model)
-        decoder.warm_up()
-        run._model = None   # the GUI uses the decoder only
-        d = decoder.latent_dim
-        lat = run.latents or {}
-        z = np.asarray(lat["z_mean"], np.float32) if "z_mean" in lat else np.zeros((0, d), np.float32)
-        labels = np.asarray(lat["labels"]) if "labels" in lat else None
-        names = [str(s) for s in lat.get("class_names", [])]
-        split = np.asarray(lat["split"]) if "split" in lat else np.zeros(len(z), np.int8)
-        paths = [str(p) for p in lat.get("paths", [])]
-        dims = (0, 1) if d >= 2 else (0, 0)
-        if len(z) >= 2:
-            lo, hi = grid_range(z)
-            x_range, y_range = (lo[dims[0]], hi[dims[0]]), (lo[dims[1]], hi[dims[1]])
-        else:
-            x_range = y_range = (-3.0, 3.0)
-        mosaic = decode_grid(decoder, x_range, y_range, GRID_N, dims=dims) if d >= 2 else None
-        images = None
-        try:
-            if run.config.dataset and Path(run.config.dataset).is_dir() and paths:
-                ds = ld.load_folder(run.config.dataset, image_size=tuple(decoder.image_shape[:2]),
-                                    color=run.config.color)
-                if list(ds.paths) == paths and ds.images.shape[1:] == decoder.image_shape:
-                    images = ds.images
-        except Exception:
-            images = None   # nearest images then show distances only
-        return {"path": str(run.path), "run": run, "beta": float(run.config.beta), "history": list(run.history),
-                "decoder": decoder, "z": z, "labels": labels, "class_names": names, "split": split,
-                "paths": paths, "images": images, "mosaic": mosaic, "x_range": tuple(map(float, x_range)),
-                "y_range": tuple(map(float, y_range)), "replay": replay_frames(run)}
 
 
 class MiniLatentMap(QWidget):
@@ -205,8 +125,8 @@ class RunComparison(QWidget):
         self.entries: list[dict] = []
         self.maps: list[MiniLatentMap] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self.thread = None
-        self.worker = None
+        self.task = Task("latentlab-compare", self)
+        self.task.finished.connect(self._on_loading_finished)
         self.z = None
         self.decoded: list[tuple[float, np.ndarray]] = []
         self.selected = -1
@@ -308,19 +228,17 @@ class RunComparison(QWidget):
     # -- loading ----------------------------------------------------------------------------------------
     @property
     def is_loading(self) -> bool:
-        return self.thread is not None
+        return self.task.running
 
     def open_runs(self, paths) -> bool:
         paths = [p for p in (str(p) for p in paths) if p not in {e["path"] for e in self.entries}]
         if self.is_loading or not paths:
             return False
         self.status.setText(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}…")
-        self.worker = ComparisonLoadWorker(paths)
-        self.worker.loaded.connect(self._on_loaded)
-        self.worker.failed.connect(self._on_failed)
-        self.thread = start_thread(self.worker, "latentlab-compare", self.worker.run)
-        self.worker.done.connect(self.thread.quit, Qt.DirectConnection)   # see SweepPanel.start
-        self.thread.finished.connect(self._on_thread_finished)
+        worker = ComparisonLoadWorker(paths)
+        worker.loaded.connect(self._on_loaded)
+        worker.failed.connect(self._on_failed)
+        self.task.start(worker)
         self.open_button.setEnabled(False)
         return True
 
@@ -353,21 +271,13 @@ class RunComparison(QWidget):
         self.status.setText(f"{Path(path).name}: {message}")
         self.runFailed.emit(path, message)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-        self.thread = None
-        self.worker = None
+    @Slot(object)
+    def _on_loading_finished(self, worker) -> None:
         self.open_button.setEnabled(True)
         self.loadingFinished.emit()
 
     def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-        if self.thread is not None:
-            self.thread.wait()
-            self._on_thread_finished()
+        self.task.stop_and_wait("cancel")
 
     def clear(self) -> None:
         self.entries = []

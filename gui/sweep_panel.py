@@ -9,49 +9,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
-from gui.worker import import_tensorflow, model_pool, start_thread
+from gui.threads import Task
+from gui.workers import SweepWorker
 from latentlab.config import ConfigError
 from latentlab.tradeoff import rows_to_csv
 
-__all__ = ["SweepWorker", "SweepPanel"]
+__all__ = ["SweepPanel"]
 
 COLUMNS = ["β", "val recon", "val KL", "−ELBO", "active", "status"]
-
-
-class SweepWorker(QObject):
-    """Owns a `latentlab.sweep.Sweep`; re-emits every engine event (SweepStep, then the Trainer's
-    events per run) as ``event``. ``stop()`` may be called from any thread."""
-
-    event = Signal(object)
-    done = Signal()
-
-    def __init__(self, config, betas, out_dir, dataset):
-        super().__init__()
-        from latentlab.sweep import Sweep
-
-        self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
-                           model_pool=model_pool())
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.train import Failed
-
-        try:
-            import_tensorflow()
-            self.sweep.run()
-        except BaseException as e:  # the Trainer reports its own failures; this is the last resort
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-            self.event.emit(Failed(f"sweep failed: {first}", 0, None))
-        self.done.emit()
-
-    def stop(self) -> None:
-        self.sweep.stop()
 
 
 class SweepPanel(QWidget):
@@ -68,8 +39,8 @@ class SweepPanel(QWidget):
         self.config = None
         self.dataset = None
         self.runs_root = None             # the main window sets its runs folder here
-        self.thread = None
-        self.worker = None
+        self.task = Task("latentlab-sweep", self)
+        self.task.finished.connect(self._on_sweep_finished)
         self.results: list[tuple] = []
         self.rows: dict[float, dict] = {}
         self.current_beta = None
@@ -165,7 +136,7 @@ class SweepPanel(QWidget):
 
     @property
     def is_running(self) -> bool:
-        return self.thread is not None
+        return self.task.running
 
     def _update_buttons(self) -> None:
         running = self.is_running
@@ -210,27 +181,22 @@ class SweepPanel(QWidget):
         self.progress.setRange(0, self.total * self.epochs)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        self.worker = SweepWorker(self.config, betas, out, self.dataset)
-        self.worker.event.connect(self._on_event)
-        self.thread = start_thread(self.worker, "latentlab-sweep", self.worker.run)
-        # QThread.quit is thread-safe: call it from the worker's thread directly, so that a GUI thread
-        # blocked in shutdown()'s wait() is not waiting for a queued quit it can never deliver
-        self.worker.done.connect(self.thread.quit, Qt.DirectConnection)
-        self.thread.finished.connect(self._on_thread_finished)
+        worker = SweepWorker(self.config, betas, out, self.dataset)
+        worker.event.connect(self._on_event)
+        self.task.start(worker)
         self._update_buttons()
         self.runningChanged.emit(True)
         return True
 
     @Slot()
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        if self.task.running:
+            self.task.request("stop")
             self.progress.setFormat("stopping after this batch…")
 
     @Slot(object)
     def _on_event(self, ev) -> None:
-        from latentlab.sweep import SweepStep
-        from latentlab.train import EpochEnd, Failed, Finished
+        from latentlab.events import EpochEnd, Failed, Finished, SweepStep
 
         if isinstance(ev, SweepStep):
             self.current_beta = ev.beta
@@ -256,12 +222,8 @@ class SweepPanel(QWidget):
             self.message.setStyleSheet("color: #8a0010;")
         self.sweepEvent.emit(ev)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-        self.thread = None
-        self.worker = None
+    @Slot(object)
+    def _on_sweep_finished(self, worker) -> None:
         self.current_beta = None
         done = [r for r in self.rows.values() if r.get("status") == "finished"]
         self.progress.setFormat(f"{len(done)} of {self.total} runs finished")
@@ -276,11 +238,7 @@ class SweepPanel(QWidget):
 
     def shutdown(self) -> None:
         """Stop the sweep and wait for its thread (the window's closeEvent calls this)."""
-        if self.worker is not None:
-            self.worker.stop()
-        if self.thread is not None:
-            self.thread.wait()
-            self._on_thread_finished()
+        self.task.stop_and_wait("stop")
 
     # -- the table ---------------------------------------------------------------------------------------
     def _set_row(self, beta: float, status: str | None = None, run_dir: str | None = None,

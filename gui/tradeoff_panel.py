@@ -3,9 +3,11 @@ tabs — the loss term by term and the KL per dimension; the rate–distortion p
 sweep; several runs compared; the latent map replayed epoch by epoch; traversal, interpolation
 and nearest images for the model shown.
 
-It takes plain data and engine events through its methods (the main window forwards them):
-``on_train_event(ev)`` for the training worker's events, ``set_beta``, ``set_dataset``,
-``show_run(run)``, ``set_decoder`` / ``set_point`` for the model on the main latent map.
+It takes plain data and engine events through its slots (the main window connects them):
+``on_train_event(ev)`` for the training's events, ``set_beta``, ``set_dataset``, ``show_run_path`` /
+``on_training_finished`` for the run shown, ``set_decoder`` / ``on_map_clicked`` /
+``on_map_point_clicked`` / ``on_weights_changed`` for the model on the main latent map. It reports
+one-line messages for the status bar through ``status``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,22 @@ __all__ = ["TradeoffPanel"]
 
 class TradeoffPanel(QTabWidget):
     TAB_LOSS, TAB_RD, TAB_COMPARE, TAB_REPLAY, TAB_EXPLORE = range(5)
+    MENU = [   # per tab: the window's menu entry that shows it, and what it shows
+        ("&Loss and KL per dimension",
+         "The loss written out with the current β, each term's value, and the KL of each latent dimension"),
+        ("&Rate–distortion plane and β sweep",
+         "Every run as a point of rate (KL) against distortion (reconstruction); train several β values"),
+        ("&Compare runs", "Several runs side by side: loss curves, latent maps, and one z decoded by each"),
+        ("Re&play epochs", "The latent map as it was after each finished epoch"),
+        ("&Traverse, interpolate, nearest images",
+         "Dimension traversals, interpolations and the nearest training images at the clicked point")]
     collapseWarning = Signal(str)      # a one-line warning when the posterior collapses ('' when it recovers)
+    status = Signal(str)               # a one-line message for the window's status bar
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.dataset = None
+        self.run = None                # the run shown (latentlab.runs.Run), if any
         self.beta = 1.0
         self._live_key = None
         self._live_beta = None
@@ -80,9 +93,12 @@ class TradeoffPanel(QTabWidget):
         if not self._sweep_live:
             self.rd_plot.set_live_beta(beta)
 
+    @Slot(object)
     def set_dataset(self, dataset) -> None:
         """The loaded Dataset (labels colour the replay; its images feed nearest-image look-ups)."""
         self.dataset = dataset
+        if self.run is not None:
+            self.show_run(self.run)     # its images are here now: nearest can show them
 
     def set_sweep_source(self, config, dataset) -> None:
         self.sweep_panel.set_source(config, dataset)
@@ -90,7 +106,7 @@ class TradeoffPanel(QTabWidget):
     @Slot(object)
     def on_train_event(self, ev, sweep: bool = False) -> None:
         """An engine event of the training shown in the main window (or of a sweep run)."""
-        from latentlab.train import BatchEnd, EpochEnd, Finished, Started
+        from latentlab.events import BatchEnd, EpochEnd, Finished, Started
 
         if isinstance(ev, Started):
             self.kl_plot.clear()
@@ -127,8 +143,7 @@ class TradeoffPanel(QTabWidget):
 
     @Slot(object)
     def _on_sweep_event(self, ev) -> None:
-        from latentlab.sweep import SweepStep
-        from latentlab.train import Failed, Finished
+        from latentlab.events import Failed, Finished, SweepStep
 
         if isinstance(ev, SweepStep):
             self._sweep_live = True
@@ -154,10 +169,30 @@ class TradeoffPanel(QTabWidget):
     def _on_collapse(self, collapsed: bool) -> None:
         self.collapseWarning.emit(self.kl_plot.warning.text().lstrip("⚠ ") if collapsed else "")
 
+    @Slot(str)
+    def show_run_path(self, path: str) -> None:
+        """Show the run folder at ``path`` (its config, history and latents; no model)."""
+        from latentlab import runs
+
+        try:
+            run = runs.open_run(path)
+        except runs.RunError as e:
+            self.status.emit(str(e))
+            return
+        self.show_run(run)
+
+    @Slot(object)
+    def on_training_finished(self, result) -> None:
+        """The window's training ended (Finished / Failed / None): show its run if an epoch finished."""
+        if result is not None and getattr(result, "run_dir", None) and getattr(result, "epochs_done", 0):
+            self.show_run_path(result.run_dir)
+
     def show_run(self, run) -> None:
         """An opened run folder (latentlab.runs.Run): its terms, its point on the plane, its replay."""
+        from latentlab.runs import latents_match
         from latentlab.tradeoff import replay_frames
 
+        self.run = run
         if run.history:
             self.loss_terms.set_history(run.history)
             self.rd_plot.add_run(str(run.path), float(run.config.beta), run.history)
@@ -173,16 +208,32 @@ class TradeoffPanel(QTabWidget):
             idx = np.flatnonzero(split == 0) if len(split) == len(z) else np.arange(len(z))
             images = None
             ds = self.dataset
-            if ds is not None and "paths" in lat and list(ds.paths) == [str(p) for p in lat["paths"]]:
+            if ds is not None and latents_match(ds.paths, lat):
                 images = ds.images[idx]
             labels = np.asarray(lat["labels"])[idx] if "labels" in lat else None
             self.tools.set_data(z, None, None)
             self.tools.nearest.set_data(z[idx], images, labels, [str(s) for s in lat.get("class_names", [])],
                                         [str(p) for p in np.asarray(lat["paths"])[idx]] if "paths" in lat else None)
 
+    @Slot(object)
     def set_decoder(self, decoder) -> None:
         """The main map's point decoder (GUI thread), kept up to date with the weights shown."""
-        self.tools.set_decoder(decoder)
+        if self.tools.traversal.decoder is not decoder:
+            self.tools.set_decoder(decoder)
+
+    @Slot(object, object)
+    def on_map_clicked(self, z, xy=None) -> None:
+        self.set_point(z)
+
+    @Slot(int, object)
+    def on_map_point_clicked(self, index: int, z) -> None:
+        self.tools.set_point(z, f"image #{index}")
+
+    @Slot()
+    def on_weights_changed(self) -> None:
+        """The main map's decoder has new weights: redraw the exploring views if they are shown."""
+        if self.isVisible() and self.currentIndex() == self.TAB_EXPLORE:
+            self.refresh_tools()
 
     def set_training_data(self, z_mean, images=None, labels=None, class_names=None, paths=None) -> None:
         self.tools.set_data(z_mean, images, labels, class_names, paths)

@@ -6,25 +6,29 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QProgressBar, QSlider
 
-from latentlab.config import AUTO_HIDDEN_UNITS, HIDDEN_RANGE, TrainConfig
+from gui.widgets import SciSpinBox, as_widget, button, column, double_spin, make_timer, note_label, row, spin
+from latentlab.config import (AUTO_HIDDEN_UNITS, BATCH_RANGE, BETA_RANGE, BETA_SLIDER_RANGE, EPOCHS_RANGE,
+                              HIDDEN_RANGE, LATENT_RANGE, LR_RANGE, WARMUP_RANGE, TrainConfig)
 
 __all__ = ["TrainingPanel", "BETA_MIN", "BETA_MAX"]
 
-BETA_MIN, BETA_MAX = 0.01, 100.0
+# The ends of the β slider (log scale). The spin box beside it takes all of BETA_RANGE: a β beyond
+# the slider's ends puts the slider at that end while the spin box shows the true value.
+BETA_MIN, BETA_MAX = BETA_SLIDER_RANGE
 _SLIDER_STEPS = 400  # 100 steps per decade
+_DECADES = math.log10(BETA_MAX) - math.log10(BETA_MIN)
 
 
 def beta_to_slider(beta: float) -> int:
     b = min(max(beta, BETA_MIN), BETA_MAX)
-    return int(round((math.log10(b) - math.log10(BETA_MIN)) / 4.0 * _SLIDER_STEPS))
+    return int(round((math.log10(b) - math.log10(BETA_MIN)) / _DECADES * _SLIDER_STEPS))
 
 
 def slider_to_beta(pos: int) -> float:
-    value = 10 ** (math.log10(BETA_MIN) + pos / _SLIDER_STEPS * 4.0)
+    value = 10 ** (math.log10(BETA_MIN) + pos / _SLIDER_STEPS * _DECADES)
     return float(f"{value:.3g}")
 
 
@@ -48,52 +52,31 @@ class TrainingPanel(QGroupBox):
         super().__init__("Training", parent)
         self.state = "idle"
 
-        self.beta_slider = QSlider(Qt.Horizontal)
-        self.beta_slider.setRange(0, _SLIDER_STEPS)
-        self.beta_spin = QDoubleSpinBox()
-        self.beta_spin.setRange(BETA_MIN, BETA_MAX)
-        self.beta_spin.setDecimals(3)
-        self.beta_spin.setSingleStep(0.1)
-        self.beta_spin.setValue(1.0)
-        self.beta_slider.setValue(beta_to_slider(1.0))
         tip = ("β, the weight of the KL term (log scale): higher β pulls the latent codes toward the prior, "
                "a smoother map and blurrier reconstructions; lower β sharper reconstructions and a less "
                "regular map. Can be changed while training.")
+        self.beta_slider = QSlider(Qt.Horizontal)
+        self.beta_slider.setRange(0, _SLIDER_STEPS)
+        self.beta_slider.setValue(beta_to_slider(1.0))
         self.beta_slider.setToolTip(tip)
-        self.beta_spin.setToolTip(tip)
+        self.beta_spin = double_spin(BETA_RANGE, 1.0, tip, decimals=3, step=0.1)
         self.beta_slider.valueChanged.connect(self._on_beta_slider)
         self.beta_spin.valueChanged.connect(self._on_beta_spin)
-        self._beta_timer = QTimer(self)
-        self._beta_timer.setSingleShot(True)
-        self._beta_timer.setInterval(250)
-        self._beta_timer.timeout.connect(lambda: self.betaChanged.emit(self.beta_spin.value()))
+        self._beta_timer = make_timer(self, 250, lambda: self.betaChanged.emit(self.beta_spin.value()))
 
-        self.latent_spin = QSpinBox()
-        self.latent_spin.setRange(1, 64)
-        self.latent_spin.setValue(2)
-        self.latent_spin.setToolTip("Latent size: more dimensions let reconstructions get sharper at the cost "
-                                    "of more KL; 2 maps the latent space directly.")
-        self.hidden_spin = QSpinBox()
-        self.hidden_spin.setRange(*HIDDEN_RANGE)
-        self.hidden_spin.setValue(TrainConfig.hidden_units)
+        self.latent_spin = spin(LATENT_RANGE, 2, "Latent size: more dimensions let reconstructions get sharper at "
+                                "the cost of more KL; 2 maps the latent space directly.")
+        self.hidden_spin = spin(HIDDEN_RANGE, TrainConfig.hidden_units,
+                                f"Width of the encoder's dense layer. auto = {AUTO_HIDDEN_UNITS} (at least twice "
+                                "the latent size); 16 is the classic Keras recipe, which learns several times "
+                                "slower.")
         self.hidden_spin.setSpecialValueText(f"auto ({AUTO_HIDDEN_UNITS})")
-        self.hidden_spin.setToolTip(f"Width of the encoder's dense layer. auto = {AUTO_HIDDEN_UNITS} (at least twice "
-                                    "the latent size); 16 is the classic Keras recipe, which learns several times "
-                                    "slower.")
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10_000)
-        self.epochs_spin.setValue(10)
-        self.epochs_spin.setToolTip("Epochs: passes over the training images; more lets both reconstruction "
-                                    "and KL settle.")
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(TrainConfig.batch_size)
-        self.batch_spin.setToolTip("Batch size: images per gradient step; smaller batches give noisier, more "
-                                   "frequent updates of the reconstruction–KL balance.")
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 0.1)
-        self.lr_spin.setSingleStep(0.0001)
+        self.epochs_spin = spin(EPOCHS_RANGE, 10, "Epochs: passes over the training images; more lets both "
+                                "reconstruction and KL settle.")
+        self.batch_spin = spin(BATCH_RANGE, TrainConfig.batch_size, "Batch size: images per gradient step; smaller "
+                               "batches give noisier, more frequent updates of the reconstruction–KL balance.")
+        self.lr_spin = SciSpinBox()      # shows 1e-06 as it is: a run's rate is never rounded away
+        self.lr_spin.setRange(*LR_RANGE)
         self.lr_spin.setValue(0.001)
         self.lr_spin.setToolTip("Learning rate of Adam: higher moves reconstruction and KL faster but can "
                                 "make training unstable.")
@@ -104,67 +87,39 @@ class TrainingPanel(QGroupBox):
         self.schedule_combo.setToolTip("KL schedule: constant applies β from the start; linear warm-up ramps "
                                        "β up so reconstructions form first; cyclical repeats the ramp to "
                                        "avoid posterior collapse.")
-        self.warmup_spin = QSpinBox()
-        self.warmup_spin.setRange(1, 1000)
-        self.warmup_spin.setValue(5)
-        self.warmup_spin.setToolTip("Epochs the warm-up ramp (or one cycle) lasts before the full β weighs "
-                                    "the KL term.")
+        self.warmup_spin = spin(WARMUP_RANGE, 5, "Epochs the warm-up ramp (or one cycle) lasts before the full β "
+                                "weighs the KL term.")
         self.schedule_combo.currentIndexChanged.connect(self._update_warmup)
 
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Train a new model on the dataset with these settings (Ctrl+T).")
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Pause training after the current batch (Space); press again to resume.")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current batch, keeping the last finished epoch (Esc).")
-        self.train_button.clicked.connect(self.trainRequested)
-        self.pause_button.clicked.connect(self._on_pause_clicked)
-        self.stop_button.clicked.connect(self.stopRequested)
+        self.train_button = button("Train", "Train a new model on the dataset with these settings (Ctrl+T).",
+                                   self.trainRequested)
+        self.pause_button = button("Pause", "Pause training after the current batch (Space); press again to "
+                                   "resume.", self._on_pause_clicked)
+        self.stop_button = button("Stop", "Stop after the current batch, keeping the last finished epoch (Esc).",
+                                  self.stopRequested)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not training")
         self.progress.setTextVisible(True)
-        self.detail = QLabel("")
-        self.detail.setStyleSheet("color: #555;")
+        self.detail = note_label()
         self.device_label = QLabel("Device: –")
         self.device_label.setToolTip("Where TensorFlow trains: the CPU or a GPU.")
 
-        beta_row = QHBoxLayout()
-        beta_row.addWidget(self.beta_slider, 1)
-        beta_row.addWidget(self.beta_spin)
-        beta_widget = QWidget()
-        beta_widget.setLayout(beta_row)
-        beta_row.setContentsMargins(0, 0, 0, 0)
-        schedule_row = QHBoxLayout()
-        schedule_row.setContentsMargins(0, 0, 0, 0)
-        schedule_row.addWidget(self.schedule_combo, 1)
-        schedule_row.addWidget(QLabel("over"))
-        schedule_row.addWidget(self.warmup_spin)
-        schedule_widget = QWidget()
-        schedule_widget.setLayout(schedule_row)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(3)
-        form.addRow("β (KL weight):", beta_widget)
+        form.addRow("β (KL weight):", as_widget(row((self.beta_slider, 1), self.beta_spin)))
         form.addRow("Latent size:", self.latent_spin)
         form.addRow("Hidden units:", self.hidden_spin)
         form.addRow("Epochs:", self.epochs_spin)
         form.addRow("Batch size:", self.batch_spin)
         form.addRow("Learning rate:", self.lr_spin)
-        form.addRow("KL schedule:", schedule_widget)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.train_button)
-        buttons.addWidget(self.pause_button)
-        buttons.addWidget(self.stop_button)
-        layout = QVBoxLayout(self)
+        form.addRow("KL schedule:", as_widget(row((self.schedule_combo, 1), "over", self.warmup_spin)))
+        layout = column(form, row(self.train_button, self.pause_button, self.stop_button), self.progress,
+                        self.detail, self.device_label, parent=self, margins=None)
         layout.setSpacing(4)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.detail)
-        layout.addWidget(self.device_label)
         self._update_warmup()
         self.set_state("idle", can_train=False)
 
@@ -197,33 +152,29 @@ class TrainingPanel(QGroupBox):
                                     and self.state == "idle")
 
     # -- settings in and out ------------------------------------------------------------------------
+    def _spins(self) -> dict:
+        """The spin boxes by TrainConfig field, with the type of their value."""
+        return {"beta": (self.beta_spin, float), "latent_dim": (self.latent_spin, int),
+                "hidden_units": (self.hidden_spin, int), "epochs": (self.epochs_spin, int),
+                "batch_size": (self.batch_spin, int), "learning_rate": (self.lr_spin, float),
+                "warmup_epochs": (self.warmup_spin, int)}
+
     def settings(self) -> dict:
         """The form as TrainConfig fields."""
-        return {"beta": self.beta(), "latent_dim": self.latent_spin.value(),
-                "hidden_units": self.hidden_spin.value(), "epochs": self.epochs_spin.value(),
-                "batch_size": self.batch_spin.value(), "learning_rate": float(self.lr_spin.value()),
-                "kl_schedule": self.schedule_combo.currentData(), "warmup_epochs": self.warmup_spin.value()}
+        fields = {key: kind(box.value()) for key, (box, kind) in self._spins().items()}
+        return {**fields, "kl_schedule": self.schedule_combo.currentData()}
 
     def apply_settings(self, **kw) -> None:
-        """Fill the form from TrainConfig fields (unknown keys are ignored; values are clamped)."""
-        if "beta" in kw:
-            self.beta_spin.setValue(float(kw["beta"]))
-        if "latent_dim" in kw:
-            self.latent_spin.setValue(int(kw["latent_dim"]))
-        if "hidden_units" in kw:
-            self.hidden_spin.setValue(int(kw["hidden_units"]))
-        if "epochs" in kw:
-            self.epochs_spin.setValue(int(kw["epochs"]))
-        if "batch_size" in kw:
-            self.batch_spin.setValue(int(kw["batch_size"]))
-        if "learning_rate" in kw:
-            self.lr_spin.setValue(float(kw["learning_rate"]))
+        """Fill the form from TrainConfig fields (unknown keys are ignored). Every spin box takes the
+        whole range latentlab.config allows, so a run's settings show as they are (β = 500,
+        50,000 epochs, a learning rate of 1e-6); only values no run may have are clamped."""
+        for key, (box, kind) in self._spins().items():
+            if key in kw:
+                box.setValue(kind(kw[key]))
         if "kl_schedule" in kw:
             i = self.schedule_combo.findData(kw["kl_schedule"])
             if i >= 0:
                 self.schedule_combo.setCurrentIndex(i)
-        if "warmup_epochs" in kw:
-            self.warmup_spin.setValue(int(kw["warmup_epochs"]))
 
     # -- state ---------------------------------------------------------------------------------------
     def set_state(self, state: str, can_train: bool = True) -> None:
@@ -255,6 +206,28 @@ class TrainingPanel(QGroupBox):
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"Device: {device}")
+
+    @Slot(object)
+    def on_train_event(self, ev) -> None:
+        """A training's start (device, length) and end (its message) as the form shows them."""
+        from latentlab.events import Failed, Finished, Started
+
+        if isinstance(ev, Started):
+            self.set_device(ev.device)
+            self.progress.setRange(0, max(ev.epochs * ev.steps_per_epoch, 1))
+        elif isinstance(ev, Finished):
+            self.show_finished(ev.message, full=not ev.stopped)
+        elif isinstance(ev, Failed):
+            self.show_finished("failed", full=False)
+
+    def config_for(self, dataset):
+        """The TrainConfig these settings describe for ``dataset`` (its folder, image size and colour);
+        ConfigError (one line) when a setting is invalid."""
+        from latentlab.config import TrainConfig
+
+        h, w, _ = dataset.image_shape
+        return TrainConfig(dataset=str(dataset.root), image_size=[h, w], color=dataset.color,
+                           **self.settings()).validate()
 
     def show_progress(self, epoch: int, epochs: int, step: int, steps: int, eta: float,
                       images_per_second: float) -> None:

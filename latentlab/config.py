@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 LIKELIHOODS = ("bernoulli", "gaussian")
 COLORS = ("auto", "gray", "rgb")
+# Every range a setting may take: the one source for the form, the app's and the CLI's flags, the trainer
+# and config.json. A form may offer a narrower slider (β's runs 0.01-100 on a log scale), never a
+# narrower value: a run trained headless with β = 500 shows β = 500 when it is reopened.
 BETA_RANGE = (0.0, 1000.0)
+BETA_SLIDER_RANGE = (0.01, 100.0)   # the form's log slider; its spin box takes all of BETA_RANGE
 LATENT_RANGE = (1, 64)
 EPOCHS_RANGE = (1, 100_000)
 BATCH_RANGE = (1, 65_536)
@@ -17,10 +21,28 @@ LR_RANGE = (1e-7, 10.0)
 HIDDEN_RANGE = (0, 4096)   # 0: automatic (latentlab.model.architecture)
 AUTO_HIDDEN_UNITS = 128    # the encoder's dense width when hidden_units is 0 (at least 2× the latent size)
 IMAGE_SIDE_RANGE = (8, 64)
+WARMUP_RANGE = (1, 10_000)
+VAL_FRACTION_RANGE = (0.0, 0.5)
+SIGMA_RANGE = (1e-3, 10.0)
+SEED_RANGE = (0, 2**31 - 1)
 
 
 class ConfigError(ValueError):
     """A setting is invalid. ``str(e)`` is one line that names the setting and what to do."""
+
+
+def check_beta(beta) -> float:
+    """β as a float within BETA_RANGE (finite), or ConfigError with one line."""
+    import math
+
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        raise ConfigError(f"beta must be a number, not {beta!r}") from None
+    lo, hi = BETA_RANGE
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(f"beta must be a number between {lo:g} and {hi:g}, not {beta}")
+    return value
 
 
 @dataclass
@@ -55,9 +77,9 @@ class TrainConfig:
         in_range("epochs", self.epochs, *EPOCHS_RANGE, "a whole number")
         in_range("batch size", self.batch_size, *BATCH_RANGE, "a whole number")
         in_range("learning rate", self.learning_rate, *LR_RANGE, "a number")
-        in_range("warm-up epochs", self.warmup_epochs, 1, 10_000, "a whole number")
-        in_range("validation fraction", self.val_fraction, 0.0, 0.5, "a number")
-        in_range("gaussian sigma", self.gaussian_sigma, 1e-3, 10.0, "a number")
+        in_range("warm-up epochs", self.warmup_epochs, *WARMUP_RANGE, "a whole number")
+        in_range("validation fraction", self.val_fraction, *VAL_FRACTION_RANGE, "a number")
+        in_range("gaussian sigma", self.gaussian_sigma, *SIGMA_RANGE, "a number")
         if self.image_size is not None:
             if len(self.image_size) != 2:
                 raise ConfigError(f"image size must be one number or HEIGHTxWIDTH, not {self.image_size}")
@@ -101,6 +123,22 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def kl_factor(schedule: str, t: float, period: int) -> float:
+    """What a KL schedule means: the fraction of β applied at (fractional) epoch ``t``.
+
+    constant: 1; linear: warm-up from 0 to 1 over ``period`` epochs; cyclical: repeat that
+    ramp every ``period`` epochs, rising over the first half of each cycle, then flat at 1
+    (Fu et al., 2019)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return min(1.0, t / period)
+    if schedule == "cyclical":
+        phase = (t % period) / period
+        return min(1.0, phase / 0.5)
+    raise ConfigError(f"kl schedule must be constant, linear or cyclical, not {schedule!r}")
 
 
 def _check_type(name: str, value, annotation: str):

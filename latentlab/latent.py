@@ -11,7 +11,12 @@ import threading
 
 import numpy as np
 
-from latentlab.train import active_units  # noqa: F401  (re-exported: latent-space statistic)
+
+def active_units(z_mean: np.ndarray, threshold: float = 0.01) -> int:
+    """Dimensions whose posterior mean varies across the data: Cov_x(E_q[z_u]) > threshold."""
+    if len(z_mean) < 2:
+        return 0
+    return int(np.sum(np.var(z_mean, axis=0) > threshold))
 
 
 def _tf():

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import zipfile
@@ -362,3 +363,92 @@ def _load_npz(path: Path) -> dict | None:
             return {k: data[k] for k in data.files}
     except Exception:
         return None  # damaged optional file: the app re-encodes when it has the dataset
+
+
+# -- what else a run folder is used for -------------------------------------------------------------
+def new_run_dir(root, prefix: str = "run", when: float | None = None) -> Path:
+    """Create and return a new, empty run folder ``root/<prefix>-YYYYmmdd-HHMMSS[-k]``.
+
+    The folder is made with one exclusive ``mkdir``: two starters in the same second (two windows,
+    a window and a script) get two folders, never one between them."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime(f"{prefix}-%Y%m%d-%H%M%S", time.localtime(when))
+    for k in range(1, 10_000):
+        path = root / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunError(f"cannot create a new run folder in {root}: too many named {stamp}-*")
+
+
+def copy_run(src, dest) -> Path:
+    """Copy a run folder to ``dest`` (a new or empty folder), leaving temporary files behind.
+    RunError (one line) when ``dest`` is taken or cannot be written."""
+    src, dest = Path(src), Path(dest)
+    if not (src / CONFIG_FILE).is_file():
+        raise RunError(f"{src} is not a run folder: there is nothing to save yet")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise RunError(f"{dest} already exists and is not empty: choose a new folder name")
+    try:
+        if dest.exists():
+            dest.rmdir()
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".*.tmp*"))
+    except OSError as e:
+        raise RunError(f"cannot save the run to {dest} ({e.strerror or e}); choose a folder you can write to") from None
+    return dest
+
+
+def find_runs(folder) -> list[str]:
+    """``folder`` itself when it is a run folder, else its subfolders that are (sorted): the runs of a sweep."""
+    folder = Path(folder)
+    if (folder / CONFIG_FILE).is_file():
+        return [str(folder)]
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file())
+
+
+def read_latents(run_dir) -> dict | None:
+    """A run folder's latents.npz as a dict of arrays; None when it is missing or damaged."""
+    return _load_npz(Path(run_dir) / LATENTS_FILE)
+
+
+def latents_match(paths, latents: dict | None) -> bool:
+    """Whether a dataset's image paths (in order) are those the run's latents.npz was made from, so
+    that index i of one is image i of the other."""
+    if latents is None or "paths" not in latents:
+        return False
+    return [str(p) for p in paths] == [str(p) for p in latents["paths"]]
+
+
+def latents_csv(latents: dict) -> str:
+    """latents.npz as CSV text: path, label, class, split, then z_mean_* and (when present) z_log_var_*,
+    floats written exactly (repr). ``split`` is train/val, empty where unknown."""
+    z_mean = np.asarray(latents["z_mean"])
+    z_log_var = latents.get("z_log_var")
+    n, d = z_mean.shape
+    names = [str(s) for s in latents.get("class_names", [])]
+    labels = np.asarray(latents.get("labels", np.full(n, -1)))
+    paths = latents.get("paths", [str(i) for i in range(n)])
+    split = latents.get("split")
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["path", "label", "class", "split"] + [f"z_mean_{i}" for i in range(d)]
+               + ([f"z_log_var_{i}" for i in range(d)] if z_log_var is not None else []))
+    for i in range(n):
+        label = int(labels[i]) if i < len(labels) else -1
+        row = [str(paths[i]), label, names[label] if 0 <= label < len(names) else "",
+               "" if split is None else ("val" if split[i] else "train")]
+        row += [repr(float(v)) for v in z_mean[i]]
+        if z_log_var is not None:
+            row += [repr(float(v)) for v in z_log_var[i]]
+        w.writerow(row)
+    return out.getvalue()
+
+
+def write_latents_csv(path, latents: dict) -> None:
+    """`latents_csv` written atomically to ``path`` (OSError when it cannot be)."""
+    atomic_write_text(path, latents_csv(latents))

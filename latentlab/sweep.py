@@ -3,17 +3,16 @@ seed and settings. Used by ``latentlab sweep`` and by the app's sweep worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from latentlab.config import ConfigError, TrainConfig
-from latentlab.train import Failed, Finished, ModelPool, Trainer
+from latentlab.config import BETA_RANGE, ConfigError, TrainConfig
+from latentlab.events import Failed, Finished, SweepStep
+from latentlab.pool import ModelPool
+from latentlab.train import Trainer
 
 
 def parse_betas(text: str) -> list[float]:
     """'0.1, 1,4' → [0.1, 1.0, 4.0]; ConfigError (one line) for anything else."""
-    from latentlab.config import BETA_RANGE
-
     values = []
     for part in str(text).replace(";", ",").split(","):
         part = part.strip()
@@ -35,15 +34,6 @@ def parse_betas(text: str) -> list[float]:
 
 def run_name(beta: float) -> str:
     return f"beta-{beta:g}"
-
-
-@dataclass
-class SweepStep:
-    """Published before each run of a sweep starts."""
-    index: int
-    total: int
-    beta: float
-    run_dir: str
 
 
 class Sweep:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 
-_LOCK = threading.RLock()  # two threads importing TensorFlow at once can deadlock on module locks
+TF_LOCK = threading.RLock()  # two threads importing TensorFlow at once can deadlock on module locks
 
 
 @contextlib.contextmanager
@@ -68,7 +68,7 @@ def onednn_enabled() -> bool | None:
 
 def import_tensorflow():
     """Import and return ``tensorflow`` (and Keras) quietly, once, one thread at a time."""
-    with _LOCK:
+    with TF_LOCK:
         if "tensorflow" in sys.modules and "keras" in sys.modules:
             return sys.modules["tensorflow"]
         # configure_environment() has run already: importing this module ran latentlab/__init__.py

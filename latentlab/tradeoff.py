@@ -82,7 +82,7 @@ def rate_distortion(history: list[dict], split: str = "val") -> tuple[np.ndarray
     training images (``split="train"``)."""
     rates, dists = [], []
     for row in history:
-        pre = "val_" if split == "val" and f"val_kl_loss" in row else ""
+        pre = "val_" if split == "val" and "val_kl_loss" in row else ""
         r, d = row.get(f"{pre}kl_loss"), row.get(f"{pre}reconstruction_loss")
         if r is None or d is None or not (math.isfinite(r) and math.isfinite(d)):
             continue

@@ -11,228 +11,22 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from latentlab import runs
-from latentlab.config import ConfigError, TrainConfig
+from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor
+from latentlab.events import EpochEnd, Failed, Finished, Started
+from latentlab.latent import active_units, encode
+from latentlab.pool import ModelPool
+from latentlab.runtime import training_device
 
-__all__ = [
-    "TrainConfig", "ConfigError", "Trainer", "TrainingError", "Started", "BatchEnd", "EpochEnd",
-    "Finished", "Failed", "WeightsSnapshot", "kl_factor", "training_device", "ModelPool",
-]
+__all__ = ["Trainer", "TrainingError"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot start or go on. ``str(e)`` is one clear line."""
-
-
-# -- events (plain Python; numpy arrays, never tensors) -------------------------------------
-@dataclass
-class Started:
-    device: str
-    epochs: int
-    initial_epoch: int
-    steps_per_epoch: int
-    num_train: int
-    num_val: int
-    image_shape: tuple
-    run_dir: str | None
-
-
-@dataclass
-class BatchEnd:
-    epoch: int            # 0-based index of the running epoch
-    step: int             # batches done in this epoch (1-based)
-    steps: int            # batches per epoch
-    logs: dict            # running means of this epoch: loss, reconstruction_loss, kl_loss, neg_elbo
-    beta: float           # the β used for this batch
-    images_per_second: float
-    eta_seconds: float    # until the last epoch ends
-
-
-@dataclass
-class EpochEnd:
-    epoch: int                      # epochs finished so far (1-based)
-    logs: dict                      # train and val_ metrics of this epoch
-    beta: float
-    kl_per_dim: np.ndarray          # mean KL of each latent dimension over the epoch's training batches
-    active_units: int
-    val_z_mean: np.ndarray
-    val_z_log_var: np.ndarray
-    val_indices: np.ndarray         # indices into the dataset of the validation images
-    decoder_weights: list
-    seconds: float
-    history: list                   # all rows so far (dicts, as in history.csv)
-
-
-@dataclass
-class WeightsSnapshot:
-    """The decoder's weights mid-epoch, so views can follow training between epochs."""
-    epoch: int
-    step: int
-    decoder_weights: list
-
-
-@dataclass
-class Finished:
-    epochs_done: int
-    stopped: bool         # True when stopped by request before the last epoch
-    message: str
-    run_dir: str | None
-    history: list = field(default_factory=list)
-
-
-@dataclass
-class Failed:
-    message: str
-    epochs_done: int
-    run_dir: str | None
-
-
-# -- helpers ----------------------------------------------------------------------------------
-def kl_factor(schedule: str, t: float, period: int) -> float:
-    """The fraction of β applied at (fractional) epoch ``t``.
-
-    constant: 1; linear: warm-up from 0 to 1 over ``period`` epochs; cyclical: repeat that
-    ramp every ``period`` epochs, rising over the first half of each cycle, then flat at 1
-    (Fu et al., 2019)."""
-    if schedule == "constant":
-        return 1.0
-    if schedule == "linear":
-        return min(1.0, t / period)
-    if schedule == "cyclical":
-        phase = (t % period) / period
-        return min(1.0, phase / 0.5)
-    raise ConfigError(f"kl schedule must be constant, linear or cyclical, not {schedule!r}")
-
-
-def training_device() -> str:
-    """'CPU' or 'GPU: <name>' for the device TensorFlow will train on."""
-    from latentlab.tfquiet import import_tensorflow, quiet_stderr
-
-    tf = import_tensorflow()
-    with quiet_stderr():  # the CUDA probe logs an error line on machines without a GPU
-        gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    try:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") or gpus[0].name
-    except Exception:
-        name = gpus[0].name
-    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
-
-
-def active_units(z_mean: np.ndarray, threshold: float = 0.01) -> int:
-    """Dimensions whose posterior mean varies across the data: Cov_x(E_q[z_u]) > threshold."""
-    if len(z_mean) < 2:
-        return 0
-    return int(np.sum(np.var(z_mean, axis=0) > threshold))
-
-
-class ModelPool:
-    """Built, compiled VAEs kept for the next run of the same shape.
-
-    TensorFlow/Keras keep ~20–30 MB for every model built and traced in a process, and neither
-    garbage collection nor ``keras.backend.clear_session()`` gives it back (keras-team/keras#17458,
-    tensorflow/tensorflow#61791). A process that trains many runs (the app, a β sweep) therefore hands
-    its trainers one pool: a run whose image shape, latent size, likelihood and dtype policy match
-    a finished run's gets that model back, re-initialised exactly as a new model with the run's seed
-    (same weights, fresh optimizer state, the seed generator restarted), and nothing is traced again.
-
-    A model is handed to one trainer at a time (``acquire``) and comes back with ``release``.
-    Thread-safe; Keras is imported on first use, not here.
-    """
-
-    def __init__(self, max_idle: int = 2):
-        self.max_idle = int(max_idle)
-        self._idle: dict = {}          # key -> model, oldest first
-        self._lock = threading.Lock()
-        self.built = 0                 # models built by acquire (the rest were reused)
-        self.reused = 0
-
-    @staticmethod
-    def key_of(image_shape, latent_dim: int, hidden: int, likelihood: str, gaussian_sigma: float,
-               policy: str) -> tuple:
-        return (tuple(int(v) for v in image_shape), int(latent_dim), int(hidden), str(likelihood),
-                float(gaussian_sigma), str(policy))
-
-    @staticmethod
-    def model_key(model) -> tuple:
-        import keras
-
-        hidden = [layer.units for layer in model.encoder.layers if isinstance(layer, keras.layers.Dense)
-                  and layer.name not in ("z_mean", "z_log_var")][-1]
-        return ModelPool.key_of(model.image_shape, model.latent_dim, hidden, model.likelihood,
-                                model.gaussian_sigma, model.dtype_policy.name)
-
-    def acquire(self, image_shape, config: TrainConfig):
-        """A compiled VAE for ``config`` initialised from ``config.seed``, built or reused.
-        Call with the global dtype policy set as the run wants it."""
-        import keras
-
-        from latentlab.model import architecture, build_vae
-
-        cfg = config
-        hidden = architecture(image_shape, cfg.latent_dim, cfg.hidden_units)["dense"]
-        key = self.key_of(image_shape, cfg.latent_dim, hidden, cfg.likelihood, cfg.gaussian_sigma,
-                          keras.mixed_precision.global_policy().name)
-        with self._lock:
-            model = self._idle.pop(key, None)
-        keras.utils.set_random_seed(cfg.seed)
-        fresh = build_vae(image_shape, cfg.latent_dim, beta=cfg.beta, likelihood=cfg.likelihood, seed=cfg.seed,
-                          gaussian_sigma=cfg.gaussian_sigma, hidden_units=cfg.hidden_units)
-        if model is None:
-            fresh.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate))
-            with self._lock:
-                self.built += 1
-            return fresh
-        # Reuse: the new model only lends its initial values (building variables traces nothing).
-        model.set_weights(fresh.get_weights())
-        model.seed_generator.state.assign(fresh.seed_generator.state.value)
-        model.seed = cfg.seed
-        opt = model.optimizer
-        for v in opt.variables:
-            v.assign(np.zeros(v.shape, dtype=v.dtype))
-        opt.learning_rate = cfg.learning_rate
-        for m in (*model.metrics, model.kl_per_dim_tracker):
-            m.reset_state()
-        with self._lock:
-            self.reused += 1
-        return model
-
-    def release(self, model) -> None:
-        """Give a model back once its run is over (any compiled VAE; the newest one per key is kept)."""
-        if model is None or getattr(model, "optimizer", None) is None:
-            return
-        try:
-            key = self.model_key(model)
-        except Exception:  # not a latentlab VAE
-            return
-        with self._lock:
-            self._idle.pop(key, None)
-            self._idle[key] = model
-            while len(self._idle) > self.max_idle:
-                self._idle.pop(next(iter(self._idle)))
-
-    def idle(self) -> int:
-        with self._lock:
-            return len(self._idle)
-
-
-DIVERGENCE_FACTOR = 100.0  # a batch loss this many times its starting scale stops training
-
-
-class _StopRequested(Exception):
-    pass
-
-
-class _NonFinite(Exception):
-    def __init__(self, where: str, what: str):
-        super().__init__(where)
-        self.where, self.what = where, what
 
 
 class _WriteFailed(Exception):
@@ -290,9 +84,7 @@ class Trainer:
         return self._stop.is_set()
 
     def set_beta(self, beta: float) -> None:
-        beta = float(beta)
-        if not (math.isfinite(beta) and 0.0 <= beta <= 1000.0):
-            raise ConfigError(f"beta must be a number between 0 and 1000, not {beta}")
+        beta = check_beta(beta)
         with self._lock:
             self._beta = beta
             self.config = self.config.replace(beta=beta)
@@ -404,15 +196,16 @@ class Trainer:
                               len(self.train_idx), len(self.val_idx), tuple(self.dataset.images.shape[1:]),
                               self._run_dir_str()))
         self._write_state("running", "")
-        callback = _TrainerCallback(self, initial_epoch)
+        from latentlab.callbacks import NonFinite, StopRequested
+
         stopped = False
         try:
             self.model.fit(self.train_ds, validation_data=self.val_ds, epochs=cfg.epochs,
                            steps_per_epoch=self.steps_per_epoch, validation_steps=self.val_steps,
-                           initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
-        except _StopRequested:
+                           initial_epoch=initial_epoch, callbacks=self._callbacks(), verbose=0, shuffle=False)
+        except StopRequested:
             stopped = True
-        except _NonFinite as e:
+        except NonFinite as e:
             self._restore_good_weights()
             done = len(self.history)
             kept = f"the weights of epoch {done} are kept" if done else "no epoch had finished, so nothing was saved"
@@ -439,7 +232,20 @@ class Trainer:
         self.on_event(event)
         return event
 
-    # -- pieces used by the callback ---------------------------------------------------------------
+    def _callbacks(self) -> list:
+        """One concern each, in the order fit must call them (see latentlab.callbacks)."""
+        from latentlab import callbacks as cb
+
+        cfg = self.config
+        schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch)
+        # the scale a diverging loss is measured against: the last finished epoch, else the first batch
+        guard = cb.DivergenceGuard(self.history[-1]["loss"] if self.history else None)
+        events = cb.ProgressEvents(self.on_event, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch,
+                                   batch_size=cfg.batch_size, num_train=len(self.train_idx),
+                                   beta_now=lambda: schedule.beta_now, snapshot_seconds=self.snapshot_seconds)
+        return [schedule, guard, events, cb.Control(self._stop, self._running), cb.EpochCheckpoint(self._end_epoch)]
+
+    # -- pieces used by the callbacks ---------------------------------------------------------------
     def _run_dir_str(self):
         return str(self.run_dir) if self.run_dir else None
 
@@ -463,8 +269,6 @@ class Trainer:
             pass  # a read-only or full disk: the previous state file stays as it was
 
     def encode(self, images, batch_size: int = 1024):
-        from latentlab.latent import encode
-
         return encode(self.model, images, batch_size=batch_size)
 
     def _save_latents(self, all_images: bool):
@@ -481,9 +285,6 @@ class Trainer:
     def _end_epoch(self, epoch: int, logs: dict, seconds: float):
         """Checkpoint a finished epoch and publish it (training thread)."""
         logs = {k: float(v) for k, v in logs.items()}
-        for key in ("loss", "val_loss"):
-            if key in logs and not math.isfinite(logs[key]):
-                raise _NonFinite(f"{logs[key]} at the end of epoch {epoch + 1}", key.replace("_", " "))
         val_images = self.dataset.images[self.val_idx]
         z_mean, z_log_var = self.encode(val_images) if len(val_images) else (np.zeros((0, 1)), np.zeros((0, 1)))
         kl_dims = np.asarray(self.model.kl_per_dim_tracker.result(), dtype=np.float64)
@@ -513,77 +314,3 @@ class Trainer:
         self._good_weights = self.model.get_weights()
         self.on_event(EpochEnd(epoch + 1, logs, beta, kl_dims, units, z_mean, z_log_var, self.val_idx,
                                self.model.decoder.get_weights(), seconds, list(self.history)))
-
-
-_CALLBACK_CLASS = None
-
-
-def _TrainerCallback(trainer: "Trainer", initial_epoch: int):
-    """A `_TrainerCallbackMixin` that is a `keras.callbacks.Callback` (made on first use, so that
-    importing this module does not import Keras)."""
-    global _CALLBACK_CLASS
-    if _CALLBACK_CLASS is None:
-        import keras
-
-        _CALLBACK_CLASS = type("TrainerCallback", (_TrainerCallbackMixin, keras.callbacks.Callback), {})
-    return _CALLBACK_CLASS(trainer, initial_epoch)
-
-
-class _TrainerCallbackMixin:
-    """Applies β and the schedule, pause/stop, the NaN guard and checkpoints, between batches."""
-
-    def __init__(self, trainer: Trainer, initial_epoch: int):
-        super().__init__()
-        self.t = trainer
-        self.initial_epoch = initial_epoch
-        self.run_start = time.perf_counter()
-        self.steps_done_total = 0
-        # the scale a diverging loss is measured against: the last finished epoch, else the first batch
-        self.reference = max(abs(trainer.history[-1]["loss"]), 1.0) if trainer.history else None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-        self.epoch_start = time.perf_counter()
-        self.last_snapshot = self.epoch_start
-        self.t.model.kl_per_dim_tracker.reset_state()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        cfg = self.t.config
-        steps = self.t.steps_per_epoch
-        factor = kl_factor(cfg.kl_schedule, self.epoch + batch / steps, cfg.warmup_epochs)
-        self.beta_now = self.t.beta * factor
-        self.t.model.beta.assign(self.beta_now)
-
-    def on_train_batch_end(self, batch, logs=None):
-        t = self.t
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        loss = logs.get("loss", 0.0)
-        if not math.isfinite(loss):
-            raise _NonFinite(f"{loss} at epoch {self.epoch + 1}, batch {batch + 1}", "loss")
-        if self.reference is None:
-            self.reference = max(abs(loss), 1.0)
-        elif abs(loss) > DIVERGENCE_FACTOR * self.reference:
-            raise _NonFinite(f"{loss:.3g} at epoch {self.epoch + 1}, batch {batch + 1} (over "
-                             f"{DIVERGENCE_FACTOR:g}× where it started: diverging, on its way to inf/nan)", "loss")
-        self.steps_done_total += 1
-        now = time.perf_counter()
-        step = batch + 1
-        steps = t.steps_per_epoch
-        elapsed = now - self.epoch_start
-        done_in_epoch = min(step * t.config.batch_size, len(t.train_idx))
-        rate = done_in_epoch / elapsed if elapsed > 0 else 0.0
-        per_step = (now - self.run_start) / self.steps_done_total
-        remaining = (t.config.epochs - self.epoch - 1) * steps + (steps - step)
-        t.on_event(BatchEnd(self.epoch, step, steps, logs, self.beta_now, rate, remaining * per_step))
-        if t.snapshot_seconds and now - self.last_snapshot >= t.snapshot_seconds and step < steps:
-            self.last_snapshot = now
-            t.on_event(WeightsSnapshot(self.epoch, step, t.model.decoder.get_weights()))
-        while not t._running.is_set():
-            t._running.wait(0.05)
-        if t._stop.is_set():
-            raise _StopRequested()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.t._stop.is_set():
-            raise _StopRequested()  # the validation pass of an interrupted epoch is not a finished epoch
-        self.t._end_epoch(epoch, logs or {}, time.perf_counter() - self.epoch_start)

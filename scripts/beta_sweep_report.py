@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from latentlab import runs, tradeoff
-    from gui.run_comparison import find_runs
+    from latentlab.runs import find_runs
 
     opened = [runs.open_run(p) for p in find_runs(args.sweep_dir)]
     if not opened:

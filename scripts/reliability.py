@@ -248,7 +248,8 @@ def soak_engine(seconds: float, work: Path, log=print) -> dict:
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
     from latentlab.latent import Decoder
-    from latentlab.train import EpochEnd, Trainer
+    from latentlab.events import EpochEnd
+    from latentlab.train import Trainer
 
     data = _engine.write_digits_folder(work / "soak-digits", per_class=60, size=16)
     ds = load_folder(data, cache=False)

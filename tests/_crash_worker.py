@@ -1,4 +1,4 @@
-"""Stands in for ``latentlab.data._decode_chunk_packed`` in tests: a worker process that dies.
+"""Stands in for ``latentlab.data.parallel._decode_chunk_packed`` in tests: a worker process that dies.
 
 Its own module (imported by the spawned worker by name) so the worker imports nothing heavy."""
 

@@ -38,7 +38,7 @@ def no_thread_leaks(qapp):
     thread, running (waits up to 10 s, processing events, for them to end)."""
     from PySide6.QtCore import QCoreApplication
 
-    from gui.worker import running_threads
+    from gui.threads import running_threads
 
     before = {t.ident for t in threading.enumerate()}
     yield

@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 
 from latentlab import data as ld
+from latentlab.data import decode as ld_decode
+from latentlab.data import parallel as ld_parallel
+from latentlab.data import scan as ld_scan
 from latentlab.data import (IMAGE_EXTENSIONS, MAX_IMAGE_SIZE, Dataset, DatasetError, SkippedFile, load_folder,
                             make_tf_dataset, sample_dataset_path, scan_folder, split_indices)
 
@@ -180,14 +183,14 @@ def test_truncated_jpeg_is_skipped(tmp_path):
 def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
     save(tmp_path / "ok.png", GRAY)
     save(tmp_path / "secret.png", GRAY)
-    real_read = ld._read_file
+    real_read = ld_decode._read_file
 
     def read(path, size):
         if path.endswith("secret.png"):
             raise PermissionError(13, "Permission denied", path)
         return real_read(path, size)
 
-    monkeypatch.setattr(ld, "_read_file", read)
+    monkeypatch.setattr(ld_decode, "_read_file", read)
     ds = load_folder(tmp_path, cache=False)
     assert ds.paths == ["ok.png"]
     assert "permission denied" in reasons(ds)["secret.png"]
@@ -197,13 +200,13 @@ def test_files_are_read_whole_whatever_size_the_scan_saw(tmp_path, monkeypatch):
     blob = RNG.bytes(200_000)
     (tmp_path / "f").write_bytes(blob)
     for hint in (0, 10, 65_536, 199_999, 200_000, 10**6):   # grew, shrank or unchanged since the scan
-        assert ld._read_file(str(tmp_path / "f"), hint) == blob
-    monkeypatch.setattr(ld, "MAX_FILE_BYTES", 100_000)
-    assert 100_000 < len(ld._read_file(str(tmp_path / "f"), 10)) < 200_000   # stops just past the limit
+        assert ld_decode._read_file(str(tmp_path / "f"), hint) == blob
+    monkeypatch.setattr(ld_decode, "MAX_FILE_BYTES", 100_000)
+    assert 100_000 < len(ld_decode._read_file(str(tmp_path / "f"), 10)) < 200_000   # stops just past the limit
     grown = save(tmp_path / "grown.png", (RNG.random((200, 200, 3)) * 255).astype(np.uint8))
     assert grown.stat().st_size > 100_000
-    with pytest.raises(ld._Skip, match="file too large"):   # 10 bytes when scanned, over the limit now
-        ld._decode(str(grown), 10, None, "auto")
+    with pytest.raises(ld_decode._Skip, match="file too large"):   # 10 bytes when scanned, over the limit now
+        ld_decode._decode(str(grown), 10, None, "auto")
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads mode-000 files")
@@ -471,6 +474,33 @@ def test_odd_file_names_are_printable(tmp_path):
     assert load_folder(tmp_path).from_cache
 
 
+def test_dataset_from_arrays():
+    x = RNG.random((5, 8, 8, 1)).astype(np.float32)
+    ds = Dataset.from_arrays(x, np.array([0, 2, 2, 1, 0], dtype=np.int64))
+    assert ds.images is x   # float32 is used as is, not copied
+    assert ds.labels.dtype == np.int32 and ds.labels.tolist() == [0, 2, 2, 1, 0]
+    assert ds.class_names == ["0", "1", "2"] and ds.class_counts == {"0": 2, "1": 1, "2": 2}
+    assert ds.paths == ["0", "1", "2", "3", "4"] and ds.root == "(arrays)"
+    assert (ds.skipped, ds.load_seconds, ds.from_cache) == ([], 0.0, False)
+    assert ds.num_images == 5 and ds.image_shape == (8, 8, 1) and ds.labeled and "Images used: 5" in ds.summary()
+
+    flat = Dataset.from_arrays(RGB[None].repeat(3, axis=0), root="rgb")   # uint8 (N, H, W, 3), unlabeled
+    assert flat.images.dtype == np.float32 and flat.image_shape == (16, 16, 3) and flat.color == "rgb"
+    np.testing.assert_array_equal(flat.images[1], RGB.astype(np.float32) * np.float32(1.0 / 255.0))
+    assert flat.labels.tolist() == [-1, -1, -1] and flat.class_names == [] and not flat.labeled
+    assert flat.root == "rgb" and flat.class_counts == {}
+
+    gray = Dataset.from_arrays(GRAY[None], [1], class_names=["a", "b"], paths=["g.png"])   # (N, H, W): a channel
+    assert gray.image_shape == (16, 16, 1) and gray.class_names == ["a", "b"] and gray.paths == ["g.png"]
+    assert gray.class_counts == {"a": 0, "b": 1}
+
+    for bad, needle in [((RNG.random((2, 8, 8, 2)),), "C = 1 or 3"), ((x * 2,), r"\[0, 1\]"),
+                        ((x, [0, 1]), "one per image"), ((x, [0] * 5, ["a"], ["p"]), "one per image"),
+                        ((x, [-2] * 5), "-1"), ((x, [3] * 5, ["a"]), "no class name")]:
+        with pytest.raises(DatasetError, match=needle):
+            Dataset.from_arrays(*bad)
+
+
 # -- split and tf.data ----------------------------------------------------------------------------
 def test_split_is_deterministic_and_disjoint():
     train, val = split_indices(100, 0.2, seed=3)
@@ -531,7 +561,7 @@ def test_sample_dataset(tmp_path):
 
 
 def test_float_conversion_in_slices_matches_one_pass_bit_for_bit():
-    from latentlab.data import _to_float
+    from latentlab.data.parallel import _to_float
 
     rng = np.random.default_rng(0)
     for shape in [(9001, 28, 28, 1), (7, 16, 16, 3)]:   # the sliced path (odd length) and the small one
@@ -569,10 +599,10 @@ def test_worker_processes_give_the_same_dataset_as_one_thread(tmp_path, monkeypa
     import multiprocessing
 
     root = mixed_folder(tmp_path / "d")
-    monkeypatch.setattr(ld, "_chunks", lambda files, n, **kw: _real_chunks(files, 5))   # many chunks
-    unpack = ld._unpack
+    monkeypatch.setattr(ld_parallel, "_chunks", lambda files, n, **kw: _real_chunks(files, 5))   # many chunks
+    unpack = ld_parallel._unpack
     arrived = []
-    monkeypatch.setattr(ld, "_unpack", lambda packed: arrived.append(packed) or unpack(packed))
+    monkeypatch.setattr(ld_parallel, "_unpack", lambda packed: arrived.append(packed) or unpack(packed))
     calls = []
     in_processes = load_folder(root, cache=False, processes=True, progress=lambda d, t: calls.append((d, t)))
     assert len(arrived) == 7   # every chunk came back from a worker process
@@ -585,22 +615,22 @@ def test_worker_processes_give_the_same_dataset_as_one_thread(tmp_path, monkeypa
     assert multiprocessing.active_children() == []
 
 
-_real_chunks = ld._chunks
+_real_chunks = ld_parallel._chunks
 
 
 def test_chunks_split_by_count_and_by_bytes():
     files = [("f", size) for size in (10, 10, 10, 10, 10)]
-    assert ld._chunks(files, 2) == [(0, 2), (2, 4), (4, 5)]
-    assert ld._chunks(files, 10, max_bytes=25) == [(0, 2), (2, 4), (4, 5)]
-    assert ld._chunks([("big", 100), ("f", 1)], 10, max_bytes=25) == [(0, 1), (1, 2)]   # never empty
-    assert ld._chunks([], 3) == []
+    assert ld_parallel._chunks(files, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert ld_parallel._chunks(files, 10, max_bytes=25) == [(0, 2), (2, 4), (4, 5)]
+    assert ld_parallel._chunks([("big", 100), ("f", 1)], 10, max_bytes=25) == [(0, 1), (1, 2)]   # never empty
+    assert ld_parallel._chunks([], 3) == []
 
 
 def test_cancel_stops_worker_processes_and_leaves_none(tmp_path, monkeypatch):
     import multiprocessing
 
     root = mixed_folder(tmp_path / "d", per_kind=10)
-    monkeypatch.setattr(ld, "_chunks", lambda files, n, **kw: _real_chunks(files, 3))
+    monkeypatch.setattr(ld_parallel, "_chunks", lambda files, n, **kw: _real_chunks(files, 3))
     progress = []
     with pytest.raises(DatasetError, match="cancelled"):   # cancel as soon as the first chunk is in
         load_folder(root, cache=False, processes=True, progress=lambda d, t: progress.append(d),
@@ -614,7 +644,7 @@ def test_a_worker_process_that_dies_loses_nothing(tmp_path, monkeypatch, caplog)
 
     root = mixed_folder(tmp_path / "d")
     expected = load_folder(root, cache=False, processes=False)
-    monkeypatch.setattr(ld, "_decode_chunk_packed", _crash_worker.die)
+    monkeypatch.setattr(ld_parallel, "_decode_chunk_packed", _crash_worker.die)
     with caplog.at_level("INFO", logger="latentlab.data"):
         ds = load_folder(root, cache=False, processes=True)
     assert_same_dataset(ds, expected)
@@ -636,16 +666,16 @@ def test_worker_processes_that_cannot_start_fall_back_to_this_process(tmp_path, 
 
 def test_large_folders_use_worker_processes_by_default(tmp_path, monkeypatch):
     seen = []
-    real = ld._run_chunks_in_processes
-    monkeypatch.setattr(ld, "_run_chunks_in_processes", lambda *a: seen.append(len(a[1])) or real(*a))
+    real = ld_parallel._run_chunks_in_processes
+    monkeypatch.setattr(ld_parallel, "_run_chunks_in_processes", lambda *a: seen.append(len(a[1])) or real(*a))
     root = mixed_folder(tmp_path / "d", per_kind=2)
     load_folder(root, cache=False)
     assert seen == []   # 14 files: one thread, no processes to start
-    monkeypatch.setattr(ld, "PROCESS_MIN_FILES", 14)
-    monkeypatch.setattr(ld, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(ld_parallel, "PROCESS_MIN_FILES", 14)
+    monkeypatch.setattr(ld_parallel, "_usable_cpus", lambda: 2)
     load_folder(root, cache=False)
     assert len(seen) == 1
-    monkeypatch.setattr(ld, "_usable_cpus", lambda: 1)
+    monkeypatch.setattr(ld_parallel, "_usable_cpus", lambda: 1)
     load_folder(root, cache=False)
     assert len(seen) == 1   # one CPU: processes would only add their start-up
 
@@ -655,12 +685,12 @@ def test_worker_processes_start_while_scanning_a_cold_folder_and_never_outlive_t
     import multiprocessing
 
     root = mixed_folder(tmp_path / "d", per_kind=2)   # class folders of 5, 5 and 4 files
-    monkeypatch.setattr(ld, "PROCESS_MIN_FILES", 4)
-    monkeypatch.setattr(ld, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(ld_parallel, "PROCESS_MIN_FILES", 4)
+    monkeypatch.setattr(ld_parallel, "_usable_cpus", lambda: 2)
     walked, started = [], []
-    real_walk, real_start = ld._walk_images, ld._start_process_pool
-    monkeypatch.setattr(ld, "_walk_images", lambda *a: walked.append(a[1]) or real_walk(*a))
-    monkeypatch.setattr(ld, "_start_process_pool", lambda n: started.append(len(walked)) or real_start(n))
+    real_walk, real_start = ld_scan._walk_images, ld_parallel._start_process_pool
+    monkeypatch.setattr(ld_scan, "_walk_images", lambda *a: walked.append(a[1]) or real_walk(*a))
+    monkeypatch.setattr(ld_parallel, "_start_process_pool", lambda n: started.append(len(walked)) or real_start(n))
     first = load_folder(root)                     # no cache yet: a cold load is sure
     assert started == [1]                         # started after the first class folder, not after the scan
     assert load_folder(root).from_cache and started == [1]   # a cache file exists: nothing started
@@ -688,7 +718,7 @@ def test_a_cache_written_by_one_process_is_used_by_the_next(tmp_path, cache_dir)
             "ds = load_folder(sys.argv[1]); print(ds.from_cache, ds.num_images)")
     env = {**os.environ, "LATENTLAB_CACHE_DIR": str(cache_dir)}
     first = subprocess.run([sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True,
-                           timeout=120, cwd=Path(ld.__file__).parents[1])
+                           timeout=120, cwd=Path(ld.__file__).parents[2])
     assert first.returncode == 0 and first.stdout.split() == ["False", "15"], first.stderr
     ds = load_folder(root)   # another process: the key must come out the same
     assert ds.from_cache and ds.num_images == 15
@@ -704,8 +734,8 @@ def test_a_script_without_the_main_guard_still_loads_once_and_its_workers_stop(t
                       "ds = load_folder(sys.argv[1], cache=False, processes=True)\n"
                       "print('loaded', ds.num_images, flush=True)\n")
     r = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=120,
-                       cwd=Path(ld.__file__).parents[1],
-                       env={**os.environ, "PYTHONPATH": str(Path(ld.__file__).parents[1])})
+                       cwd=Path(ld.__file__).parents[2],
+                       env={**os.environ, "PYTHONPATH": str(Path(ld.__file__).parents[2])})
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["loaded", "10"]   # only the parent got past load_folder, with every image
     assert "bootstrapping phase" in r.stderr     # the workers stopped with Python's own advice

@@ -34,9 +34,9 @@ def click_map(qtbot, win, x, y):
     QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, p)
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p, 30)
     qtbot.wait(700)   # not a double click
-    assert win.last_click is not None and win.last_click[0] in ("z", "point")
-    if win.last_click[0] == "z":
-        assert win.last_click[2] == pytest.approx((x, y), rel=0.05, abs=0.05)
+    assert win.map_view.last_click is not None and win.map_view.last_click[0] in ("z", "point")
+    if win.map_view.last_click[0] == "z":
+        assert win.map_view.last_click[2] == pytest.approx((x, y), rel=0.05, abs=0.05)
 
 
 def test_train_watch_steer_explore_pause_stop_save_reopen(window, qtbot, gui_digits, tmp_path, capsys):
@@ -57,12 +57,12 @@ def test_train_watch_steer_explore_pause_stop_save_reopen(window, qtbot, gui_dig
 
     # β changes mid-run: the trainer gets it and the curves are marked
     set_spin(qtbot, tp.beta_spin, 4.0)
-    qtbot.waitUntil(lambda: win._train_worker.trainer.beta == 4.0, timeout=3000)
+    qtbot.waitUntil(lambda: win.training.trainer.beta == 4.0, timeout=3000)
     assert len(win.loss_plot.markers) == 1 and "β=4" in win.loss_plot.markers[0].label.toPlainText()
 
     # the first epoch: scatter, decoded grid, decoder for clicks
     qtbot.waitUntil(lambda: len(win.latent_map.z) > 0, timeout=60_000)
-    qtbot.waitUntil(lambda: win.latent_map.mosaic is not None and win.point_decoder is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.latent_map.mosaic is not None and win.map_view.point_decoder is not None, timeout=30_000)
     qtbot.waitUntil(lambda: win.loss_plot.point_counts()["epochs"] >= 1, timeout=5000)   # next 5 Hz redraw
     # pause / resume within a batch or so
     qtbot.mouseClick(tp.pause_button, Qt.LeftButton)
@@ -138,7 +138,7 @@ def test_train_watch_steer_explore_pause_stop_save_reopen(window, qtbot, gui_dig
     win.loss_plot.redraw()
     assert win.loss_plot.point_counts()["epochs"] == len(history) >= 1
     assert len(win.latent_map.z) == 30        # the validation images (10% of 300)
-    qtbot.waitUntil(lambda: win.point_decoder is not None and win.latent_map.mosaic is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.map_view.point_decoder is not None and win.latent_map.mosaic is not None, timeout=30_000)
     (x0, x1), (y0, y1) = win.latent_map.vb.viewRange()
     click_map(qtbot, win, x0 + 0.3 * (x1 - x0), y0 + 0.7 * (y1 - y0))
     assert win.image_panel.image is not None
@@ -161,8 +161,8 @@ def test_close_while_training_asks_and_stops_cleanly(window, qtbot, gui_digits):
     t0 = time.perf_counter()
     assert win.close()
     assert time.perf_counter() - t0 < 20
-    assert asked == [1, 2] and not any(t.isRunning() for t in [win._train_thread] if t is not None)
-    from gui.worker import running_threads
+    assert asked == [1, 2] and not any(t.isRunning() for t in [win.training.task.thread] if t is not None)
+    from gui.threads import running_threads
     assert [t.objectName() for t in running_threads()] == []
 
 
@@ -178,15 +178,15 @@ def test_grids_for_new_weights_wait_their_turn_while_a_zoom_renders_at_once(wind
     win.training_panel.epochs_spin.setValue(200)       # stopped below, long before that
     win.training_panel.batch_spin.setValue(16)
     shown = []
-    win.renderer.rendered.connect(lambda out: shown.append((out["weights_version"], out["x_range"])))
+    win.map_view.renderer.rendered.connect(lambda out: shown.append((out["weights_version"], out["x_range"])))
     qtbot.mouseClick(win.training_panel.train_button, Qt.LeftButton)
-    assert win.renderer.duty == 1e-4
+    assert win.map_view.renderer.duty == 1e-4
     qtbot.waitUntil(lambda: len(shown) >= 1, timeout=60_000)             # the first grid: no wait
-    n_first, version_first = len(shown), win.renderer.weights_version
-    qtbot.waitUntil(lambda: win.renderer.weights_version >= version_first + 3, timeout=60_000)
+    n_first, version_first = len(shown), win.map_view.renderer.weights_version
+    qtbot.waitUntil(lambda: win.map_view.renderer.weights_version >= version_first + 3, timeout=60_000)
     qtbot.wait(300)
     assert win.is_training
-    assert len(shown) == n_first and win.renderer.busy, "a grid for new weights did not wait its turn"
+    assert len(shown) == n_first and win.map_view.renderer.busy, "a grid for new weights did not wait its turn"
 
     from PySide6.QtCore import QPointF
     from PySide6.QtGui import QWheelEvent
@@ -203,10 +203,10 @@ def test_grids_for_new_weights_wait_their_turn_while_a_zoom_renders_at_once(wind
     assert win.is_training
 
     n_zoom, version_zoom = len(shown), shown[-1][0]
-    qtbot.waitUntil(lambda: win.renderer.weights_version > version_zoom, timeout=60_000)
+    qtbot.waitUntil(lambda: win.map_view.renderer.weights_version > version_zoom, timeout=60_000)
     with qtbot.waitSignal(win.trainingFinished, timeout=60_000):
         qtbot.mouseClick(win.training_panel.stop_button, Qt.LeftButton)
     qtbot.waitUntil(win.is_idle, timeout=10_000)
-    assert win.renderer.duty is None
-    assert len(shown) > n_zoom and shown[-1][0] == win.renderer.weights_version, \
+    assert win.map_view.renderer.duty is None
+    assert len(shown) > n_zoom and shown[-1][0] == win.map_view.renderer.weights_version, \
         "the last weights' grid was not shown after training"

@@ -32,8 +32,8 @@ def test_open_folder_shows_what_was_found(window, qtbot, gui_digits, tmp_path):
     assert any("broken.png" in s and ":" in s for s in skipped), skipped
     assert panel.skipped.isVisible() and not panel.error.isVisible()
     assert window.training_panel.train_button.isEnabled()
-    assert str(folder) in window.recent_folders()
-    assert window.recent_folders()[0] == str(folder)
+    assert str(folder) in window.dataset_panel.recent_folders()
+    assert window.dataset_panel.recent_folders()[0] == str(folder)
 
 
 def test_unusable_folder_shows_its_reason_in_the_window(window, qtbot, tmp_path):
@@ -56,19 +56,22 @@ def test_unusable_folder_shows_its_reason_in_the_window(window, qtbot, tmp_path)
 
 
 def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
+    from latentlab.config import BETA_RANGE, LR_RANGE
+
     tp = window.training_panel
     tp.beta_spin.setValue(10.0)
     assert tp.beta_slider.value() == 300            # log scale: 0.01 → 0, 100 → 400
     tp.beta_slider.setValue(100)
     assert tp.beta_spin.value() == pytest.approx(0.1)
-    tp.beta_spin.setValue(5000)
-    assert tp.beta_spin.value() == 100.0
+    tp.beta_spin.setValue(5000)                     # past BETA_RANGE's end (1000): clamped
+    assert tp.beta_spin.value() == BETA_RANGE[1]
+    assert tp.beta_slider.value() == 400            # the slider stays at its end
     tp.latent_spin.setValue(500)
     assert tp.latent_spin.value() == 64
     tp.batch_spin.setValue(0)
     assert tp.batch_spin.value() == 1
-    tp.lr_spin.setValue(5.0)
-    assert tp.lr_spin.value() <= 0.1
+    tp.lr_spin.setValue(50.0)
+    assert tp.lr_spin.value() <= LR_RANGE[1]
     assert tp.hidden_spin.text() == "auto (128)" and tp.settings()["hidden_units"] == 0
     tp.hidden_spin.setValue(-5)
     assert tp.hidden_spin.value() == 0
@@ -81,6 +84,67 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
         tp.beta_spin.setValue(2.5)
     assert blocker.args == [2.5]
     assert not tp.train_button.isEnabled()           # no dataset yet
+
+
+def test_form_shows_a_runs_settings_unclamped_within_the_config_ranges(qtbot):
+    """A run trained headless with settings beyond the slider's or the old form's ranges reads back
+    as it was; every spin box spans the range latentlab.config allows."""
+    from gui.training_panel import BETA_MAX, TrainingPanel
+    from latentlab import config
+    from latentlab.config import TrainConfig
+
+    tp = TrainingPanel()
+    qtbot.addWidget(tp)
+    cfg = TrainConfig(beta=500.0, epochs=50_000, batch_size=10_000, learning_rate=1e-6, warmup_epochs=5000)
+    fields = ("beta", "latent_dim", "hidden_units", "epochs", "batch_size", "learning_rate", "kl_schedule",
+              "warmup_epochs")
+    tp.apply_settings(**{k: getattr(cfg, k) for k in fields})
+    got = tp.settings()
+    assert (got["beta"], got["epochs"], got["batch_size"], got["learning_rate"], got["warmup_epochs"]) == \
+        (500.0, 50_000, 10_000, 1e-6, 5000)
+    assert tp.beta_slider.value() == tp.beta_slider.maximum() and BETA_MAX == config.BETA_SLIDER_RANGE[1]
+    assert tp.lr_spin.text() == "1e-06"
+    for spin, rng in [(tp.beta_spin, config.BETA_RANGE), (tp.latent_spin, config.LATENT_RANGE),
+                      (tp.hidden_spin, config.HIDDEN_RANGE), (tp.epochs_spin, config.EPOCHS_RANGE),
+                      (tp.batch_spin, config.BATCH_RANGE), (tp.lr_spin, config.LR_RANGE),
+                      (tp.warmup_spin, config.WARMUP_RANGE)]:
+        assert (spin.minimum(), spin.maximum()) == pytest.approx(rng), spin
+    tp.apply_settings(beta=0.001, learning_rate=0.00025)
+    assert tp.settings()["beta"] == 0.001 and tp.beta_slider.value() == 0
+    assert tp.settings()["learning_rate"] == 0.00025
+    tp.lr_spin.setValue(0.001)
+    tp.lr_spin.stepBy(1)
+    assert tp.lr_spin.value() == pytest.approx(0.002)          # arrows step 1-2-5 across decades
+    tp.lr_spin.stepBy(-2)
+    assert tp.lr_spin.value() == pytest.approx(0.0005)
+
+
+def test_export_button_asks_saves_and_reports_a_failure(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QWidget
+
+    from gui import exporting
+    from gui.exporting import export_button
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    answer = {"path": str(tmp_path / "table")}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (answer["path"], ""))
+    saved, results, failures = [], [], []
+    b = export_button(parent, "csv", "Save it", lambda: "name.csv", lambda p: saved.append(p) or True, "Save as CSV.")
+    assert b.text() == "CSV…" and b.toolTip() == "Save as CSV."
+    b.click()
+    assert saved == [str(tmp_path / "table.csv")]               # the suffix added
+    monkeypatch.setattr(exporting, "report_failure", lambda w, p: failures.append((w, p)))
+    bad = export_button(parent, "png", "Save it", "x.png", lambda p: False, "Save as PNG.", text="map PNG…")
+    bad.click()
+    assert bad.text() == "map PNG…" and failures == [(bad, str(tmp_path / "table.png"))]
+    told = export_button(parent, "png", "Save it", "x.png", lambda p: False, "tip",
+                         on_result=lambda p, ok: results.append((p, ok)))
+    told.click()
+    assert results == [(str(tmp_path / "table.png"), False)] and len(failures) == 1
+    answer["path"] = ""                                         # cancelled: nothing saved or reported
+    b.click()
+    assert len(saved) == 1
 
 
 def test_loss_plot_streams_and_toggles_log_scale(qtbot):
@@ -199,7 +263,7 @@ def test_opening_a_bad_run_shows_why(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.runOpenFailed, timeout=30_000) as blocker:
         window.open_run_path(bad)
     assert "config.json" in blocker.args[0]
-    assert window.banner_box.isVisible() and "config.json" in window.banner.text()
+    assert window.banner.isVisible() and "config.json" in window.banner.label.text()
     qtbot.waitUntil(lambda: window.open_run_action.isEnabled(), timeout=30_000)   # the loader thread ends
 
 

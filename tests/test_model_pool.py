@@ -8,7 +8,9 @@ import pytest
 
 from latentlab.config import TrainConfig
 from latentlab.data import load_folder
-from latentlab.train import EpochEnd, Finished, ModelPool, Started, Trainer
+from latentlab.events import EpochEnd, Finished, Started
+from latentlab.pool import ModelPool
+from latentlab.train import Trainer
 
 
 @pytest.fixture(scope="module")

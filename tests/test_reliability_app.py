@@ -51,13 +51,13 @@ def start(qtbot, win, epochs=1000, batch=16):
     win.training_panel.epochs_spin.setValue(epochs)
     win.training_panel.batch_spin.setValue(batch)
     assert win.start_training()
-    qtbot.waitUntil(lambda: win._train_state == "training" and win._last_batch is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: win.training.state == "training" and win.training.last_batch is not None, timeout=60_000)
 
 
 def stop(qtbot, win):
     with qtbot.waitSignal(win.trainingFinished, timeout=60_000):
-        win.stop_training()
-    qtbot.waitUntil(lambda: win._train_state == "idle" and win._train_thread is None, timeout=10_000)
+        win.training.stop()
+    qtbot.waitUntil(lambda: win.training.state == "idle" and not win.training.running, timeout=10_000)
 
 
 def settle():
@@ -75,15 +75,15 @@ def test_start_pause_stop_cycles_leave_no_thread_and_flat_memory(window, qtbot, 
     for i in range(CYCLES):
         t0 = time.perf_counter()
         start(qtbot, win)
-        win.toggle_pause()
-        assert win._train_state == "paused"
+        win.training.toggle_pause()
+        assert win.training.state == "paused"
         n = len(win.loss_plot.batch_x)
         qtbot.wait(50)
-        win.toggle_pause()
-        assert win._train_state == "training"
+        win.training.toggle_pause()
+        assert win.training.state == "training"
         qtbot.waitUntil(lambda: len(win.loss_plot.batch_x) > n, timeout=30_000)
         stop(qtbot, win)
-        from gui.worker import running_threads
+        from gui.threads import running_threads
 
         assert [t.objectName() for t in running_threads() if "train" in t.objectName()] == []
         settle()
@@ -115,7 +115,7 @@ def test_changing_dataset_while_training_is_refused_cleanly_then_works(window, q
     # the panel itself is disabled while training; force a load through it anyway
     win.dataset_panel.open_folder(other)
     qtbot.wait(1500)
-    assert win.is_training and win._train_worker is not None
+    assert win.is_training and win.training.task.worker is not None
     n = len(win.loss_plot.batch_x)
     qtbot.waitUntil(lambda: len(win.loss_plot.batch_x) > n + 3, timeout=30_000)  # training goes on
     stop(qtbot, win)
@@ -131,15 +131,15 @@ def test_closing_the_window_mid_epoch_stops_training_and_ends_every_thread(windo
     win = window
     load(qtbot, win, gui_digits)
     start(qtbot, win)
-    qtbot.waitUntil(lambda: 0 < win._last_batch.step < win._last_batch.steps, timeout=30_000)  # mid-epoch
+    qtbot.waitUntil(lambda: 0 < win.training.last_batch.step < win.training.last_batch.steps, timeout=30_000)  # mid-epoch
     if paused:
-        win.toggle_pause()
+        win.training.toggle_pause()
     win.confirm_stop = lambda: True
     t0 = time.perf_counter()
     assert win.close()
     took = time.perf_counter() - t0
     assert took < 20, f"closing took {took:.1f}s"
-    from gui.worker import running_threads
+    from gui.threads import running_threads
 
     assert [t.objectName() for t in running_threads()] == []
     run = win.run_dir
@@ -151,7 +151,7 @@ def test_clicking_the_latent_map_while_training(window, qtbot, gui_digits):
     win = window
     load(qtbot, win, gui_digits)
     start(qtbot, win)
-    qtbot.waitUntil(lambda: win.point_decoder is not None and win.latest_weights is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: win.map_view.point_decoder is not None and win.map_view.latest_weights is not None, timeout=60_000)
     rng = np.random.default_rng(0)
     beat = Heartbeat()
     beat.start()
@@ -185,9 +185,11 @@ def test_bad_option_values_cannot_be_entered(window, qtbot):
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
-    tp = window.training_panel
-    for spin, bad, lo in [(tp.beta_spin, -1, 0.01), (tp.latent_spin, 0, 1), (tp.epochs_spin, 0, 1),
-                          (tp.batch_spin, 0, 1), (tp.lr_spin, 0, 1e-5), (tp.warmup_spin, 0, 1)]:
+    from latentlab.config import BETA_RANGE, LR_RANGE
+
+    tp = window.training_panel   # the lowest values allowed are the config's (one source for every range)
+    for spin, bad, lo in [(tp.beta_spin, -1, BETA_RANGE[0]), (tp.latent_spin, 0, 1), (tp.epochs_spin, 0, 1),
+                          (tp.batch_spin, 0, 1), (tp.lr_spin, 0, LR_RANGE[0]), (tp.warmup_spin, 0, 1)]:
         assert spin.minimum() >= lo, spin
         spin.setValue(bad)
         assert spin.value() >= lo, spin
@@ -256,7 +258,7 @@ def soak_app(seconds: float, work: Path, log=print) -> dict:
     win.training_panel.epochs_spin.setValue(10_000)
     win.training_panel.batch_spin.setValue(32)
     assert win.start_training()
-    wait_until(lambda: win.point_decoder is not None and win.latest_weights is not None, 300)
+    wait_until(lambda: win.map_view.point_decoder is not None and win.map_view.latest_weights is not None, 300)
     beat = Heartbeat()
     beat.start()
     samples, latencies, gaps = [], [], []
@@ -276,7 +278,7 @@ def soak_app(seconds: float, work: Path, log=print) -> dict:
             beat.max_gap = 0.0
             next_sample = now + 1.0
             if len(samples) % 60 == 0:
-                b = win._last_batch
+                b = win.training.last_batch
                 log(f"t={now - t0:6.0f}s rss={samples[-1][1]:7.1f} MB epoch={b.epoch + 1 if b else 0} "
                     f"curve points={len(win.loss_plot.batch_x)}")
         time.sleep(0.005)

@@ -21,7 +21,8 @@ import pytest
 from latentlab import runs
 from latentlab.cli import main
 from latentlab.config import ConfigError, TrainConfig
-from latentlab.train import EpochEnd, Failed, Finished, Trainer
+from latentlab.events import EpochEnd, Failed, Finished
+from latentlab.train import Trainer
 
 BATCH = 16
 

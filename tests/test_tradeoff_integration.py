@@ -59,7 +59,7 @@ def test_training_feeds_the_tradeoff_views_live(window, qtbot, gui_digits):
     assert str(win.run_dir) in panel.rd_plot.runs and panel.rd_plot.live is None
     assert len(panel.replay.frames) == 2 and panel.replay.labels is not None
     # the run's training images back the nearest-image look-up; a click on the main map feeds the tools
-    qtbot.waitUntil(lambda: win.point_decoder is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.map_view.point_decoder is not None, timeout=30_000)
     assert panel.tools.nearest.images is not None
     z = np.zeros(tp.latent_spin.value(), np.float32)
     win.latent_map.clicked.emit(z, (0.0, 0.0))

@@ -73,7 +73,7 @@ def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_
 
 def test_stopping_a_sweep_keeps_the_current_run_and_skips_the_rest(qtbot, tmp_path, tiny_sweep, dataset):  # noqa: F811
     from gui.sweep_panel import SweepPanel
-    from latentlab.train import BatchEnd
+    from latentlab.events import BatchEnd
 
     sp = SweepPanel()
     qtbot.addWidget(sp)

@@ -13,7 +13,9 @@ from latentlab import runs
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.data import load_folder
 from latentlab.latent import Decoder, encode
-from latentlab.train import BatchEnd, EpochEnd, Failed, Finished, Started, Trainer, kl_factor
+from latentlab.config import kl_factor
+from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, Started
+from latentlab.train import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -1,234 +1,23 @@
-"""Work that must not run on the GUI thread: loading a folder, training, opening a run,
-decoding grids. Each worker is a QObject moved to a QThread it does not share; results come
-back through ``Signal(object)`` carrying numpy arrays and plain Python (never tensors), and
-are received by slots of objects that live on the GUI thread.
-
-Rules kept here: no widget is touched from a worker, no ``QThread.terminate()``; every
-thread started through :func:`start_thread` is tracked so that the app (and the tests) can
-check that none is left running.
+"""Decoding grids of images over the latent map, off the GUI thread: `GridWorker` lives on a thread of
+its own for the window's lifetime with a decoder of its own; `GridRenderer` is its front on the GUI
+thread and decides when a grid is decoded (never more than one waiting, and while training only at a
+set share of the time).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-__all__ = ["LoadWorker", "TrainingWorker", "RunLoadWorker", "GridWorker", "GridRenderer",
-           "start_thread", "running_threads"]
+from gui.threads import start_thread
+from latentlab.messages import one_line
+from latentlab.runtime import build_decoders, import_tensorflow
 
-_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
-
-
-def running_threads() -> list[QThread]:
-    """Threads started by the app that are still running."""
-    out = []
-    for t in list(_THREADS):
-        try:
-            if t.isRunning():
-                out.append(t)
-        except RuntimeError:  # the C++ object is gone
-            pass
-    return out
+__all__ = ["GridWorker", "GridRenderer"]
 
 
-def start_thread(worker: QObject, name: str, run_slot=None) -> QThread:
-    """Move ``worker`` to a new QThread and start it. With ``run_slot`` (a slot of the worker),
-    the thread runs it once and quits when the worker emits ``done``; without, the thread keeps
-    an event loop for queued calls until ``quit()``. The caller keeps references to both until
-    the thread has finished and been ``wait()``-ed (then dropping them is safe)."""
-    thread = QThread()
-    thread.setObjectName(name)
-    worker.moveToThread(thread)
-    if run_slot is not None:
-        thread.started.connect(run_slot)
-        # direct: quit() is thread-safe, and a queued call would wait for a GUI thread that may be
-        # blocked in thread.wait() (closing the window during training)
-        worker.done.connect(thread.quit, Qt.DirectConnection)
-    _THREADS.add(thread)
-    thread.start()
-    return thread
-
-
-_TF_LOCK = threading.Lock()
-_MODEL_POOL = None
-
-
-def model_pool():
-    """The app's `latentlab.train.ModelPool`: every training run in this process (Train, sweeps)
-    reuses a built model of the same shape instead of building another, because TensorFlow keeps
-    ~20–30 MB per model built for the life of the process."""
-    global _MODEL_POOL
-    if _MODEL_POOL is None:
-        from latentlab.train import ModelPool
-
-        _MODEL_POOL = ModelPool()
-    return _MODEL_POOL
-
-
-def import_tensorflow() -> None:
-    """Import TensorFlow, Keras and the model module once, one thread at a time: two threads
-    importing TensorFlow at the same moment can deadlock on Python's module locks."""
-    from latentlab.tfquiet import import_tensorflow as quiet_import
-
-    with _TF_LOCK:
-        quiet_import()
-        import latentlab.model  # noqa: F401
-
-
-def build_decoders(key):
-    """Two warmed-up `Decoder`s for key = (image_shape, latent_dim, likelihood): one for grids,
-    one for single points on the GUI thread.
-
-    Building and tracing Keras/TensorFlow graphs in two threads at once can crash TensorFlow,
-    so this runs on the training thread before training starts, or on the grid thread only
-    while nothing trains. Afterwards the decoders only execute (eager), from any thread."""
-    from latentlab.latent import Decoder
-
-    import_tensorflow()
-    image_shape, latent_dim, likelihood = key
-    grid = Decoder(image_shape, latent_dim, likelihood)
-    grid.warm_up()
-    point = Decoder(image_shape, latent_dim, likelihood)
-    point.warm_up()
-    return grid, point
-
-
-def _one_line(e: BaseException) -> str:
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    return text[:300]
-
-
-# -- loading a dataset folder --------------------------------------------------------------------
-class LoadWorker(QObject):
-    """Runs ``latentlab.data.load_folder`` once; cancellable between files."""
-
-    progress = Signal(int, int)     # done, total
-    loaded = Signal(object)         # Dataset
-    failed = Signal(str)            # one line
-    done = Signal()
-
-    def __init__(self, root: str, image_size=None, color: str = "auto"):
-        super().__init__()
-        self.root = root
-        self.image_size = image_size
-        self.color = color
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:  # any thread
-        self._cancel.set()
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab import data as ld
-
-        try:
-            ds = ld.load_folder(self.root, self.image_size, self.color,
-                                progress=lambda d, t: self.progress.emit(int(d), int(t)),
-                                should_cancel=self._cancel.is_set)
-        except ld.DatasetError as e:
-            self.failed.emit(str(e))
-        except Exception as e:  # a bug or an OS error: still one line in the window
-            self.failed.emit(f"{self.root}: cannot load ({type(e).__name__}: {_one_line(e)})")
-        else:
-            if self._cancel.is_set():
-                self.failed.emit("loading cancelled")
-            else:
-                self.loaded.emit(ds)
-        self.done.emit()
-
-
-# -- training ---------------------------------------------------------------------------------------
-class TrainingWorker(QObject):
-    """Owns a `latentlab.train.Trainer` and runs it on its thread. Every engine event is
-    re-emitted as ``event`` (queued to the GUI thread). Control methods are thread-safe."""
-
-    event = Signal(object)
-    decodersBuilt = Signal(object, object, object)   # key, grid Decoder, point Decoder
-    done = Signal()
-
-    def __init__(self, config, dataset, run_dir, snapshot_seconds: float | None = 2.0, decoder_key=None):
-        super().__init__()
-        self.decoder_key = decoder_key
-        from latentlab.train import Trainer
-
-        # Trainer.__init__ only validates and stores: no TensorFlow on the GUI thread.
-        self.trainer = Trainer(config, dataset, run_dir, self._publish, snapshot_seconds=snapshot_seconds,
-                               model_pool=model_pool())
-
-    def _publish(self, event) -> None:  # training thread
-        self.event.emit(event)
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.train import Failed
-
-        try:
-            import_tensorflow()
-            if self.decoder_key is not None and not self.trainer.stop_requested:
-                try:
-                    grid, point = build_decoders(self.decoder_key)
-                except Exception as e:
-                    self.event.emit(Failed(f"cannot build the decoder: {type(e).__name__}: {_one_line(e)}", 0, None))
-                    self.done.emit()
-                    return
-                self.decodersBuilt.emit(self.decoder_key, grid, point)
-            self.trainer.run()
-        except BaseException as e:  # Trainer.run reports its own failures; this is a last resort
-            self.event.emit(Failed(f"training failed: {type(e).__name__}: {_one_line(e)}", 0, None))
-        self.done.emit()
-
-    def stop(self) -> None:
-        self.trainer.stop()
-
-    def pause(self) -> None:
-        self.trainer.pause()
-
-    def resume(self) -> None:
-        self.trainer.resume()
-
-    def set_beta(self, beta: float) -> None:
-        self.trainer.set_beta(beta)
-
-
-# -- opening a run folder ----------------------------------------------------------------------------
-class RunLoadWorker(QObject):
-    """Opens a run folder and loads its model (TensorFlow) off the GUI thread. Emits ``loaded``
-    with a dict: run (latentlab.runs.Run), decoder_weights, image_shape, latent_dim, likelihood."""
-
-    loaded = Signal(object)
-    failed = Signal(str)
-    done = Signal()
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab import runs
-
-        try:
-            import_tensorflow()
-            run = runs.open_run(self.path)
-            model = run.load_model()
-            result = {"run": run, "decoder_weights": [np.asarray(w) for w in model.decoder.get_weights()],
-                      "image_shape": tuple(int(v) for v in model.image_shape),
-                      "latent_dim": int(model.latent_dim), "likelihood": str(model.likelihood)}
-            run._model = None  # the GUI never calls this model; let it go
-        except runs.RunError as e:
-            self.failed.emit(str(e))
-        except Exception as e:
-            self.failed.emit(f"{self.path}: cannot open the run ({type(e).__name__}: {_one_line(e)})")
-        else:
-            self.loaded.emit(result)
-        self.done.emit()
-
-
-# -- decoding grids -------------------------------------------------------------------------------------
 class GridWorker(QObject):
     """Lives on its own thread for the app's lifetime, with its own `latentlab.latent.Decoder`.
 
@@ -255,7 +44,7 @@ class GridWorker(QObject):
         try:
             import_tensorflow()
         except Exception as e:
-            self.failed.emit(f"TensorFlow cannot be imported: {type(e).__name__}: {_one_line(e)}")
+            self.failed.emit(f"TensorFlow cannot be imported: {one_line(e, with_type=True)}")
 
     @Slot(object, object)
     def adopt(self, key, decoder) -> None:
@@ -267,7 +56,7 @@ class GridWorker(QObject):
         try:
             grid, point = build_decoders(key)
         except Exception as e:
-            self.failed.emit(f"cannot build the decoder: {type(e).__name__}: {_one_line(e)}")
+            self.failed.emit(f"cannot build the decoder: {one_line(e, with_type=True)}")
             return
         self.key, self.decoder, self.weights_version = key, grid, None
         self.decodersReady.emit(key, point)
@@ -288,7 +77,7 @@ class GridWorker(QObject):
                                             dims=job["dims"], base_z=job["base_z"], projection=job["projection"])
                 out["seconds"] = time.perf_counter() - t0
         except Exception as e:
-            self.failed.emit(f"grid decode failed: {type(e).__name__}: {_one_line(e)}")
+            self.failed.emit(f"grid decode failed: {one_line(e, with_type=True)}")
         self.rendered.emit(out)
 
 
@@ -463,17 +252,3 @@ class GridRenderer(QObject):
             self.thread.quit()
             self.thread.wait()
             self.thread = None
-
-
-def wait_until_idle(predicate, timeout_ms: int, callback, interval_ms: int = 100) -> None:
-    """Call ``callback()`` on the GUI thread once ``predicate()`` is true or after ``timeout_ms``."""
-    remaining = [timeout_ms]
-
-    def check():
-        if predicate() or remaining[0] <= 0:
-            callback()
-            return
-        remaining[0] -= interval_ms
-        QTimer.singleShot(interval_ms, check)
-
-    QTimer.singleShot(0, check)

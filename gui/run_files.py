@@ -1,0 +1,135 @@
+"""`RunFiles`: the run folder the window shows, and what is done with it as files — opening one (its
+model loads on a worker thread), saving a copy, exporting the decoded grid and the latents.
+
+It talks to the window through signals: ``opened`` with a `latentlab.run_view.RunView` once a run is
+loaded (the window then shows it), ``openFailed``, and one-line ``status`` / ``problem`` messages (a
+problem goes to the window's banner). The file work itself is latentlab's (runs.copy_run,
+runs.write_latents_csv).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QFileDialog
+
+from gui.exporting import ask_path
+from gui.image_panel import save_png
+from gui.threads import Task
+from gui.workers import RunLoadWorker
+from latentlab import runs
+
+__all__ = ["RunFiles"]
+
+
+class RunFiles(QObject):
+    opened = Signal(object)      # RunView
+    openFailed = Signal(str)
+    status = Signal(str)
+    problem = Signal(str)
+
+    def __init__(self, window, runs_root: Path):
+        super().__init__(window)
+        self.window = window                  # the parent of this object's dialogs
+        self.runs_root = Path(runs_root)
+        self.run_dir: Path | None = None      # the run shown (trained here or opened)
+        self.latents = None                   # an opened run's latents.npz (to match a dataset loaded later)
+        self.task = Task("latentlab-open-run", self)
+
+    @property
+    def loading(self) -> bool:
+        return self.task.running
+
+    def set_training_run(self, run_dir: Path) -> None:
+        self.run_dir, self.latents = Path(run_dir), None
+
+    # -- opening -------------------------------------------------------------------------------------
+    @Slot()
+    def ask_open(self) -> None:
+        start = str(self.runs_root if self.runs_root.is_dir() else Path.home())
+        folder = QFileDialog.getExistingDirectory(self.window, "Open a run folder", start)
+        if folder:
+            self.open(folder)
+
+    def open(self, path) -> bool:
+        """Start loading a run folder on a worker thread (False when one is loading already)."""
+        if self.task.running:
+            return False
+        self.status.emit(f"Opening run {path}…")
+        worker = RunLoadWorker(str(path))
+        worker.loaded.connect(self._on_loaded)
+        worker.failed.connect(self._on_failed)
+        self.task.start(worker)
+        return True
+
+    @Slot(object)
+    def _on_loaded(self, view) -> None:
+        self.run_dir, self.latents = Path(view.run.path), view.run.latents
+        self.opened.emit(view)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.problem.emit(message)
+        self.openFailed.emit(message)
+
+    # -- saving and exporting ------------------------------------------------------------------------------
+    @Slot()
+    def ask_save(self) -> None:
+        if self.run_dir is None:
+            self.status.emit("There is no run to save yet: train first.")
+            return
+        dest, _ = QFileDialog.getSaveFileName(self.window, "Save the run as a new folder",
+                                              str(Path.home() / self.run_dir.name), "Run folder (*)")
+        if dest:
+            self.save_to(dest)
+
+    def save_to(self, dest) -> bool:
+        """Copy the run folder to ``dest`` (a new or empty folder)."""
+        if self.run_dir is None or not self.run_dir.is_dir():
+            self.problem.emit("There is no run folder to save yet: train for at least one epoch.")
+            return False
+        try:
+            runs.copy_run(self.run_dir, dest)
+        except runs.RunError as e:
+            self.problem.emit(f"{e}.")
+            return False
+        self.status.emit(f"Saved the run to {dest}.")
+        return True
+
+    def ask_export_grid(self, mosaic) -> None:
+        if mosaic is None:
+            self.status.emit("No decoded grid yet.")
+            return
+        path = ask_path(self.window, "Export the decoded grid", "latent-grid.png", "png")
+        if path:
+            self.export_grid(mosaic, path)
+
+    def export_grid(self, mosaic, path) -> bool:
+        if mosaic is None:
+            return False
+        ok = save_png(mosaic, str(path))
+        self.status.emit(f"Saved the grid to {path}." if ok else f"Could not write {path}.")
+        return ok
+
+    def ask_export_latents(self, points) -> None:
+        path = ask_path(self.window, "Export latents", "latents.csv", "csv")
+        if path:
+            self.export_latents(path, points)
+
+    def export_latents(self, path, points=None) -> bool:
+        """Every image's z_mean and z_log_var from the run's latents.npz; without one, ``points()`` (the
+        map's points as a latents dict, or None when it shows none)."""
+        lat = runs.read_latents(self.run_dir) if self.run_dir is not None else None
+        if lat is None and points is not None:
+            lat = points()
+        if lat is None:
+            self.status.emit("No latents to export yet.")
+            return False
+        try:
+            runs.write_latents_csv(path, lat)
+        except OSError as e:
+            self.problem.emit(f"cannot write {path} ({e.strerror or e})")
+            return False
+        self.status.emit(f"Saved {len(lat['z_mean']):,} latents to {path}.")
+        return True

@@ -1,0 +1,58 @@
+"""``latentlab train``: train a β-VAE on an image folder, or continue a run folder (``--resume``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from latentlab.cli.common import (CliError, ProgressPrinter, add_train_options, beta_arg, check_folder,
+                                  config_from_args, final_metrics, load_dataset, quiet_tensorflow, run_in_thread)
+
+NAME = "train"
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser(NAME, help="train a β-VAE on an image folder, headless")
+    t.add_argument("folder", nargs="?", help="image folder (class subfolders become labels)")
+    t.add_argument("--beta", type=beta_arg(), default=None,
+                   help="KL weight β (default 1): higher = smoother latent space, blurrier images")
+    add_train_options(t)
+    t.add_argument("--out", help="run folder to create")
+    t.add_argument("--resume", metavar="RUN", help="continue a run folder until it has --epochs epochs in all")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from latentlab import runs
+    from latentlab.events import Failed
+    from latentlab.train import Trainer
+
+    if args.resume:
+        run_folder = runs.open_run(args.resume)
+        changes = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr),
+                                      ("batch_size", args.batch_size), ("beta", args.beta)) if v is not None}
+        cfg = run_folder.config.replace(**changes).validate()
+        if args.folder:
+            cfg = cfg.replace(dataset=str(Path(args.folder).expanduser().resolve()))
+        check_folder(cfg.dataset)
+        out = Path(args.resume)
+    else:
+        if not args.folder:
+            raise CliError("give an image folder to train on (or --resume RUN)")
+        if not args.out:
+            raise CliError("give --out RUN, the run folder to create")
+        check_folder(args.folder)
+        out = Path(args.out).expanduser()
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise CliError(f"{out} already exists and is not empty: choose a new --out folder, "
+                           "or continue it with --resume")
+        cfg = config_from_args(args, args.folder, args.beta)
+    dataset = load_dataset(cfg, args.quiet)
+    quiet_tensorflow()
+    trainer = Trainer(cfg, dataset, run_dir=out, on_event=ProgressPrinter(quiet=args.quiet), resume=bool(args.resume))
+    event = run_in_thread(trainer)
+    if isinstance(event, Failed) or event is None:
+        raise CliError(event.message if event else "training ended unexpectedly")
+    print(final_metrics(event.history), file=sys.stdout)
+    print(f"{event.message}; run saved in {out}", file=sys.stdout)
+    return 0

@@ -1,0 +1,221 @@
+"""What every ``latentlab`` sub-command shares: one-line errors, number flags checked against
+`latentlab.config`'s ranges, the training options, the progress printer, and running a job in a
+thread so that Ctrl+C stops it cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+import time
+from pathlib import Path
+
+from latentlab import config as C
+
+__all__ = ["CliError", "Parser", "number_arg", "add_train_options", "ProgressPrinter", "final_metrics",
+           "run_in_thread", "config_from_args", "check_folder", "load_dataset", "quiet_tensorflow", "save_png"]
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + traceback
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow now, with its start-up chatter silenced (see latentlab.tfquiet)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="keras")
+    from latentlab.tfquiet import import_tensorflow
+
+    import_tensorflow()
+
+
+# -- argument types -----------------------------------------------------------------------------
+def number_arg(kind, lo=None, hi=None, name="value"):
+    """An argparse type: a number of `kind` within [lo, hi] (finite), with a one-line reason otherwise."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {'a whole number' if kind is int else 'a number'}, "
+                                             f"not {text!r}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, not {text!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{name} must be between {lo:g} and {hi:g}, not {text}")
+        return v
+    return parse
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Training options; any left out keep TrainConfig's defaults."""
+    p.add_argument("--latent-dim", type=number_arg(int, *C.LATENT_RANGE, "--latent-dim"), default=None,
+                   help="size of the latent space (default 2: a map you can click)")
+    p.add_argument("--hidden-units", type=number_arg(int, *C.HIDDEN_RANGE, "--hidden-units"), default=None,
+                   help=f"width of the encoder's dense layer (default 0: automatic, {C.AUTO_HIDDEN_UNITS}; "
+                        "16 = the classic Keras recipe)")
+    p.add_argument("--epochs", type=number_arg(int, *C.EPOCHS_RANGE, "--epochs"), default=None,
+                   help="epochs in all (with --resume: the total the run should reach)")
+    p.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "--batch-size"), default=None)
+    p.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "--lr"), default=None, help="Adam learning rate")
+    p.add_argument("--kl-schedule", choices=C.KL_SCHEDULES, default=None,
+                   help="how β is applied over time: constant, linear warm-up, or cyclical")
+    p.add_argument("--warmup-epochs", type=number_arg(int, *C.WARMUP_RANGE, "--warmup-epochs"), default=None,
+                   help="warm-up length (linear) or cycle length (cyclical), in epochs")
+    p.add_argument("--image-size", default=None, help="resize to N or HxW pixels (8..64; default: most common size)")
+    p.add_argument("--color", choices=C.COLORS, default=None)
+    p.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None,
+                   help="reconstruction likelihood: bernoulli (BCE) or gaussian (MSE-like)")
+    p.add_argument("--val-fraction", type=number_arg(float, *C.VAL_FRACTION_RANGE, "--val-fraction"), default=None)
+    p.add_argument("--seed", type=number_arg(int, *C.SEED_RANGE, "--seed"), default=None)
+    p.add_argument("--mixed-precision", action="store_true", default=None,
+                   help="float16 compute on a GPU (ignored on the CPU)")
+
+
+def beta_arg(name: str = "--beta"):
+    return number_arg(float, *C.BETA_RANGE, name)
+
+
+# -- progress -----------------------------------------------------------------------------------
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class ProgressPrinter:
+    """Prints training events: a live bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, stream=None, quiet: bool = False, prefix: str = ""):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.prefix = prefix
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = 0.0
+        self.epochs = 0
+
+    def __call__(self, event):
+        from latentlab import events as ev
+
+        if self.quiet:
+            return
+        w = self.stream
+        if isinstance(event, ev.Started):
+            self.epochs = event.epochs
+            print(f"{self.prefix}training on {event.device}: {event.num_train} images ({event.num_val} for "
+                  f"validation) of {'x'.join(map(str, event.image_shape))}, epochs {event.initial_epoch + 1}"
+                  f"..{event.epochs}", file=w, flush=True)
+        elif isinstance(event, ev.BatchEnd) and self.tty:
+            now = time.monotonic()
+            if now - self.last < 0.1 and event.step != event.steps:
+                return
+            self.last = now
+            frac = (event.epoch + event.step / event.steps) / max(self.epochs, 1)
+            bar = "#" * int(frac * 24)
+            lg = event.logs
+            w.write(f"\r{self.prefix}[{bar:<24}] epoch {event.epoch + 1}/{self.epochs} batch {event.step}/"
+                    f"{event.steps} loss {lg.get('loss', 0):.2f} (recon {lg.get('reconstruction_loss', 0):.2f}"
+                    f" + β{event.beta:g}·KL {lg.get('kl_loss', 0):.2f}) ETA {_duration(event.eta_seconds)}  ")
+            w.flush()
+        elif isinstance(event, ev.EpochEnd):
+            lg = event.logs
+            val = (f"  val loss {lg['val_loss']:.2f} (neg ELBO {lg['val_neg_elbo']:.2f})"
+                   if "val_loss" in lg else "")
+            print(f"{chr(13) if self.tty else ''}{self.prefix}epoch {event.epoch}/{self.epochs}: loss "
+                  f"{lg['loss']:.2f} = recon {lg['reconstruction_loss']:.2f} + β{event.beta:g}·KL {lg['kl_loss']:.2f}"
+                  f"{val}  active units {event.active_units}  {event.seconds:.1f}s" + " " * 10, file=w, flush=True)
+
+
+def final_metrics(history: list[dict]) -> str:
+    if not history:
+        return "no epoch finished"
+    r = history[-1]
+    parts = [f"epoch {r['epoch']}", f"loss {r['loss']:.3f}", f"reconstruction {r['reconstruction_loss']:.3f}",
+             f"kl {r['kl_loss']:.3f}", f"neg ELBO {r['neg_elbo']:.3f}"]
+    if "val_loss" in r:
+        parts += [f"val loss {r['val_loss']:.3f}", f"val neg ELBO {r['val_neg_elbo']:.3f}"]
+    return ", ".join(parts) + " (nats per image)"
+
+
+def run_in_thread(job):
+    """``job.run()`` in a thread so Ctrl+C calls ``job.stop()`` (keeping the last finished epoch).
+    Returns what run() returned; re-raises what it raised."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = job.run()
+        except BaseException as e:  # handed to the main thread
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        print("\nstopping after this batch (Ctrl+C again to abort)...", file=sys.stderr, flush=True)
+        job.stop()
+        thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+# -- settings and inputs ----------------------------------------------------------------------------
+def config_from_args(args, folder: str, beta: float | None):
+    """A TrainConfig from parsed options; options left out (None) keep TrainConfig's defaults."""
+    names = {"latent_dim": "latent_dim", "hidden_units": "hidden_units", "epochs": "epochs",
+             "batch_size": "batch_size", "lr": "learning_rate",
+             "kl_schedule": "kl_schedule", "warmup_epochs": "warmup_epochs", "color": "color",
+             "likelihood": "likelihood", "val_fraction": "val_fraction", "seed": "seed",
+             "mixed_precision": "mixed_precision"}
+    given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
+    if beta is not None:
+        given["beta"] = beta
+    return C.TrainConfig(dataset=str(Path(folder).expanduser().resolve()),
+                         image_size=C.parse_image_size(args.image_size), **given).validate()
+
+
+def check_folder(folder: str) -> None:
+    p = Path(folder).expanduser()
+    if not p.exists():
+        raise CliError(f"dataset folder {p} does not exist")
+    if not p.is_dir():
+        raise CliError(f"{p} is a file: give a folder of images (class subfolders become labels)")
+
+
+def load_dataset(cfg, quiet: bool):
+    """Load (and validate) the training images before TensorFlow starts, saying what was skipped."""
+    from latentlab.data import load_folder
+
+    ds = load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+    if not quiet:
+        h, w, c = ds.image_shape
+        note = f", {len(ds.skipped)} skipped (see 'latentlab info {cfg.dataset}')" if ds.skipped else ""
+        print(f"{ds.num_images} images of {h}x{w}x{c}{note}, loaded in {ds.load_seconds:.1f}s"
+              f"{' from cache' if ds.from_cache else ''}", file=sys.stderr, flush=True)
+    return ds
+
+
+def save_png(path, image) -> None:
+    """An image (H, W, C) in [0, 1] written atomically as a PNG; CliError when it cannot be."""
+    import numpy as np
+    from PIL import Image
+
+    from latentlab.runs import atomic_write
+
+    arr = np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    try:
+        atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+    except OSError as e:
+        raise CliError(f"cannot write {path} ({e.strerror or e})") from None

@@ -1,0 +1,86 @@
+"""What a training publishes while it runs: plain Python objects holding numbers and numpy arrays
+(never tensors), so that any thread, the CLI, the GUI and the tests can read them.
+
+A `latentlab.train.Trainer` publishes ``Started``, then ``BatchEnd`` (and now and then
+``WeightsSnapshot``) per batch and ``EpochEnd`` per finished epoch, then ``Finished`` or ``Failed``.
+A sweep (`latentlab.sweep`) publishes a ``SweepStep`` before each of its runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Started", "BatchEnd", "EpochEnd", "WeightsSnapshot", "Finished", "Failed", "SweepStep"]
+
+
+@dataclass
+class Started:
+    device: str
+    epochs: int
+    initial_epoch: int
+    steps_per_epoch: int
+    num_train: int
+    num_val: int
+    image_shape: tuple
+    run_dir: str | None
+
+
+@dataclass
+class BatchEnd:
+    epoch: int            # 0-based index of the running epoch
+    step: int             # batches done in this epoch (1-based)
+    steps: int            # batches per epoch
+    logs: dict            # running means of this epoch: loss, reconstruction_loss, kl_loss, neg_elbo
+    beta: float           # the β used for this batch
+    images_per_second: float
+    eta_seconds: float    # until the last epoch ends
+
+
+@dataclass
+class EpochEnd:
+    epoch: int                      # epochs finished so far (1-based)
+    logs: dict                      # train and val_ metrics of this epoch
+    beta: float
+    kl_per_dim: np.ndarray          # mean KL of each latent dimension over the epoch's training batches
+    active_units: int
+    val_z_mean: np.ndarray
+    val_z_log_var: np.ndarray
+    val_indices: np.ndarray         # indices into the dataset of the validation images
+    decoder_weights: list
+    seconds: float
+    history: list                   # all rows so far (dicts, as in history.csv)
+
+
+@dataclass
+class WeightsSnapshot:
+    """The decoder's weights mid-epoch, so views can follow training between epochs."""
+    epoch: int
+    step: int
+    decoder_weights: list
+
+
+@dataclass
+class Finished:
+    epochs_done: int
+    stopped: bool         # True when stopped by request before the last epoch
+    message: str
+    run_dir: str | None
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class Failed:
+    message: str
+    epochs_done: int
+    run_dir: str | None
+
+
+@dataclass
+class SweepStep:
+    """Published by a sweep before each of its runs starts."""
+    index: int
+    total: int
+    beta: float
+    run_dir: str

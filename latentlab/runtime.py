@@ -1,0 +1,70 @@
+"""TensorFlow in a long-lived process (the app): one import at a time, the device that trains, the
+process's model pool, and the decoders a window uses. No Qt here: the GUI's workers call these on
+their own threads.
+"""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["import_tensorflow", "training_device", "model_pool", "build_decoders"]
+
+_POOL_LOCK = threading.Lock()
+_MODEL_POOL = None
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow, Keras and the model module once, one thread at a time (quietly): two threads
+    importing TensorFlow at the same moment can deadlock on Python's module locks."""
+    from latentlab import tfquiet
+
+    with tfquiet.TF_LOCK:
+        tfquiet.import_tensorflow()
+        import latentlab.model  # noqa: F401
+
+
+def training_device() -> str:
+    """'CPU' or 'GPU: <name>' for the device TensorFlow will train on."""
+    from latentlab.tfquiet import import_tensorflow as quiet_import, quiet_stderr
+
+    tf = quiet_import()
+    with quiet_stderr():  # the CUDA probe logs an error line on machines without a GPU
+        gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") or gpus[0].name
+    except Exception:
+        name = gpus[0].name
+    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
+
+
+def model_pool():
+    """The process's `latentlab.pool.ModelPool`: every training run in this process (Train, sweeps)
+    reuses a built model of the same shape instead of building another, because TensorFlow keeps
+    ~20–30 MB per model built for the life of the process."""
+    global _MODEL_POOL
+    with _POOL_LOCK:
+        if _MODEL_POOL is None:
+            from latentlab.pool import ModelPool
+
+            _MODEL_POOL = ModelPool()
+        return _MODEL_POOL
+
+
+def build_decoders(key):
+    """Two warmed-up `latentlab.latent.Decoder`s for key = (image_shape, latent_dim, likelihood): one
+    for grids, one for single points on the GUI thread.
+
+    Building and tracing Keras/TensorFlow graphs in two threads at once can crash TensorFlow, so a
+    caller runs this on the training thread before training starts, or on the grid thread only while
+    nothing trains. Afterwards the decoders only execute (eager), from any thread."""
+    from latentlab.latent import Decoder
+
+    import_tensorflow()
+    image_shape, latent_dim, likelihood = key
+    grid = Decoder(image_shape, latent_dim, likelihood)
+    grid.warm_up()
+    point = Decoder(image_shape, latent_dim, likelihood)
+    point.warm_up()
+    return grid, point
