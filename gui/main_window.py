@@ -14,20 +14,20 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QScrollArea, QStyle, QToolBar
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QScrollArea
 
 from gui.dataset_panel import DatasetPanel
 from gui.image_panel import ImagePanel
 from gui.latent_map import LatentMap
 from gui.loss_plot import LossPlot
 from gui.map_controller import GRID_DUTY_TRAINING, MapController
+from gui.menus import build_menus
 from gui.run_files import RunFiles
 from gui.settings import default_runs_root
 from gui.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
-from gui.widgets import STRETCH, Banner, as_widget, column, make_action, splitter
+from gui.widgets import STRETCH, Banner, as_widget, column, splitter
 from latentlab import runs
 from latentlab.events import EpochEnd, Failed, Finished, Started
 
@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
         self.tradeoff = TradeoffPanel()
         self.tradeoff.sweep_panel.runs_root = self.runs_root
         self._layout()
-        self._make_actions()
+        build_menus(self)
         self._connect()
         self.ui_timer = QTimer(self)
         self.ui_timer.setInterval(200)   # progress text at 5 Hz: QProgressBar repaints at once on each change
@@ -94,80 +94,6 @@ class MainWindow(QMainWindow):
         self.tradeoff_dock.setAllowedAreas(Qt.BottomDockWidgetArea | Qt.RightDockWidgetArea)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.tradeoff_dock)
         self.tradeoff_dock.hide()
-
-    def _action(self, text, slot, shortcut=None, tip="", menu=None, icon=None) -> QAction:
-        return make_action(self, text, slot, shortcut, tip, menu, icon)
-
-    def _make_actions(self) -> None:
-        A, mb = self._action, self.menuBar()
-        file_menu = mb.addMenu("&File")
-        self.open_action = A("&Open dataset folder…", self.dataset_panel.ask_folder, "Ctrl+O",
-                             "Open a folder of images to train on", file_menu, QStyle.SP_DirOpenIcon)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(lambda: self.dataset_panel.fill_recent_menu(self.recent_menu,
-                                                                                         self.open_dataset))
-        self.sample_action = A("Open the &sample dataset", self.dataset_panel.open_sample, None,
-                               "Load the bundled Fashion-MNIST sample", file_menu)
-        file_menu.addSeparator()
-        self.open_run_action = A("Open &run…", self.files.ask_open, "Ctrl+Shift+O", "Open a run folder made by the "
-                                 "app or by `latentlab train`", file_menu, QStyle.SP_DialogOpenButton)
-        self.save_run_action = A("&Save run…", self.ask_save_run, "Ctrl+S", "Copy the current run folder to a "
-                                 "folder you choose", file_menu, QStyle.SP_DialogSaveButton)
-        file_menu.addSeparator()
-        self.export_grid_action = A("Export &grid PNG…", lambda: self.files.ask_export_grid(self.latent_map.mosaic),
-                                    "Ctrl+E", "Save the decoded grid of the latent map as a PNG", file_menu)
-        self.export_csv_action = A("Export &latents CSV…",
-                                   lambda: self.files.ask_export_latents(self.map_view.points_as_latents), "Ctrl+Shift+E",
-                                   "Save every image's z_mean and z_log_var as CSV", file_menu)
-        self.save_image_action = A("Save &decoded image…", self.image_panel._ask_save, None,
-                                   "Save the image shown in the image panel", file_menu)
-        file_menu.addSeparator()
-        A("&Quit", self.close, "Ctrl+Q", "Close the window", file_menu)
-
-        train_menu = mb.addMenu("&Train")
-        self.train_action = A("&Train", self.start_training, "Ctrl+T", "Train a new model on the dataset",
-                              train_menu, QStyle.SP_MediaPlay)
-        self.pause_action = A("&Pause / resume", self.training.toggle_pause, "Space", "Pause or resume training",
-                              train_menu, QStyle.SP_MediaPause)
-        self.stop_action = A("&Stop", self.training.stop, "Esc", "Stop training, keeping the last finished epoch",
-                             train_menu, QStyle.SP_MediaStop)
-
-        view_menu = mb.addMenu("&View")
-        self.log_action = A("&Logarithmic loss axis", self.loss_plot.log_y.toggle, "Ctrl+L",
-                            "Toggle the log scale of the loss plot", view_menu)
-        A("&Fit the latent map", self.latent_map.fit, "F", "Zoom the map to the data", view_menu)
-        self._make_tradeoff_menu(mb.addMenu("Trade-o&ff"))
-        A("&Keyboard shortcuts", self.show_shortcuts, "F1", "List the keyboard shortcuts", mb.addMenu("&Help"))
-
-        tb = QToolBar("Main")
-        tb.setObjectName("main-toolbar")
-        tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        self.addToolBar(tb)
-        for group in ((self.open_action, self.open_run_action, self.save_run_action),
-                      (self.train_action, self.pause_action, self.stop_action),
-                      (self.export_grid_action, self.export_csv_action)):
-            for a in group:
-                tb.addAction(a)
-            tb.addSeparator()
-
-    def _make_tradeoff_menu(self, menu) -> None:
-        self.tradeoff_menu = menu
-        self.tradeoff_toggle_action = self.tradeoff_dock.toggleViewAction()
-        self.tradeoff_toggle_action.setText("&Show trade-off views")
-        self.tradeoff_toggle_action.setShortcut(QKeySequence("Ctrl+B"))
-        self.tradeoff_toggle_action.setStatusTip("Show or hide the dock of views on how β trades reconstruction "
-                                                 "for a regular latent space")
-        menu.addAction(self.tradeoff_toggle_action)
-        menu.addSeparator()
-        p = self.tradeoff
-        for tab, (text, tip) in enumerate(p.MENU):
-            self._action(text, lambda checked=False, t=tab: self.show_tradeoff(t), None, tip, menu)
-        menu.addSeparator()
-        self._action("Compare a sweep &folder…", p.comparison._ask_open, None,
-                     "Open a run folder, or a sweep folder to compare all its runs", menu)
-        self._action("Compare with the &current run", self.compare_current_run, None,
-                     "Add the run shown in the window to the comparison", menu)
 
     def _connect(self) -> None:
         dp, tp, mv, tr, p, f = (self.dataset_panel, self.training_panel, self.map_view, self.training,
