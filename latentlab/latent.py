@@ -8,6 +8,7 @@ per thread so it never calls the model that another thread is training.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +18,15 @@ def active_units(z_mean: np.ndarray, threshold: float = 0.01) -> int:
     if len(z_mean) < 2:
         return 0
     return int(np.sum(np.var(z_mean, axis=0) > threshold))
+
+
+def kl_per_dim(z_mean: np.ndarray, z_log_var: np.ndarray) -> np.ndarray:
+    """KL(q(z_i|x) ‖ N(0, 1)) of each dimension, averaged over the images (nats): the posterior's
+    means and log-variances (N, D) in, (D,) out."""
+    m, v = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
+    if len(m) == 0:
+        return np.zeros(m.shape[-1] if m.ndim == 2 else 0)
+    return (0.5 * (m * m + np.exp(v) - 1.0 - v)).mean(axis=0)
 
 
 def _tf():
@@ -217,31 +227,139 @@ def grid_range(z: np.ndarray, lo: float = 1.0, hi: float = 99.0, margin: float =
     return a - pad, b + pad
 
 
-def grid_points(x_range, y_range, n: int, dims=(0, 1), base_z=None, latent_dim: int = 2) -> np.ndarray:
-    """(n*n, latent_dim) points: row 0 is the top row (highest y), column 0 the lowest x.
-    Dimensions other than ``dims`` are held at ``base_z`` (default 0)."""
-    xs = np.linspace(x_range[0], x_range[1], n, dtype=np.float32)
-    ys = np.linspace(y_range[1], y_range[0], n, dtype=np.float32)
-    base = np.zeros(latent_dim, np.float32) if base_z is None else np.asarray(base_z, np.float32)
-    z = np.tile(base, (n * n, 1))
+def _cols_rows(n) -> tuple[int, int]:
+    """A grid size: ``n`` tiles a side, or ``(cols, rows)``."""
+    cols, rows = (n, n) if np.ndim(n) == 0 else n
+    return int(cols), int(rows)
+
+
+def grid_points(x_range, y_range, n, dims=(0, 1), base_z=None, latent_dim: int = 2) -> np.ndarray:
+    """(rows*cols, latent_dim) points, ``n`` = tiles a side or (cols, rows): row 0 is the top row
+    (highest y), column 0 the lowest x. Dimensions other than ``dims`` are held at ``base_z`` (default 0)."""
+    cols, rows = _cols_rows(n)
+    xs = np.linspace(x_range[0], x_range[1], cols, dtype=np.float32)
+    ys = np.linspace(y_range[1], y_range[0], rows, dtype=np.float32)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
-    z[:, dims[0]] = gx.ravel()
-    z[:, dims[1]] = gy.ravel()
+    return plane_to_latent(np.stack([gx.ravel(), gy.ravel()], axis=1), dims, base_z, None, latent_dim)
+
+
+def plane_to_latent(points2, dims=(0, 1), base_z=None, projection=None, latent_dim: int = 2) -> np.ndarray:
+    """Latent vectors (N, latent_dim) for points (N, 2) of a map's plane: two dimensions ``dims`` with
+    the others at ``base_z``, or the plane of a ``projection`` (a `PCA`) lifted back."""
+    p = np.asarray(points2, np.float32).reshape(-1, 2)
+    if projection is not None:
+        return projection.inverse(p, base_z)
+    base = np.zeros(latent_dim, np.float32) if base_z is None else np.asarray(base_z, np.float32)
+    z = np.tile(base, (len(p), 1))
+    z[:, dims[0]] = p[:, 0]
+    z[:, dims[1]] = p[:, 1]
     return z
 
 
-def decode_grid(decoder: Decoder, x_range, y_range, n: int = 20, dims=(0, 1), base_z=None,
+def decode_grid(decoder: Decoder, x_range, y_range, n=20, dims=(0, 1), base_z=None,
                 projection=None) -> np.ndarray:
-    """A mosaic (n*H, n*W, C) of images decoded over the 2-D range, in one batched call.
+    """A mosaic (rows*H, cols*W, C) of images decoded over the 2-D range, in one batched call;
+    ``n`` = tiles a side or (cols, rows).
 
     With ``projection`` (a `PCA`), the grid lies in the projected plane and is lifted back."""
-    if projection is not None:
-        pts2 = grid_points(x_range, y_range, n, (0, 1), None, 2)
-        z = projection.inverse(pts2, base_z)
-    else:
-        z = grid_points(x_range, y_range, n, dims, base_z, decoder.latent_dim)
+    cols, rows = _cols_rows(n)
+    z = plane_to_latent(grid_points(x_range, y_range, (cols, rows)), dims, base_z, projection, decoder.latent_dim)
     images = decoder.decode(z)
-    return tile(images.reshape(n, n, *images.shape[1:]))
+    return tile(images.reshape(rows, cols, *images.shape[1:]))
+
+
+# -- a grid that follows the view ----------------------------------------------------------------------------
+MAX_TILES = 40   # tiles a side, at most, in a grid that follows the view
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """Tiles ``step`` wide and ``step_y`` high (map units) centred on the points ``(i * step, j * step_y)``
+    for ``i0 <= i <= i1``, ``j0 <= j <= j1``. Steps are powers of √2 (times the image's height ÷ width
+    for ``step_y``), so panning keeps the tiles where they were and zooming switches between levels
+    like a map's tiles."""
+
+    step: float
+    i0: int
+    i1: int
+    j0: int
+    j1: int
+    step_y: float = 0.0      # 0: as ``step`` (square images)
+
+    @property
+    def dy(self) -> float:
+        return self.step_y or self.step
+
+    @property
+    def cols(self) -> int:
+        return self.i1 - self.i0 + 1
+
+    @property
+    def rows(self) -> int:
+        return self.j1 - self.j0 + 1
+
+    @property
+    def x_range(self) -> tuple[float, float]:
+        """The first and last column's centres."""
+        return (self.i0 * self.step, self.i1 * self.step)
+
+    @property
+    def y_range(self) -> tuple[float, float]:
+        return (self.j0 * self.dy, self.j1 * self.dy)
+
+    def centres(self) -> np.ndarray:
+        """(rows*cols, 2) tile centres, row 0 the top row (highest y), as `grid_points` orders them."""
+        i = np.arange(self.i0, self.i1 + 1, dtype=np.float64) * self.step
+        j = np.arange(self.j1, self.j0 - 1, -1, dtype=np.float64) * self.dy
+        gj, gi = np.meshgrid(j, i, indexing="ij")
+        return np.stack([gi.ravel(), gj.ravel()], axis=1)
+
+
+def view_lattice(x_view, y_view, width_px: float, tile_px: float, aspect: float = 1.0,
+                 max_tiles: int = MAX_TILES) -> Lattice:
+    """The tiles that cover the view ``x_view`` × ``y_view`` (map units, equal on both axes: an
+    aspect-locked view) whose width is shown on ``width_px`` pixels, each tile about ``tile_px`` pixels
+    wide (an image's own width: within a factor 2^¼ of it) and ``aspect`` (the image's height ÷ width)
+    times that high; at most ``max_tiles`` a side (then larger, by steps of √2)."""
+    x0, x1 = sorted(float(v) for v in x_view)
+    y0, y1 = sorted(float(v) for v in y_view)
+    units_per_px = max(x1 - x0, 1e-9) / max(float(width_px), 1.0)
+    k = int(np.round(2 * np.log2(max(tile_px * units_per_px, 1e-30))))   # half octaves
+    while True:
+        step = 2.0 ** (k / 2)
+        dy = step * float(aspect)
+        i0, i1 = int(np.floor(x0 / step + 0.5)), int(np.ceil(x1 / step - 0.5))
+        j0, j1 = int(np.floor(y0 / dy + 0.5)), int(np.ceil(y1 / dy - 0.5))
+        i1, j1 = max(i1, i0), max(j1, j0)
+        if max(i1 - i0 + 1, j1 - j0 + 1) <= max_tiles:
+            return Lattice(step, i0, i1, j0, j1, 0.0 if aspect == 1.0 else dy)
+        k += 1
+
+
+class TileCache:
+    """Decodes a `Lattice` into a mosaic, keeping the tiles of the last one: a pan decodes only the
+    tiles that came into view. Tiles are kept while the model, weights, level and plane stay the same
+    (``context``: anything that identifies them, compared with ``==``)."""
+
+    def __init__(self):
+        self.context = None
+        self.tiles: dict[tuple[int, int], np.ndarray] = {}
+        self.decoded = 0     # tiles the last call decoded (the others came from the cache)
+
+    def mosaic(self, decoder, lattice: Lattice, context, dims=(0, 1), base_z=None, projection=None) -> np.ndarray:
+        context = (context, lattice.step, lattice.dy)
+        if context != self.context:
+            self.context, self.tiles = context, {}
+        keys = [(i, j) for j in range(lattice.j1, lattice.j0 - 1, -1) for i in range(lattice.i0, lattice.i1 + 1)]
+        missing = [n for n, key in enumerate(keys) if key not in self.tiles]
+        if missing:
+            z = plane_to_latent(lattice.centres()[missing], dims, base_z, projection, decoder.latent_dim)
+            for n, image in zip(missing, decoder.decode(z)):
+                self.tiles[keys[n]] = image
+        self.decoded = len(missing)
+        self.tiles = {key: self.tiles[key] for key in keys}   # only what is in view now
+        images = np.stack([self.tiles[key] for key in keys])
+        return tile(images.reshape(lattice.rows, lattice.cols, *images.shape[1:]))
 
 
 def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:

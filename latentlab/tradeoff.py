@@ -6,6 +6,7 @@ Used by the app's "Trade-off" views, by ``docs/beta-sweep.md`` and by the tests:
 - `rate_distortion`: a run's (rate = KL, distortion = reconstruction) trajectory, in nats;
 - `equal_elbo_levels` / `equal_elbo_line`: lines rate + distortion = const (equal negative ELBO);
 - `collapse_status`: posterior collapse from the per-dimension KL and the active units;
+- `latents_kl`: a run's per-dimension KL and active units from its latents.npz (validation images);
 - `sweep_summary` / `summary_csv` / `summary_markdown`: one row per run of a β sweep;
 - `nearest_images`: the encoded images closest to a latent point, with distances;
 - `traversal_values`: the values a dimension sweeps in a traversal;
@@ -23,7 +24,7 @@ import numpy as np
 
 __all__ = [
     "COLLAPSE_KL_NATS", "LossTerms", "loss_terms", "rate_distortion", "equal_elbo_levels",
-    "equal_elbo_line", "CollapseStatus", "collapse_status", "SweepRow", "sweep_summary",
+    "equal_elbo_line", "CollapseStatus", "collapse_status", "LatentsKL", "latents_kl", "SweepRow", "sweep_summary",
     "summary_csv", "summary_markdown", "nearest_images", "traversal_values", "replay_frames",
     "rows_to_csv",
 ]
@@ -152,6 +153,33 @@ def collapse_status(kl_per_dim, active_units: int | None = None,
     else:
         message = f"All {kl.size} dimensions carry information; {units} active unit{'s' if units != 1 else ''}."
     return CollapseStatus(collapsed, units, low, message)
+
+
+@dataclass
+class LatentsKL:
+    kl_per_dim: np.ndarray     # (D,) mean KL of each dimension over the images, nats
+    active_units: int
+    images: int                # how many images the figures average over
+    split: str                 # "validation", or "all" when the run has no split
+
+
+def latents_kl(latents: dict | None) -> LatentsKL | None:
+    """The per-dimension KL and active units of a run from its latents.npz (z_mean and z_log_var of
+    every image): over the validation images (split 1), over all when there is no split; None when
+    the file lacks z_log_var."""
+    from latentlab.latent import active_units, kl_per_dim
+
+    if latents is None or "z_mean" not in latents or "z_log_var" not in latents:
+        return None
+    z_mean, z_log_var = np.asarray(latents["z_mean"]), np.asarray(latents["z_log_var"])
+    if z_mean.ndim != 2 or z_mean.shape != z_log_var.shape:
+        return None
+    split = latents.get("split")
+    which = "all"
+    if split is not None and len(split) == len(z_mean) and np.any(np.asarray(split) == 1):
+        keep = np.asarray(split) == 1
+        z_mean, z_log_var, which = z_mean[keep], z_log_var[keep], "validation"
+    return LatentsKL(kl_per_dim(z_mean, z_log_var), active_units(z_mean), len(z_mean), which)
 
 
 # -- sweeps ---------------------------------------------------------------------------------------------
