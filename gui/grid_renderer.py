@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from gui.threads import start_thread
+from latentlab.latent import TileCache
 from latentlab.messages import one_line
 from latentlab.runtime import build_decoders, import_tensorflow
 
@@ -23,7 +24,8 @@ class GridWorker(QObject):
 
     ``configure(key)`` builds decoders for key = (image_shape, latent_dim, likelihood): one it
     keeps for grids and one it hands to the GUI thread (``decodersReady``) for single points.
-    ``render(job)`` decodes one grid in a single batched call and emits ``rendered``.
+    ``render(job)`` decodes one grid (the tiles of a `latentlab.latent.Lattice` not decoded already) in
+    a single batched call and emits ``rendered``.
     """
 
     decodersReady = Signal(object, object)   # key, point Decoder (for the GUI thread)
@@ -36,6 +38,7 @@ class GridWorker(QObject):
         self.key = None
         self.decoder = None
         self.weights_version = None
+        self.tiles = TileCache()
 
     @Slot()
     def preload(self) -> None:
@@ -63,8 +66,8 @@ class GridWorker(QObject):
 
     @Slot(object)
     def render(self, job: dict) -> None:
-        from latentlab.latent import decode_grid
-
+        """Decode the job's `latentlab.latent.Lattice`: the tiles of the last grid that are still in view
+        (same weights, level and plane) come from its `TileCache`, the others are decoded in one call."""
         out = dict(job, mosaic=None, seconds=0.0)
         out.pop("weights", None)
         t0 = time.perf_counter()
@@ -73,8 +76,11 @@ class GridWorker(QObject):
                 if job["weights_version"] != self.weights_version:
                     self.decoder.set_weights(job["weights"])
                     self.weights_version = job["weights_version"]
-                out["mosaic"] = decode_grid(self.decoder, job["x_range"], job["y_range"], job["n"],
-                                            dims=job["dims"], base_z=job["base_z"], projection=job["projection"])
+                base = None if job["base_z"] is None else tuple(job["base_z"].tolist())
+                context = (self.key, self.weights_version, job["dims"], base, job["projection"])
+                out["mosaic"] = self.tiles.mosaic(self.decoder, job["lattice"], context, dims=job["dims"],
+                                                  base_z=job["base_z"], projection=job["projection"])
+                out["decoded"] = self.tiles.decoded
                 out["seconds"] = time.perf_counter() - t0
         except Exception as e:
             self.failed.emit(f"grid decode failed: {one_line(e, with_type=True)}")
@@ -174,13 +180,14 @@ class GridRenderer(QObject):
         if self._deferred is not None:
             self._schedule_deferred()
 
-    def request(self, x_range, y_range, n: int, dims=(0, 1), base_z=None, projection=None,
-                urgent: bool = True) -> None:
+    def request(self, lattice, dims=(0, 1), base_z=None, projection=None, urgent: bool = True) -> None:
+        """A grid of the tiles of ``lattice`` (a `latentlab.latent.Lattice`) in the plane ``dims`` /
+        ``base_z`` / ``projection``; ``urgent`` when the user changed the view."""
         if self.key is None or self.weights is None:
             return
         job = {"key": self.key, "weights": self.weights, "weights_version": self.weights_version,
-               "x_range": tuple(float(v) for v in x_range), "y_range": tuple(float(v) for v in y_range),
-               "n": int(n), "dims": tuple(dims),
+               "lattice": lattice, "x_range": lattice.x_range, "y_range": lattice.y_range,
+               "n": (lattice.cols, lattice.rows), "dims": tuple(dims),
                "base_z": None if base_z is None else np.asarray(base_z, np.float32).copy(),
                "projection": projection}
         if urgent or not self.duty:

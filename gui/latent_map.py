@@ -15,10 +15,11 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QScrollArea, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QGridLayout, QLabel, QScrollArea, QWidget
 from superqt import QLabeledDoubleSlider
 
 from gui.image_panel import PixelView, array_to_qimage
+from gui.point_cloud import PointCloud
 from gui.widgets import STRETCH, as_widget, button, check, column, make_plot, make_timer, note_label, row
 
 __all__ = ["LatentMap", "class_colors"]
@@ -26,6 +27,7 @@ __all__ = ["LatentMap", "class_colors"]
 _TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 MAX_LEGEND = 20
+GRID_OPACITY_UNDER_POINTS = 0.9
 
 
 def class_colors(n: int) -> list[tuple[int, int, int]]:
@@ -55,17 +57,22 @@ class LatentMap(QWidget):
         self.mosaic = None
         self._hover_xy = None
         self._setting_range = False
+        self._units_per_px = None    # the view's scale, kept when the plot is resized
 
         # -- the plot
         self.plot = make_plot(background=(250, 250, 250))
         self.plot.setLabel("bottom", "z0")
         self.plot.setLabel("left", "z1")
         self.vb = self.plot.getViewBox()
+        self.vb.setAspectLocked(True, ratio=1.0)   # equal units on both axes: square tiles, round clouds
         self.grid_item = pg.ImageItem(axisOrder="row-major")
         self.grid_item.setZValue(-10)
-        self.grid_item.setOpacity(0.9)
+        self.grid_item.setOpacity(GRID_OPACITY_UNDER_POINTS)
         self.plot.addItem(self.grid_item)
-        self.scatters: list[pg.ScatterPlotItem] = []
+        self.points_item = PointCloud()       # one light item for every point (10^5 pan at screen rate)
+        self.points_item.setZValue(10)
+        self.plot.addItem(self.points_item)
+        self.lattice = None                   # the tiles the last grid request covered
         self.click_marker = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen((220, 0, 0), width=3),
                                                brush=None)
         self.click_marker.setZValue(20)
@@ -74,11 +81,14 @@ class LatentMap(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigRangeChanged.connect(self._on_range_changed)
         self.vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self.vb.sigResized.connect(self._on_resized)
 
         # -- controls
-        self.show_points = check("data", "Show the encoded validation images (z_mean), coloured by class.",
-                                 self._apply_visibility, checked=True)
-        self.show_grid = check("decoded grid", "Show images decoded on a grid over the visible part of the map.",
+        self.show_points = check("data", "Show the encoded validation images (z_mean), coloured by class; "
+                                 "unchecked, the map is the decoder's manifold alone.", self._apply_visibility,
+                                 checked=True)
+        self.show_grid = check("decoded grid", "Show images decoded on a grid over the visible part of the map, "
+                               "each tile about the image's own size on screen (zoom in for finer steps).",
                                self._apply_visibility, checked=True)
         self.fit_button = button("Fit", "Zoom to the data (1st–99th percentile) and follow it as training goes on.",
                                  self.fit)
@@ -122,7 +132,7 @@ class LatentMap(QWidget):
 
         self._grid_urgent = False
         self._grid_timer = make_timer(self, 40, self.gridRequested)
-        self._hover_timer = make_timer(self, 30, self._emit_hover)
+        self._hover_timer = make_timer(self, 15, self._emit_hover)   # previews at up to ~60 Hz
         self.set_latent_dim(2)
         self.vb.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)
 
@@ -147,6 +157,7 @@ class LatentMap(QWidget):
         for w in (self.mode, self.x_dim, self.y_dim):
             w.blockSignals(False)
         self.dim_controls.setVisible(d > 2)
+        self.vb.setAspectLocked(d >= 2, ratio=1.0)   # a 1-D latent has no second axis to keep equal
         for s in self.sliders.values():
             s.deleteLater()
         self.sliders = {}
@@ -222,9 +233,9 @@ class LatentMap(QWidget):
         n = len(z)
         self.labels = np.full(n, -1, np.int32) if labels is None else np.asarray(labels, np.int32)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, np.int64)
-        if list(class_names) != self.class_names or not self.scatters:
+        if list(class_names) != self.class_names or not self.legend.text():
             self.class_names = list(class_names)
-            self._rebuild_scatters()
+            self._update_legend()
         self._refresh_projection()
         self._update_scatter()
         if self.autofit:
@@ -240,19 +251,12 @@ class LatentMap(QWidget):
             self.projection = None
         self._update_controls()
 
-    def _rebuild_scatters(self) -> None:
-        for s in self.scatters:
-            self.plot.removeItem(s)
-        self.scatters = []
+    def _update_legend(self) -> None:
         groups = self.class_names if self.class_names else ["images (unlabeled)"]
         colors = class_colors(len(groups))
         entries = []
         for i, name in enumerate(groups):
             c = colors[i]
-            s = pg.ScatterPlotItem(size=7, pen=pg.mkPen(255, 255, 255, 200, width=0.8), brush=pg.mkBrush(*c, 230))
-            s.setZValue(10)
-            self.plot.addItem(s)
-            self.scatters.append(s)
             if i < MAX_LEGEND:
                 entries.append(f'<span style="color: rgb{tuple(c)}; font-size: 14pt;">&#9679;</span>'
                                f'&nbsp;{html.escape(name)}')
@@ -292,15 +296,13 @@ class LatentMap(QWidget):
         return self.projection.inverse(np.array([[x, y]]))[0]
 
     def _update_scatter(self) -> None:
-        if not self.scatters:
-            self._rebuild_scatters()
+        if not self.legend.text():
+            self._update_legend()
         p = self.plane(self.z) if len(self.z) else np.zeros((0, 2), np.float32)
-        groups = len(self.scatters)
-        for i, s in enumerate(self.scatters):
-            mask = (self.labels == i) if self.class_names else np.ones(len(p), bool)
-            if self.class_names and i == 0:
-                mask |= (self.labels < 0) | (self.labels >= groups)
-            s.setData(p[mask, 0], p[mask, 1], data=self.indices[mask])
+        groups = max(len(self.class_names), 1)
+        colour = np.where((self.labels >= 0) & (self.labels < groups), self.labels, 0) if self.class_names \
+            else np.zeros(len(p), np.int32)
+        self.points_item.set_data(p, colour, class_colors(groups))
 
     def fit(self, keep_autofit: bool = False) -> None:
         from latentlab.latent import grid_range
@@ -315,12 +317,38 @@ class LatentMap(QWidget):
         lo, hi = mid - half, mid + half
         if self.latent_dim == 1:
             lo[1], hi[1] = -1.0, 1.0
+            self._set_range((float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])))
+        else:   # equal units: the data's box, centred, at the scale that shows all of it
+            w, h = max(self.vb.width(), 1.0), max(self.vb.height(), 1.0)
+            self._set_view(float(mid[0]), float(mid[1]), max((hi[0] - lo[0]) / w, (hi[1] - lo[1]) / h))
+        self.request_grid(urgent=not keep_autofit)
+
+    def _set_range(self, x_range, y_range) -> None:
         self._setting_range = True
         try:
-            self.vb.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])), padding=0)
+            self.vb.setRange(xRange=x_range, yRange=y_range, padding=0)
         finally:
             self._setting_range = False
-        self.request_grid(urgent=not keep_autofit)
+
+    def _set_view(self, cx: float, cy: float, units_per_px: float) -> None:
+        """Centre the view on (cx, cy) at ``units_per_px`` on both axes: a range that already has the
+        plot's aspect, so pyqtgraph's aspect lock keeps it as it is (a range it has to correct makes the
+        next pan jump to another zoom)."""
+        w, h = max(self.vb.width(), 1.0), max(self.vb.height(), 1.0)
+        self._units_per_px = units_per_px
+        self._set_range((cx - units_per_px * w / 2, cx + units_per_px * w / 2),
+                        (cy - units_per_px * h / 2, cy + units_per_px * h / 2))
+
+    def _on_resized(self, *args) -> None:
+        """The plot changed size: keep its scale and centre (a larger window shows more of the plane, as
+        a map does), or the data in view while the view follows them."""
+        if self.latent_dim < 2:
+            return
+        if self.autofit:
+            self.fit(keep_autofit=True)
+        elif self._units_per_px:
+            (x0, x1), (y0, y1) = self.vb.viewRange()
+            self._set_view((x0 + x1) / 2, (y0 + y1) / 2, self._units_per_px)
 
     # -- the decoded grid -------------------------------------------------------------------------
     def request_grid(self, urgent: bool = True) -> None:
@@ -334,35 +362,40 @@ class LatentMap(QWidget):
         urgent, self._grid_urgent = self._grid_urgent, False
         return urgent
 
-    def grid_size(self, image_shape) -> int:
-        side = max(int(image_shape[0]), int(image_shape[1]))
-        return int(np.clip(600 // side, 6, 24))
+    def grid_params(self, image_shape) -> dict:
+        """What the next grid should be: the tiles (a `latentlab.latent.Lattice`) that cover the visible
+        range, each drawn about its image's own size in screen pixels, and the plane they lie in."""
+        from latentlab.latent import Lattice, view_lattice
 
-    def grid_params(self) -> dict:
-        """What the next grid should cover: the visible range of the plane."""
         (x0, x1), (y0, y1) = self.vb.viewRange()
-        if self.latent_dim == 1:
-            return {"x_range": (x0, x1), "y_range": (0.0, 0.0), "dims": (0, 1), "base_z": None,
-                    "projection": _Line1D()}
-        if self.mode_is_dims():
-            return {"x_range": (x0, x1), "y_range": (y0, y1), "dims": self.dims(), "base_z": self.base_z(),
-                    "projection": None}
-        return {"x_range": (x0, x1), "y_range": (y0, y1), "dims": (0, 1), "base_z": None,
-                "projection": self.projection}
+        h, w = int(image_shape[0]), int(image_shape[1])
+        dpr = self.plot.devicePixelRatioF() or 1.0
+        lattice = view_lattice((x0, x1), (y0, y1), self.vb.width() or 1.0, w / dpr, aspect=h / w)
+        if self.latent_dim == 1:    # one row of tiles along z0, stretched over the height
+            lattice = Lattice(lattice.step, lattice.i0, lattice.i1, 0, 0)
+            params = {"dims": (0, 1), "base_z": None, "projection": _Line1D()}
+        elif self.mode_is_dims():
+            params = {"dims": self.dims(), "base_z": self.base_z(), "projection": None}
+        else:
+            params = {"dims": (0, 1), "base_z": None, "projection": self.projection}
+        self.lattice = lattice
+        return {"lattice": lattice, **params}
 
-    def set_grid(self, mosaic: np.ndarray, x_range, y_range, n: int) -> None:
-        """Place a mosaic (row 0 = highest y) so that each tile is centred on its grid point."""
+    def set_grid(self, mosaic: np.ndarray, x_range, y_range, n) -> None:
+        """Place a mosaic (row 0 = highest y) so that each tile is centred on its grid point; ``n`` the
+        tiles a side, or (cols, rows)."""
         img = np.asarray(mosaic)
         if img.ndim == 3 and img.shape[-1] == 1:
             img = img[..., 0]
         img = img[::-1]  # the view's y axis points up; image row 0 is drawn at the bottom
-        cw = (x_range[1] - x_range[0]) / max(n - 1, 1)
-        ch = (y_range[1] - y_range[0]) / max(n - 1, 1)
+        cols, rows = (n, n) if np.ndim(n) == 0 else n
+        cw = (x_range[1] - x_range[0]) / max(cols - 1, 1)
+        ch = (y_range[1] - y_range[0]) / max(rows - 1, 1) if rows > 1 else cw * img.shape[0] / img.shape[1] * cols
         if self.latent_dim == 1:
             (_, _), (vy0, vy1) = self.vb.viewRange()
-            rect = QRectF(x_range[0] - cw / 2, vy0, cw * n, vy1 - vy0)
+            rect = QRectF(x_range[0] - cw / 2, vy0, cw * cols, vy1 - vy0)
         else:
-            rect = QRectF(x_range[0] - cw / 2, y_range[0] - ch / 2, cw * n, ch * n)
+            rect = QRectF(x_range[0] - cw / 2, y_range[0] - ch / 2, cw * cols, ch * rows)
         self.mosaic = np.asarray(mosaic)
         self.grid_item.setImage(img, levels=(0.0, 1.0), autoLevels=False)
         self.grid_item.setRect(rect)
@@ -375,8 +408,10 @@ class LatentMap(QWidget):
 
     @Slot()
     def _apply_visibility(self) -> None:
-        for s in self.scatters:
-            s.setVisible(self.show_points.isChecked())
+        points = self.show_points.isChecked()
+        self.points_item.setVisible(points)
+        # without the points, the grid alone: the decoder's manifold, as the keras.io VAE example draws it
+        self.grid_item.setOpacity(GRID_OPACITY_UNDER_POINTS if points else 1.0)
         self.grid_item.setVisible(self.show_grid.isChecked())
 
     # -- interaction ---------------------------------------------------------------------------------
@@ -430,6 +465,8 @@ class LatentMap(QWidget):
     def _on_mouse_moved(self, scene_pos) -> None:
         if not self.vb.sceneBoundingRect().contains(scene_pos):
             return
+        if QApplication.mouseButtons() != Qt.NoButton:   # a drag pans the map: the same z stays under the mouse
+            return
         pos = self.vb.mapSceneToView(scene_pos)
         self._hover_xy = (pos.x(), pos.y())
         if not self._hover_timer.isActive():
@@ -442,11 +479,16 @@ class LatentMap(QWidget):
             self.hovered.emit(self.z_at(x, y), (x, y))
 
     def _on_range_changed(self, *args) -> None:
-        self.request_grid(urgent=not self._setting_range)
+        # not urgent by itself: the range also moves when the plot is resized (its aspect is locked) or
+        # follows the data; the user's pan or zoom comes through _on_manual_range as well
+        self.request_grid(urgent=False)
 
     def _on_manual_range(self, *args) -> None:
         if not self._setting_range:
             self.autofit = False
+            (x0, x1), _ = self.vb.viewRange()
+            self._units_per_px = (x1 - x0) / max(self.vb.width(), 1.0)
+            self.request_grid(urgent=True)
 
     @Slot()
     def _on_mode_changed(self) -> None:

@@ -159,9 +159,7 @@ class MapController(QObject):
     def request_grid(self) -> None:
         if self.model_info is None or self.latest_weights is None:
             return
-        p = self.map.grid_params()
-        self.renderer.request(p["x_range"], p["y_range"], self.map.grid_size(self.model_info[0]),
-                              p["dims"], p["base_z"], p["projection"], urgent=self.map.take_grid_urgency())
+        self.renderer.request(**self.map.grid_params(self.model_info[0]), urgent=self.map.take_grid_urgency())
 
     @Slot(object)
     def _on_grid_rendered(self, out: dict) -> None:
