@@ -3,6 +3,9 @@
     latentlab train|info|export|sweep ...   headless: handed to latentlab.cli before any Qt import
     latentlab [app] [--dataset DIR | --run RUNDIR] [--beta B] [--latent-dim D] [--hidden-units H]
               [--epochs N] [--batch-size N] [--lr LR] [--autostart] [--screenshot PNG] [--quit-when-done]
+
+With ``--run RUNDIR --autostart --epochs N`` the app trains that run further, up to N epochs in all (as
+``latentlab train --resume RUNDIR --epochs N``), its history going on where it stopped.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=number_arg(int, *C.EPOCHS_RANGE, "epochs"), help="epochs to train")
     p.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "batch size"), help="images per batch")
     p.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "learning rate"), help="learning rate (Adam)")
-    p.add_argument("--autostart", action="store_true", help="start training as soon as the dataset is loaded")
+    p.add_argument("--autostart", action="store_true", help="start training as soon as the dataset is loaded; "
+                   "with --run, continue that run up to --epochs in all")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window when training finishes "
                    "(or at exit)")
     p.add_argument("--quit-when-done", action="store_true",
@@ -208,10 +212,24 @@ def run_app(argv: list[str]) -> int:
 
     def on_ready(*_):
         if args.autostart and not win.is_training and win.last_result is None:
-            if not win.start_training():
-                on_error("could not start training: " + win.statusBar().currentMessage())
+            def start():
+                if not (win.continue_training() if args.run else win.start_training()):
+                    on_error("could not start training: " + win.statusBar().currentMessage())
+            # an opened run's decoders are being built: TensorFlow builds graphs on one thread at a time
+            wait_until_idle(lambda: not win.map_view.renderer.configuring, 120_000, start)
         elif not args.autostart and args.quit_when_done:
             finish(0)
+
+    def on_run_shown(*_):    # --run --autostart: continue once the run's dataset is loaded
+        if not win.dataset_panel.is_loading:
+            if win.dataset is not None:
+                on_ready()
+            else:
+                from latentlab.runs import open_run
+
+                folder = open_run(args.run).config.dataset
+                on_error(f"cannot continue {args.run}: its dataset folder {folder} is not there; continue it on "
+                         f"the same images with `latentlab train --resume {args.run} FOLDER --epochs N`")
 
     win.dataset_panel.loadFailed.connect(on_error)
     win.runOpenFailed.connect(on_error)
@@ -229,6 +247,8 @@ def run_app(argv: list[str]) -> int:
         def open_then_apply():
             win.open_run_path(args.run)
         win.runOpened.connect(lambda *_: win.training_panel.apply_settings(**settings))
+        if args.autostart:
+            win.runOpened.connect(on_run_shown)
         QTimer.singleShot(0, open_then_apply)
     else:
         if args.dataset:

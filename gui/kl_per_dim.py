@@ -54,7 +54,9 @@ class KLPerDimPlot(QWidget):
                self.warning, (self.plot, 1), self.status, parent=self)
 
     @Slot(object, object, object)
-    def set_kl(self, kl_per_dim, active_units=None, epoch=None) -> None:
+    def set_kl(self, kl_per_dim, active_units=None, epoch=None, source: str = "") -> None:
+        """One epoch's KL per dimension and active units; ``source`` says where they come from when it is
+        not the training's epoch (e.g. an opened run's latents.npz)."""
         self.kl = np.nan_to_num(np.asarray(kl_per_dim, np.float64).ravel(), nan=0.0)
         self.active_units = None if active_units is None else int(active_units)
         self.epoch = int(epoch) if epoch is not None else self.epoch + 1
@@ -71,7 +73,8 @@ class KLPerDimPlot(QWidget):
         self.plot.setYRange(0, top * 1.1, padding=0)
         units = st.active_units
         self.units_label.setText(f"active units: <b>{units}</b> / {len(self.kl)}")
-        self.status.setText(f"epoch {self.epoch}: total KL {self.kl.sum():.2f} nats. {'' if st.collapsed else st.message}")
+        self.status.setText(f"epoch {self.epoch}{f' ({source})' if source else ''}: total KL {self.kl.sum():.2f} "
+                            f"nats. {'' if st.collapsed else st.message}")
         self.rows.append({"epoch": self.epoch, "active_units": units,
                           **{f"kl_z{i}": float(v) for i, v in enumerate(self.kl)}})
         if st.collapsed != self.collapsed:

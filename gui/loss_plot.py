@@ -144,7 +144,9 @@ class LossPlot(QWidget):
         self._dirty = True
 
     def set_history(self, history: list[dict]) -> None:
+        """A run's epochs (an opened run, or one about to be continued): the epoch axis fits them."""
         self.clear()
+        self.planned_epochs = len(history) or None
         prev_beta = None
         for epoch_row in history:
             self.add_epoch(epoch_row)

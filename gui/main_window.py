@@ -4,7 +4,8 @@ The window lays out, builds menus and connects signals; the work is elsewhere. W
 into each other: each panel emits signals that the window connects. `TrainingController` owns the
 training (worker, thread, state machine), `MapController` the model shown on the latent map (its
 decoders, weights, clicks and hovers), `RunFiles` the run folder shown (open, save, export),
-`TradeoffPanel` the trade-off views. Engine work (run folders, latents CSV) is latentlab's.
+`TradeoffPanel` the trade-off views, `WindowLayout` where they sit (and keeping that across starts).
+Engine work (run folders, latents CSV) is latentlab's.
 """
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QScrollArea
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from gui.dataset_panel import DatasetPanel
 from gui.image_panel import ImagePanel
 from gui.latent_map import LatentMap
+from gui.layout import WindowLayout
 from gui.loss_plot import LossPlot
 from gui.map_controller import GRID_DUTY_TRAINING, MapController
 from gui.menus import build_menus
+from gui.prior_samples import PriorSamples
 from gui.run_files import RunFiles
 from gui.settings import default_runs_root
 from gui.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
-from gui.widgets import STRETCH, Banner, as_widget, column, splitter
+from gui.widgets import Banner
 from latentlab import runs
 from latentlab.events import EpochEnd, Failed, Finished, Started
 
@@ -60,6 +63,7 @@ class MainWindow(QMainWindow):
         self.files = RunFiles(self, self.runs_root)
         self.tradeoff = TradeoffPanel()
         self.tradeoff.sweep_panel.runs_root = self.runs_root
+        self.prior = PriorSamples()
         self._layout()
         build_menus(self)
         self._connect()
@@ -67,7 +71,7 @@ class MainWindow(QMainWindow):
         self.ui_timer.setInterval(200)   # progress text at 5 Hz: QProgressBar repaints at once on each change
         self.ui_timer.timeout.connect(self._refresh_progress)
         self.ui_timer.start()
-        self.resize(1280, 800)
+        self.layout_state.restore()      # the size and arrangement of the last close, or the screen's
         self._update_actions()
         # The GUI thread shares the GIL with training: switch threads more often than the 5 ms default
         # so that a busy worker delays repaints and clicks less.
@@ -77,23 +81,9 @@ class MainWindow(QMainWindow):
     # -- construction -------------------------------------------------------------------------------
     def _layout(self) -> None:
         self.banner = Banner()
-        left_scroll = QScrollArea()
-        left_scroll.setWidgetResizable(True)
-        left_scroll.setWidget(as_widget(column(self.dataset_panel, self.training_panel, STRETCH, margins=4)))
-        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        left_scroll.setMinimumWidth(330)
-        left_scroll.setMaximumWidth(420)
-        self.top_split = splitter(Qt.Horizontal, [(self.latent_map, 3, 600), (self.image_panel, 1, 300)])
-        self.right_split = splitter(Qt.Vertical, [(self.top_split, 3, 470), (self.loss_plot, 2, 260)])
-        right = as_widget(column(self.banner, (self.right_split, 1), margins=4))
-        self.setCentralWidget(splitter(Qt.Horizontal, [(left_scroll, 0, 340), (right, 1, 940)]))
+        self.layout_state = WindowLayout(self, [(self.prior, "Prior samples", "Images decoded from z ~ N(0, I)")])
+        self.tradeoff_dock = self.layout_state.tradeoff_dock
         self.statusBar().showMessage("Open a folder of images (Ctrl+O) or a run (Ctrl+Shift+O), then press Train.")
-        self.tradeoff_dock = QDockWidget("Trade-off: rate, distortion and β", self)
-        self.tradeoff_dock.setObjectName("tradeoff-dock")
-        self.tradeoff_dock.setWidget(self.tradeoff)
-        self.tradeoff_dock.setAllowedAreas(Qt.BottomDockWidgetArea | Qt.RightDockWidgetArea)
-        self.addDockWidget(Qt.BottomDockWidgetArea, self.tradeoff_dock)
-        self.tradeoff_dock.hide()
 
     def _connect(self) -> None:
         dp, tp, mv, tr, p, f = (self.dataset_panel, self.training_panel, self.map_view, self.training,
@@ -103,6 +93,7 @@ class MainWindow(QMainWindow):
         dp.loadStarted.connect(lambda folder: self._status(f"Loading {folder}…"))
         dp.loadStarted.connect(self._update_actions)
         tp.trainRequested.connect(self.start_training)
+        tp.continueRequested.connect(self.continue_training)
         tp.pauseRequested.connect(tr.pause)
         tp.resumeRequested.connect(tr.resume)
         tp.stopRequested.connect(tr.stop)
@@ -129,6 +120,8 @@ class MainWindow(QMainWindow):
         self.latent_map.clicked.connect(p.on_map_clicked)
         self.latent_map.pointClicked.connect(p.on_map_point_clicked)
         mv.decoderReady.connect(p.set_decoder)
+        mv.decoderReady.connect(self.prior.set_decoder)
+        self.gridShown.connect(self.prior.on_weights_changed)
         self.gridShown.connect(p.on_weights_changed)
         dp.datasetLoaded.connect(p.set_dataset)
         self.trainingFinished.connect(p.on_training_finished)
@@ -166,7 +159,8 @@ class MainWindow(QMainWindow):
         can_train = (self.dataset is not None and not self.dataset_panel.is_loading and not busy_run
                      and not self.tradeoff.sweep_panel.is_running
                      and (training or not self.map_view.renderer.configuring))
-        self.training_panel.set_state(state, can_train=can_train)
+        self.training_panel.set_state(state, can_train=can_train, can_continue=can_train and self.files.continuable)
+        self.continue_action.setEnabled(not training and can_train and self.files.continuable)
         self.train_action.setEnabled(not training and can_train)
         self.pause_action.setEnabled(state in ("training", "paused"))
         self.stop_action.setEnabled(state in ("starting", "training", "paused"))
@@ -179,11 +173,7 @@ class MainWindow(QMainWindow):
 
     # -- the trade-off views ---------------------------------------------------------------------------------
     def show_tradeoff(self, tab: int | None = None) -> None:
-        if not self.tradeoff_dock.isVisible():
-            self.tradeoff_dock.show()
-            if not self.tradeoff_dock.isFloating():
-                self.resizeDocks([self.tradeoff_dock], [max(300, self.height() * 2 // 5)], Qt.Vertical)
-        self.tradeoff_dock.raise_()
+        self.layout_state.show_dock(self.tradeoff_dock)
         if tab is not None:
             self.tradeoff.setCurrentIndex(tab)
 
@@ -274,30 +264,45 @@ class MainWindow(QMainWindow):
         return self.training.result
 
     @Slot()
-    def start_training(self) -> bool:
+    def continue_training(self) -> bool:
+        """Train the run shown further, up to the form's epochs in all (as `latentlab train --resume`)."""
+        return self.start_training(resume=True)
+
+    @Slot()
+    def start_training(self, resume: bool = False) -> bool:
         if self.training.state != "idle" or self.training.running:
             return False
         ds = self.dataset
         if ds is None or self.dataset_panel.is_loading:
             self._status("Open a dataset folder first (Ctrl+O).")
             return False
-        config = self.form_config()
-        if config is None:
-            return False
-        try:
-            run_dir = runs.new_run_dir(self.runs_root)
-        except (OSError, runs.RunError) as e:
-            self.show_banner(f"cannot create a run folder in {self.runs_root} ({getattr(e, 'strerror', None) or e})")
-            return False
+        if resume:
+            try:
+                config, history = self.files.continue_config(self.training_panel.settings(), ds)
+            except ValueError as e:    # ConfigError, RunError: one line
+                self.show_banner(str(e))
+                return False
+            run_dir = self.run_dir
+        else:
+            config, history = self.form_config(), []
+            if config is None:
+                return False
+            try:
+                run_dir = runs.new_run_dir(self.runs_root)
+            except (OSError, runs.RunError) as e:
+                self.show_banner(f"cannot create a run folder in {self.runs_root} ({getattr(e, 'strerror', None) or e})")
+                return False
         self.banner.hide()
         self.files.set_training_run(run_dir)
-        self.loss_plot.clear()
+        self.loss_plot.set_history(history)     # a continued run's curves go on where they stopped
         self.image_panel.clear("Training… the decoder appears after the first snapshot.")
         decoder_key = self.map_view.prepare_training((ds.image_shape, config.latent_dim, config.likelihood), ds)
-        self.training.start(config, ds, run_dir, snapshot_seconds=self.snapshot_seconds, decoder_key=decoder_key)
+        self.training.start(config, ds, run_dir, snapshot_seconds=self.snapshot_seconds, decoder_key=decoder_key,
+                            resume=resume)
         self.map_view.renderer.set_duty(GRID_DUTY_TRAINING)
         self.setWindowTitle(f"latentlab — training {run_dir.name}")
-        self._status(f"Starting training into {run_dir}…")
+        self._status(f"Continuing {run_dir} from epoch {len(history)} to {config.epochs}…" if resume
+                     else f"Starting training into {run_dir}…")
         self._update_actions()
         return True
 
@@ -410,6 +415,7 @@ class MainWindow(QMainWindow):
             self.training.shutdown()
         if self.screenshot_path and not self.screenshot_saved:
             self.save_screenshot()
+        self.layout_state.save()
         self.shutdown()
         event.accept()
 

@@ -47,6 +47,8 @@ def build_menus(self) -> None:
     train_menu = mb.addMenu("&Train")
     self.train_action = A("&Train", self.start_training, "Ctrl+T", "Train a new model on the dataset",
                           train_menu, QStyle.SP_MediaPlay)
+    self.continue_action = A("&Continue training", self.continue_training, "Ctrl+Shift+T",
+                             "Train the run shown further, up to the form's epochs in all", train_menu)
     self.pause_action = A("&Pause / resume", self.training.toggle_pause, "Space", "Pause or resume training",
                           train_menu, QStyle.SP_MediaPause)
     self.stop_action = A("&Stop", self.training.stop, "Esc", "Stop training, keeping the last finished epoch",
@@ -56,6 +58,7 @@ def build_menus(self) -> None:
     self.log_action = A("&Logarithmic loss axis", self.loss_plot.log_y.toggle, "Ctrl+L",
                         "Toggle the log scale of the loss plot", view_menu)
     A("&Fit the latent map", self.latent_map.fit, "F", "Zoom the map to the data", view_menu)
+    self.layout_state.add_to_menu(view_menu)
     _make_tradeoff_menu(self, mb.addMenu("Trade-o&ff"))
     A("&Keyboard shortcuts", self.show_shortcuts, "F1", "List the keyboard shortcuts", mb.addMenu("&Help"))
 

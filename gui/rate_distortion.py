@@ -1,10 +1,12 @@
 """`RateDistortionPlot`: every run as a point on the rate–distortion plane (validation KL on x,
 validation reconstruction on y, nats per image), the current run's trajectory epoch by epoch,
-and lines of equal negative ELBO (rate + distortion = const) behind them."""
+and lines of equal negative ELBO (rate + distortion = const) behind them. Each run has one marker, at
+its last epoch, with its label beside it (a legend's sample would read as a second marker)."""
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,6 +30,17 @@ def beta_color(beta: float) -> tuple[int, int, int]:
     return (c.red(), c.green(), c.blue())
 
 
+def _key(path: str) -> str:
+    return os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
+
+
+def _label_item(text: str = "", color=(30, 30, 30)) -> pg.TextItem:
+    """A run's label, just right of its marker."""
+    item = pg.TextItem(text, color=color, anchor=(-0.12, 0.5), fill=pg.mkBrush(255, 255, 255, 170))
+    item.setZValue(5)
+    return item
+
+
 class RateDistortionPlot(QWidget):
     """``add_run(key, beta, history, label)`` puts a finished run on the plane (its last epoch as a
     point, the way there as a faint path); ``start_live(beta)`` then ``add_live_epoch(row)`` draws
@@ -45,9 +58,6 @@ class RateDistortionPlot(QWidget):
                               tip="Each run's validation rate (KL) and distortion (reconstruction). Grey lines "
                                   "join points of equal negative ELBO; high β sits top-left (low rate, blurry), "
                                   "low β bottom-right (high rate, sharp).")
-        # top right: high rate with high distortion, where trained models do not end up
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=(30, 30, 30),
-                                          brush=pg.mkBrush(255, 255, 255, 210))
         self.iso_curves: list[pg.PlotCurveItem] = []
         self.iso_labels: list[pg.TextItem] = []
         self.iso_levels = np.array([])
@@ -71,35 +81,40 @@ class RateDistortionPlot(QWidget):
 
     # -- inputs --------------------------------------------------------------------------------------
     def add_run(self, key: str, beta: float, history: list[dict], label: str | None = None) -> None:
+        """A run on the plane (again: its entry is replaced). ``key``: its folder, the same run however
+        the path is spelled."""
+        key = _key(key)
         rate, dist = rate_distortion(history)
         entry = self.runs.get(key)
         if entry is None:
             color = beta_color(beta)
             path = self.plot.plot([], [], pen=pg.mkPen((*color, 110), width=1.5))
-            point = pg.ScatterPlotItem(size=13, pen=pg.mkPen((40, 40, 40), width=1), brush=pg.mkBrush(color),
-                                       name=label or f"β = {beta:g}")
+            point = pg.ScatterPlotItem(size=13, pen=pg.mkPen((40, 40, 40), width=1), brush=pg.mkBrush(color))
             point.sigClicked.connect(self._on_point_clicked)
             self.plot.addItem(point)
-            entry = {"path_item": path, "point_item": point}
+            text = _label_item()
+            self.plot.addItem(text)
+            entry = {"path_item": path, "point_item": point, "label_item": text}
             self.runs[key] = entry
         entry.update(beta=float(beta), label=label or f"β = {beta:g}", rate=rate, dist=dist,
                      history=list(history))
-        self._sort_legend()
+        entry["label_item"].setText(entry["label"])
         self._schedule()
 
-    def _sort_legend(self) -> None:
-        self.legend.clear()
-        for e in sorted(self.runs.values(), key=lambda e: e["beta"]):
-            self.legend.addItem(e["point_item"], e["label"])
-        if self.live is not None:
-            self.legend.addItem(self.live["curve"], self.live["label"])
+    def labels(self) -> list[str]:
+        """The labels on the plane: the runs' by β, then the run being trained."""
+        names = [e["label"] for e in sorted(self.runs.values(), key=lambda e: e["beta"])]
+        return names + ([self.live["label"]] if self.live is not None else [])
+
+    def markers(self, key: str) -> int:
+        """How many markers ``key``'s run has on the plane (one: its last epoch)."""
+        return len(self.runs[_key(key)]["point_item"].points())
 
     def remove_run(self, key: str) -> None:
-        entry = self.runs.pop(key, None)
+        entry = self.runs.pop(_key(key), None)
         if entry:
-            self.plot.removeItem(entry["path_item"])
-            self.plot.removeItem(entry["point_item"])
-            self._sort_legend()
+            for item in ("path_item", "point_item", "label_item"):
+                self.plot.removeItem(entry[item])
             self._schedule()
 
     def clear_runs(self) -> None:
@@ -117,8 +132,10 @@ class RateDistortionPlot(QWidget):
         head = pg.ScatterPlotItem(size=18, symbol="star", pen=pg.mkPen((200, 30, 30), width=1.5),
                                   brush=pg.mkBrush(color))
         self.plot.addItem(head)
-        self.live = {"beta": float(beta), "label": label, "rows": [], "curve": curve, "head": head}
-        self._sort_legend()
+        text = _label_item(label, (200, 30, 30))
+        self.plot.addItem(text)
+        self.live = {"beta": float(beta), "label": label, "rows": [], "curve": curve, "head": head,
+                     "label_item": text}
         self._schedule()
 
     def add_live_epoch(self, row: dict) -> None:
@@ -133,10 +150,9 @@ class RateDistortionPlot(QWidget):
 
     def stop_live(self) -> None:
         if self.live is not None:
-            self.plot.removeItem(self.live["curve"])
-            self.plot.removeItem(self.live["head"])
+            for item in ("curve", "head", "label_item"):
+                self.plot.removeItem(self.live[item])
             self.live = None
-            self._sort_legend()
             self._schedule()
 
     # -- drawing --------------------------------------------------------------------------------------------
@@ -167,11 +183,16 @@ class RateDistortionPlot(QWidget):
             r, d = rate_distortion(self.live["rows"])
             self.live["curve"].setData(r, d)
             self.live["head"].setData(r[-1:], d[-1:])
+            self.live["label_item"].setVisible(len(r) > 0)
             if len(r):
+                self.live["label_item"].setPos(float(r[-1]), float(d[-1]))
                 lines.append(f"training: epoch {len(r)}, rate {r[-1]:.2f}, distortion {d[-1]:.2f}, "
                              f"−ELBO {r[-1] + d[-1]:.2f} nats")
         for key, e in self.runs.items():
-            e["point_item"].setData(e["rate"][-1:], e["dist"][-1:])
+            e["point_item"].setData(e["rate"][-1:], e["dist"][-1:])     # one marker: the last epoch
+            e["label_item"].setVisible(len(e["rate"]) > 0)
+            if len(e["rate"]):
+                e["label_item"].setPos(float(e["rate"][-1]), float(e["dist"][-1]))
         self._draw_iso()
         self.readout.setText(" · ".join(lines) if lines else
                              f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} on the plane")
@@ -187,7 +208,8 @@ class RateDistortionPlot(QWidget):
         # the view: the data with a margin, not the full lines
         pad_r = 0.08 * (float(r.max()) - float(r.min()) + 1.0)
         pad_d = 0.08 * (float(d.max()) - float(d.min()) + 1.0)
-        x0, x1 = max(0.0, float(r.min()) - pad_r), float(r.max()) + pad_r
+        label_room = 0.25 * (float(r.max()) - float(r.min()) + 1.0)    # the last run's label, right of it
+        x0, x1 = max(0.0, float(r.min()) - pad_r), float(r.max()) + max(pad_r, label_room)
         y0, y1 = float(d.min()) - pad_d, float(d.max()) + pad_d
         self.plot.setXRange(x0, x1, padding=0)
         self.plot.setYRange(y0, y1, padding=0)
@@ -203,7 +225,7 @@ class RateDistortionPlot(QWidget):
             self.plot.addItem(curve)
             self.iso_curves.append(curve)
             # the label sits where the line meets the top edge (left part) or the right edge (lower
-            # part): the top-right corner is the legend's
+            # part)
             xt, yr_ = level - y1, level - x1
             if x0 <= xt <= x0 + 0.7 * (x1 - x0):
                 pos, anchor = (xt, y1), (0.0, 0.0)
@@ -226,7 +248,7 @@ class RateDistortionPlot(QWidget):
 
     def click_run(self, key: str) -> None:
         """What a click on a run's point does."""
-        item = self.runs[key]["point_item"]
+        item = self.runs[_key(key)]["point_item"]
         self._on_point_clicked(item, item.points())
 
     # -- export --------------------------------------------------------------------------------------------

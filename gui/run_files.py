@@ -44,6 +44,32 @@ class RunFiles(QObject):
     def set_training_run(self, run_dir: Path) -> None:
         self.run_dir, self.latents = Path(run_dir), None
 
+    @property
+    def continuable(self) -> bool:
+        """The run shown has a finished epoch to train on from."""
+        return self.run_dir is not None and (self.run_dir / runs.MODEL_FILE).is_file()
+
+    def continue_config(self, settings: dict, dataset):
+        """The TrainConfig and history for training the run shown further on ``dataset`` with the form's
+        ``settings`` (its epochs in all, β, batch size and learning rate; the model's own settings stay
+        the run's), as `latentlab train --resume` does. ConfigError or RunError (one line) when it cannot."""
+        from latentlab.config import ConfigError
+
+        if self.run_dir is None:
+            raise ConfigError("there is no run to continue: train one or open one (Ctrl+Shift+O)")
+        run = runs.open_run(self.run_dir)
+        keep = {k: settings[k] for k in ("epochs", "beta", "batch_size", "learning_rate") if k in settings}
+        h, w, _ = dataset.image_shape
+        cfg = run.config.replace(**keep, dataset=str(dataset.root)).validate()
+        done = len(run.history)
+        if cfg.image_size is not None and list(cfg.image_size) != [h, w]:
+            raise ConfigError(f"{run.path} was trained on {cfg.image_size[0]}×{cfg.image_size[1]} images but "
+                              f"{dataset.root} gives {h}×{w}: open the run's dataset to continue it")
+        if cfg.epochs <= done:
+            raise ConfigError(f"{run.path} has {done} epoch{'s' if done != 1 else ''} already: set Epochs above "
+                              f"{done} to continue it")
+        return cfg, list(run.history)
+
     # -- opening -------------------------------------------------------------------------------------
     @Slot()
     def ask_open(self) -> None:

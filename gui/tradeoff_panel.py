@@ -49,6 +49,7 @@ class TradeoffPanel(QTabWidget):
         self._live_key = None
         self._live_beta = None
         self._sweep_live = False
+        self._run_opened = True
 
         self.loss_terms = LossTermsPanel()
         self.kl_plot = KLPerDimPlot()
@@ -98,7 +99,7 @@ class TradeoffPanel(QTabWidget):
         """The loaded Dataset (labels colour the replay; its images feed nearest-image look-ups)."""
         self.dataset = dataset
         if self.run is not None:
-            self.show_run(self.run)     # its images are here now: nearest can show them
+            self.show_run(self.run, self._run_opened)     # its images are here now: nearest can show them
 
     def set_sweep_source(self, config, dataset) -> None:
         self.sweep_panel.set_source(config, dataset)
@@ -170,8 +171,9 @@ class TradeoffPanel(QTabWidget):
         self.collapseWarning.emit(self.kl_plot.warning.text().lstrip("⚠ ") if collapsed else "")
 
     @Slot(str)
-    def show_run_path(self, path: str) -> None:
-        """Show the run folder at ``path`` (its config, history and latents; no model)."""
+    def show_run_path(self, path: str, opened: bool = True) -> None:
+        """Show the run folder at ``path`` (its config, history and latents; no model); ``opened``: not
+        the one just trained here (whose epochs these views saw)."""
         from latentlab import runs
 
         try:
@@ -179,20 +181,26 @@ class TradeoffPanel(QTabWidget):
         except runs.RunError as e:
             self.status.emit(str(e))
             return
-        self.show_run(run)
+        self.show_run(run, opened)
 
     @Slot(object)
     def on_training_finished(self, result) -> None:
         """The window's training ended (Finished / Failed / None): show its run if an epoch finished."""
         if result is not None and getattr(result, "run_dir", None) and getattr(result, "epochs_done", 0):
-            self.show_run_path(result.run_dir)
+            self.show_run_path(result.run_dir, opened=False)
 
-    def show_run(self, run) -> None:
-        """An opened run folder (latentlab.runs.Run): its terms, its point on the plane, its replay."""
+    def show_run(self, run, opened: bool = True) -> None:
+        """A run folder (latentlab.runs.Run): its terms, its point on the plane, its replay; an ``opened``
+        one's KL per dimension and active units too (the engine's, from its latents.npz)."""
         from latentlab.runs import latents_match
-        from latentlab.tradeoff import replay_frames
+        from latentlab.tradeoff import latents_kl, replay_frames
 
-        self.run = run
+        self.run, self._run_opened = run, opened
+        kl = latents_kl(run.latents) if opened else None
+        if kl is not None:
+            self.kl_plot.clear()
+            self.kl_plot.set_kl(kl.kl_per_dim, kl.active_units, len(run.history),
+                                source=f"latents.npz, {kl.images:,} {kl.split} images")
         if run.history:
             self.loss_terms.set_history(run.history)
             self.rd_plot.add_run(str(run.path), float(run.config.beta), run.history)

@@ -43,6 +43,7 @@ def format_eta(seconds: float) -> str:
 
 class TrainingPanel(QGroupBox):
     trainRequested = Signal()
+    continueRequested = Signal()     # train the run shown further (up to Epochs in all)
     pauseRequested = Signal()
     resumeRequested = Signal()
     stopRequested = Signal()
@@ -93,6 +94,10 @@ class TrainingPanel(QGroupBox):
 
         self.train_button = button("Train", "Train a new model on the dataset with these settings (Ctrl+T).",
                                    self.trainRequested)
+        self.continue_button = button("Continue training", "Train the run shown further, from its last epoch up "
+                                      "to Epochs in all (with this β, batch size and learning rate), as "
+                                      "`latentlab train --resume` does.", self.continueRequested)
+        self.continue_button.hide()
         self.pause_button = button("Pause", "Pause training after the current batch (Space); press again to "
                                    "resume.", self._on_pause_clicked)
         self.stop_button = button("Stop", "Stop after the current batch, keeping the last finished epoch (Esc).",
@@ -117,7 +122,8 @@ class TrainingPanel(QGroupBox):
         form.addRow("Batch size:", self.batch_spin)
         form.addRow("Learning rate:", self.lr_spin)
         form.addRow("KL schedule:", as_widget(row((self.schedule_combo, 1), "over", self.warmup_spin)))
-        layout = column(form, row(self.train_button, self.pause_button, self.stop_button), self.progress,
+        layout = column(form, row((self.train_button, 1), (self.continue_button, 2)),
+                        row(self.pause_button, self.stop_button), self.progress,
                         self.detail, self.device_label, parent=self, margins=None)
         layout.setSpacing(4)
         self._update_warmup()
@@ -177,8 +183,9 @@ class TrainingPanel(QGroupBox):
                 self.schedule_combo.setCurrentIndex(i)
 
     # -- state ---------------------------------------------------------------------------------------
-    def set_state(self, state: str, can_train: bool = True) -> None:
-        """idle | starting | training | paused | stopping."""
+    def set_state(self, state: str, can_train: bool = True, can_continue: bool = False) -> None:
+        """idle | starting | training | paused | stopping; ``can_continue``: a run is shown that Continue
+        training can train further (then Train reads "New run")."""
         self.state = state
         idle = state == "idle"
         for w in (self.latent_spin, self.hidden_spin, self.epochs_spin, self.batch_spin, self.lr_spin,
@@ -186,6 +193,9 @@ class TrainingPanel(QGroupBox):
             w.setEnabled(idle)
         self._update_warmup()
         self.train_button.setEnabled(idle and can_train)
+        self.continue_button.setVisible(can_continue)
+        self.continue_button.setEnabled(idle and can_continue)
+        self.train_button.setText("New run" if can_continue else "Train")
         self.pause_button.setEnabled(state in ("training", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("starting", "training", "paused"))

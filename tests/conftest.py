@@ -32,6 +32,18 @@ def _qt_settings_in_tmp(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _first_start_layout():
+    """Every test's window starts with the layout of a first start (a window's close saves its layout)."""
+    try:
+        from gui.settings import settings
+    except ImportError:
+        yield
+        return
+    settings().remove("layout")
+    yield
+
+
 @pytest.fixture
 def no_thread_leaks(qapp):
     """Fails the test if it leaves a QThread started by the app, or a new non-daemon Python

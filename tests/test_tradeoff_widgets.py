@@ -99,10 +99,14 @@ def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbo
     w.add_run("/runs/beta-4", 4.0, history(4.0, 330, 2))
     w.redraw()
     assert beta_color(0.5) != beta_color(4.0)
-    labels = [item[1].text for item in w.legend.items]
-    assert labels == ["β = 0.5", "β = 4"]
+    assert w.labels() == ["β = 0.5", "β = 4"]
+    assert w.markers("/runs/beta-4") == 1 and w.markers("/runs/beta-0.5") == 1      # one marker per run
     pt = w.runs["/runs/beta-4"]["point_item"].points()[0].pos()
     assert (pt.x(), pt.y()) == (5.0, 303.0)                           # the last epoch's val KL and recon
+    label = w.runs["/runs/beta-4"]["label_item"]
+    assert (label.pos().x(), label.pos().y()) == (5.0, 303.0) and label.textItem.toPlainText() == "β = 4"
+    w.add_run("/runs/../runs/beta-4", 4.0, history(4.0, 330, 2))     # the same folder spelled otherwise
+    assert len(w.runs) == 2
     assert len(w.iso_curves) >= 2 and 1 <= len(w.iso_labels) <= len(w.iso_curves)
     for level, curve in zip(w.iso_levels, w.iso_curves):              # every line is rate + distortion = level
         xs, ys = curve.getData()
@@ -115,7 +119,7 @@ def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbo
     xs, ys = w.live["curve"].getData()
     assert list(xs) == [6.0, 7.0, 8.0] and list(ys) == [320.0, 311.0, 302.0]
     assert "epoch 3" in w.readout.text()
-    assert "training (β = 1)" in [item[1].text for item in w.legend.items]
+    assert "training (β = 1)" in w.labels()
 
     with qtbot.waitSignal(w.runClicked, timeout=2000) as blocker:
         click_plot(qtbot, w.plot, 5.0, 303.0)
@@ -131,7 +135,7 @@ def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbo
     assert w.export_png(tmp_path / "rd.png") and png_ok(tmp_path / "rd.png", 1000)
     w.stop_live()
     w.redraw()
-    assert w.live is None and len(w.legend.items) == 2
+    assert w.live is None and len(w.labels()) == 2
 
 
 def test_replay_slider_shows_the_map_of_each_epoch(qtbot, tmp_path):
