@@ -1,0 +1,107 @@
+"""A real window, as a user's desktop runs it: the app under Xvfb with Qt's xcb platform, the latent map
+clicked with xdotool, and the decoded image checked in screenshots of the screen (``import -window
+root``). Skipped, with the reason, where Xvfb, xdotool, ImageMagick or Qt's xcb libraries are missing
+(`.ci/run` installs them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _runs import tiny_run  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
+
+TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick"}
+W, H = 1280, 800
+# where the first start's layout puts things on a 1280×800 screen: two points of the map's plot, and the
+# inside of the decoded image's view (fractions of the screen)
+MAP_POINTS = [(0.45, 0.32), (0.64, 0.46)]
+IMAGE_BOX = (0.80, 0.15, 0.97, 0.55)
+
+
+def _missing() -> str | None:
+    from gui.app import platform_problem
+
+    tools = [pkg for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
+    if tools:
+        return f"needs {' '.join(tools)}: apt-get install -y xvfb xdotool imagemagick (.ci/run installs them)"
+    saved = {k: os.environ.get(k) for k in ("DISPLAY", "QT_QPA_PLATFORM")}
+    os.environ.update(DISPLAY=":99", QT_QPA_PLATFORM="xcb")
+    try:
+        return platform_problem()      # Qt's xcb libraries
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _screen(display: str, path: Path) -> np.ndarray:
+    from PIL import Image
+
+    subprocess.run(["import", "-display", display, "-window", "root", str(path)], check=True, timeout=30)
+    return np.asarray(Image.open(path).convert("L"), np.float32)
+
+
+def _image_region(shot: np.ndarray) -> np.ndarray:
+    x0, y0, x1, y1 = IMAGE_BOX
+    h, w = shot.shape
+    return shot[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)]
+
+
+def _xdotool(display: str, *args) -> str:
+    out = subprocess.run(["xdotool", *args], env=dict(os.environ, DISPLAY=display), capture_output=True,
+                         text=True, timeout=30)
+    return out.stdout
+
+
+@pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run, tmp_path):
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    app = None
+    try:
+        display = ":" + xvfb.stdout.readline().strip()       # a display of its own (Xvfb picks a free one)
+        assert display != ":", "Xvfb did not start"
+        env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=str(tmp_path / "config"),
+                   LATENTLAB_RUNS_DIR=str(tmp_path / "runs"), LATENTLAB_CACHE_DIR=str(tmp_path / "cache"))
+        env.pop("WAYLAND_DISPLAY", None)
+        exe = Path(sys.executable).with_name("latentlab")
+        cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "gui.app"]
+        app = subprocess.Popen(cmd + ["--run", str(tiny_run)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        title = f"latentlab — {Path(tiny_run).name}"
+        deadline = time.monotonic() + 180
+        while not _xdotool(display, "search", "--name", title).strip():   # the run is open
+            assert app.poll() is None, f"the app exited: {app.stdout.read()[-2000:]}"
+            assert time.monotonic() < deadline, "the run did not open within 3 minutes"
+            time.sleep(0.5)
+        # click two places of the map until their decoded images differ (the decoder loads meanwhile)
+        shots = []
+        while True:
+            for k, (fx, fy) in enumerate(MAP_POINTS):
+                _xdotool(display, "mousemove", str(int(fx * W)), str(int(fy * H)), "click", "1")
+                time.sleep(1.0)                                  # past a double click; the image repaints
+                shots.append(_image_region(_screen(display, tmp_path / f"shot-{len(shots)}.png")))
+            a, b = shots[-2], shots[-1]
+            if np.abs(a - b).mean() > 2.0 and a.std() > 5 and b.std() > 5:
+                break
+            assert app.poll() is None, f"the app exited: {app.stdout.read()[-2000:]}"
+            assert time.monotonic() < deadline, "clicks on the map never changed the decoded image"
+        _xdotool(display, "search", "--name", title, "key", "--clearmodifiers", "ctrl+q")   # File → Quit
+        assert app.wait(timeout=60) == 0
+    finally:
+        if app is not None and app.poll() is None:
+            app.kill()
+            app.wait()
+        xvfb.terminate()
+        xvfb.wait(timeout=30)
