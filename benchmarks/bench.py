@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench                 # the full suite (Fashion-MNIST, ~20 min on 2 cores)
     python -m benchmarks.bench --small         # seconds, not minutes (CI: tests/test_benchmark_small.py)
-    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,gui
+    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,gui,map
 
 Everything compared is measured side by side, taking turns every few batches (a baton passed between
 training threads, only one of which computes at any time), so a machine whose speed drifts affects both
@@ -38,7 +38,7 @@ from benchmarks.common import Baton, Turns, log, paired_ratio, pct
 
 REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "gui_stall_p50_ms",
                  "gui_stall_p99_ms", "click_p50_ms", "click_p99_ms", "grid_ms", "cold_load_s", "warm_load_s",
-                 "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo")
+                 "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo", "map_fps_100k")
 
 # sizes: the full suite and the small (CI) mode
 FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, ref_epochs=5, extra_epochs=1, slice_steps=40,
@@ -666,6 +666,10 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
     if want("gui"):
         sections.append(("gui", (lambda: bench_app(size, x, y)) if only == {"gui"} else
                          (lambda: bench_app_subprocess(small))))
+    if want("map"):
+        from benchmarks.bench_map import bench_map_subprocess
+
+        sections.append(("map", lambda: bench_map_subprocess(small)))
     if want("rss") and size["rss_epochs"] <= 0:      # in-process: measure last, after everything trained
         sections.remove(rss)
         sections.append(rss)
@@ -728,6 +732,15 @@ TABLE = [
     ("grid_interval_s_median", "… seconds between grids shown while training (weights every 2 s)", "", "{:.1f}"),
     ("gui_thread_cpu_share", "GUI thread's CPU seconds per second of training, watched", "", "{:.1%}"),
     ("gui_thread_cpu_share_clicking", "… clicked 4 times a second", "", "{:.1%}"),
+    ("map_fps_100k", "Latent map with 100,000 points: frames per second, the slowest of pan, zoom and hover "
+     "(real input events, offscreen window)", "≥ 30", "{:.0f}"),
+    ("map_fps_100k_pan", "… pan (a drag)", "", "{:.0f}"),
+    ("map_fps_100k_zoom", "… zoom (wheel steps)", "", "{:.0f}"),
+    ("map_fps_100k_hover", "… hover (the preview under the mouse)", "", "{:.0f}"),
+    ("map_cpu_ms_per_frame_pan", "… GUI-thread CPU per frame: pan (ms)", "", "{:.1f}"),
+    ("map_cpu_ms_per_frame_zoom", "… GUI-thread CPU per frame: zoom (ms)", "", "{:.1f}"),
+    ("map_cpu_ms_per_frame_hover", "… GUI-thread CPU per frame: hover (ms)", "", "{:.1f}"),
+    ("map_load_avg", "… the machine's load average then (1 min)", "", "{:.1f}"),
     ("cold_load_s", "Cold load of the PNG folder (s, median of the rounds)", "", "{:.2f}"),
     ("keras_load_s", "Keras `image_dataset_from_directory`, read once (s, median of the rounds)", "", "{:.2f}"),
     ("cold_vs_keras", "Cold load ÷ Keras (median of each round's ratio, taking turns)", "≤ 1.5×", "{:.2f}×"),
@@ -784,7 +797,7 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="seconds, not minutes (a few thousand images)")
     p.add_argument("--json", help="write every figure here")
     p.add_argument("--markdown", help="write the figures as Markdown here (for docs/benchmarks.md)")
-    p.add_argument("--only", help="comma-separated sections: train,shipped,data,rss,grid,gui")
+    p.add_argument("--only", help="comma-separated sections: train,shipped,data,rss,grid,gui,map")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     res = run(small=args.small, only=only, json_path=args.json)

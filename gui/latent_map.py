@@ -11,11 +11,12 @@ values. The widget never decodes: it says which z a position means (`z_at`), ask
 from __future__ import annotations
 
 import html
+import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
-from PySide6.QtWidgets import QApplication, QComboBox, QGridLayout, QLabel, QScrollArea, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QScrollArea, QWidget
 from superqt import QLabeledDoubleSlider
 
 from gui.image_panel import PixelView, array_to_qimage
@@ -28,6 +29,9 @@ _TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 10
           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 MAX_LEGEND = 20
 GRID_OPACITY_UNDER_POINTS = 0.9
+HOVER_MS = 15                   # previews under the mouse at most this often (~60 a second)
+GRID_PAUSE_MS = 40              # a grid is asked for once the view has rested this long...
+GRID_PAUSE_DRAGGING_MS = 150    # ... or this long while a drag pans it (each grid competes with the frames)
 
 
 def class_colors(n: int) -> list[tuple[int, int, int]]:
@@ -131,8 +135,13 @@ class LatentMap(QWidget):
                parent=self)
 
         self._grid_urgent = False
-        self._grid_timer = make_timer(self, 40, self.gridRequested)
-        self._hover_timer = make_timer(self, 15, self._emit_hover)   # previews at up to ~60 Hz
+        self._grid_timer = make_timer(self, GRID_PAUSE_MS, self.gridRequested)
+        self._dragging = False       # a mouse button is down on the plot (a pan)
+        self.plot.viewport().installEventFilter(self)
+        for side in ("left", "bottom"):   # major ticks only: the axes redraw on every frame of a pan
+            self.plot.getAxis(side).setStyle(maxTickLevel=0, maxTextLevel=0)
+        self._hover_timer = make_timer(self, HOVER_MS, self._emit_hover)
+        self._last_hover = 0.0       # time.monotonic() of the last preview
         self.set_latent_dim(2)
         self.vb.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)
 
@@ -352,10 +361,21 @@ class LatentMap(QWidget):
 
     # -- the decoded grid -------------------------------------------------------------------------
     def request_grid(self, urgent: bool = True) -> None:
-        """Ask for a new grid (``gridRequested`` after a 40 ms pause). Not urgent: only the data
+        """Ask for a new grid (``gridRequested`` once the view rests: `GRID_PAUSE_MS`). Not urgent: only the data
         changed (new weights, the view following new points); urgent: the user changed the view."""
         self._grid_urgent = self._grid_urgent or urgent
-        self._grid_timer.start()
+        self._grid_timer.start(GRID_PAUSE_DRAGGING_MS if self._dragging else GRID_PAUSE_MS)
+
+    def eventFilter(self, obj, event) -> bool:
+        """Whether a button is down on the plot: while it pans, the grid waits for a longer pause."""
+        kind = event.type()
+        if kind == QEvent.MouseButtonPress:
+            self._dragging = True
+        elif kind == QEvent.MouseButtonRelease:
+            self._dragging = False
+            if self._grid_timer.isActive():
+                self._grid_timer.start(GRID_PAUSE_MS)
+        return False
 
     def take_grid_urgency(self) -> bool:
         """Whether any request since the last call was urgent (and forget it)."""
@@ -410,6 +430,7 @@ class LatentMap(QWidget):
     def _apply_visibility(self) -> None:
         points = self.show_points.isChecked()
         self.points_item.setVisible(points)
+        self.legend.setVisible(points)
         # without the points, the grid alone: the decoder's manifold, as the keras.io VAE example draws it
         self.grid_item.setOpacity(GRID_OPACITY_UNDER_POINTS if points else 1.0)
         self.grid_item.setVisible(self.show_grid.isChecked())
@@ -465,15 +486,20 @@ class LatentMap(QWidget):
     def _on_mouse_moved(self, scene_pos) -> None:
         if not self.vb.sceneBoundingRect().contains(scene_pos):
             return
-        if QApplication.mouseButtons() != Qt.NoButton:   # a drag pans the map: the same z stays under the mouse
+        if self._dragging:       # a drag pans the map: the same z stays under the mouse
             return
         pos = self.vb.mapSceneToView(scene_pos)
         self._hover_xy = (pos.x(), pos.y())
-        if not self._hover_timer.isActive():
-            self._hover_timer.start()
+        if not self._hover_timer.isActive():   # at once, unless the last preview was under HOVER_MS ago
+            wait = HOVER_MS - (time.monotonic() - self._last_hover) * 1000
+            if wait <= 0:
+                self._emit_hover()
+            else:
+                self._hover_timer.start(int(wait) + 1)
 
     @Slot()
     def _emit_hover(self) -> None:
+        self._last_hover = time.monotonic()
         if self._hover_xy is not None:
             x, y = self._hover_xy
             self.hovered.emit(self.z_at(x, y), (x, y))
