@@ -24,7 +24,7 @@ PAD = 1   # pixels of white between the samples in the grid
 
 
 class PriorSamples(QWidget):
-    def __init__(self, parent=None, side: int = 6, seed: int = 0):
+    def __init__(self, parent=None, side: int = 8, seed: int = 0):
         super().__init__(parent)
         self.decoder = None
         self.rng = np.random.default_rng(seed)
