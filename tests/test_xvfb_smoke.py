@@ -64,6 +64,11 @@ def _xdotool(display: str, *args) -> str:
     return out.stdout
 
 
+def _alive(app, xvfb) -> None:
+    assert xvfb.poll() is None, f"Xvfb exited ({xvfb.returncode}) under the app: was it stopped from outside?"
+    assert app.poll() is None, f"the app exited ({app.returncode}): {app.stdout.read()[-3000:]}"
+
+
 @pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run, tmp_path):
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
@@ -72,7 +77,8 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
     try:
         display = ":" + xvfb.stdout.readline().strip()       # a display of its own (Xvfb picks a free one)
         assert display != ":", "Xvfb did not start"
-        env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=str(tmp_path / "config"),
+        env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONFAULTHANDLER="1",
+                   XDG_CONFIG_HOME=str(tmp_path / "config"),
                    LATENTLAB_RUNS_DIR=str(tmp_path / "runs"), LATENTLAB_CACHE_DIR=str(tmp_path / "cache"))
         env.pop("WAYLAND_DISPLAY", None)
         exe = Path(sys.executable).with_name("latentlab")
@@ -82,7 +88,7 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
         title = f"latentlab — {Path(tiny_run).name}"
         deadline = time.monotonic() + 180
         while not _xdotool(display, "search", "--name", title).strip():   # the run is open
-            assert app.poll() is None, f"the app exited: {app.stdout.read()[-2000:]}"
+            _alive(app, xvfb)
             assert time.monotonic() < deadline, "the run did not open within 3 minutes"
             time.sleep(0.5)
         # click two places of the map until their decoded images differ (the decoder loads meanwhile)
@@ -95,7 +101,7 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
             a, b = shots[-2], shots[-1]
             if np.abs(a - b).mean() > 2.0 and a.std() > 5 and b.std() > 5:
                 break
-            assert app.poll() is None, f"the app exited: {app.stdout.read()[-2000:]}"
+            _alive(app, xvfb)
             assert time.monotonic() < deadline, "clicks on the map never changed the decoded image"
         _xdotool(display, "search", "--name", title, "key", "--clearmodifiers", "ctrl+q")   # File → Quit
         assert app.wait(timeout=60) == 0
