@@ -94,6 +94,37 @@ def output_to_image(raw, likelihood: str):
     return tf.clip_by_value(raw, 0.0, 1.0)
 
 
+_M32 = 0xFFFFFFFF
+VALIDATION_STEP = _M32   # the step key of validation noise: the same draws every epoch
+
+
+def _mix32(x):
+    """A 32-bit integer hash (Wellons' "lowbias32") of int64 values in [0, 2^32), vectorised."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = tf.bitwise.bitwise_and(x * 0x7FEB352D, _M32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = tf.bitwise.bitwise_and(x * 0x846CA68B, _M32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def keyed_normal(seed, step, index, dims: int):
+    """Standard normal noise of shape (len(index), dims) that is a function of (seed, step, the
+    example's index, the dimension) alone: counter-based, like a stateless RNG, but keyed per example.
+
+    Under ``tf.distribute`` each replica gets a slice of the batch; with this noise an image gets the
+    same ε whichever replica holds it and however the batch is split, so one device and N replicas
+    train the same model. Box–Muller on two hashed 24-bit uniforms per value."""
+    seed = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _M32)
+    step = tf.bitwise.bitwise_and(tf.cast(step, tf.int64), _M32)
+    h = _mix32(tf.bitwise.bitwise_xor(_mix32(tf.bitwise.bitwise_xor(seed, 0x2545F491)), step))
+    per_example = _mix32(tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.cast(index, tf.int64), _M32)))
+    k = tf.range(2 * dims, dtype=tf.int64)
+    bits = _mix32(tf.bitwise.bitwise_xor(per_example[:, None], _mix32(k + 0x68E31DA4)[None, :]))
+    u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (1.0 / 16777216.0)
+    u1, u2 = u[:, :dims], u[:, dims:]
+    return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos((2.0 * math.pi) * u2)
+
+
 def kl_per_dim(z_mean, z_log_var):
     """KL(q(z|x) ‖ N(0, I)) for each image and latent dimension (nats)."""
     return 0.5 * (tf.square(z_mean) + tf.exp(z_log_var) - 1.0 - z_log_var)
@@ -167,9 +198,16 @@ class VAE(keras.Model):
         z_mean, z_log_var = self.encoder(x, training=training)
         return output_to_image(self.decoder(z_mean, training=training), self.likelihood)
 
-    def compute_terms(self, x, training):
+    def compute_terms(self, x, training, index=None, step=None):
+        """loss, reconstruction, KL and KL per dimension of a batch. With ``index`` (each image's index,
+        from `latentlab.data.make_tf_dataset(with_index=True)`), ε is keyed by (seed, ``step``, index)
+        (`keyed_normal`): the same whatever device or replica the image is on; without, drawn from the
+        model's seed generator."""
         z_mean, z_log_var = self.encoder(x, training=training)
-        eps = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
+        if index is not None:
+            eps = keyed_normal(self.seed or 0, step, index, self.latent_dim)
+        else:
+            eps = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
         raw = self.decoder(z, training=training)
         recon = tf.reduce_mean(self.reconstruction_nll(x, raw))
@@ -185,25 +223,37 @@ class VAE(keras.Model):
         self.neg_elbo_tracker.update_state(recon + kl, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
+    @staticmethod
+    def _unpack(data):
+        """images, and their indices when the dataset carries them ((images, indices) batches)."""
+        if isinstance(data, (tuple, list)):
+            return data[0], (data[1] if len(data) > 1 and data[1] is not None else None)
+        return data, None
+
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, index = self._unpack(data)
+        n = tf.cast(tf.shape(x)[0], "float32")
         with tf.GradientTape() as tape:
-            loss, recon, kl, kl_dims = self.compute_terms(x, training=True)
+            loss, recon, kl, kl_dims = self.compute_terms(x, training=True, index=index,
+                                                          step=self.optimizer.iterations)
             scaled = loss
-            if self.optimizer is not None and hasattr(self.optimizer, "scale_loss"):
-                scaled = self.optimizer.scale_loss(loss)
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             if replicas > 1:
-                scaled = scaled / replicas
+                # Under tf.distribute each replica's gradient is summed: weight its mean by its share of
+                # the global batch (1/replicas when the batch splits evenly; exact for a pass's last,
+                # uneven batch too), so the step is the one-device step. The trackers get the unscaled mean.
+                n_global = tf.distribute.get_replica_context().all_reduce("sum", n)
+                scaled = scaled * (n / n_global)
+            if self.optimizer is not None and hasattr(self.optimizer, "scale_loss"):
+                scaled = self.optimizer.scale_loss(scaled)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
         self.kl_per_dim_tracker.update_state(kl_dims)
-        n = tf.cast(tf.shape(x)[0], "float32")
         return self._update(loss, recon, kl, n)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        loss, recon, kl, _ = self.compute_terms(x, training=False)
+        x, index = self._unpack(data)
+        loss, recon, kl, _ = self.compute_terms(x, training=False, index=index, step=VALIDATION_STEP)
         n = tf.cast(tf.shape(x)[0], "float32")
         return self._update(loss, recon, kl, n)
 
