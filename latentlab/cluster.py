@@ -39,7 +39,7 @@ from latentlab.sweep import DONE, finished_event, grid, plan
 __all__ = ["ClusterError", "ClusterSweep", "connect", "require_distributed", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'latentlab[cluster]'"
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
 POLL_S = 0.25
 
 
@@ -81,7 +81,9 @@ def connect(address: str | None = None, workers: int = 0, gpus_per_run: int = 0,
     cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=local_threads, processes=True,
                                        host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None,
                                        resources={"GPU": gpus_per_run} if gpus_per_run else None,
-                                       silence_logs=logging.ERROR, env=env)
+                                       silence_logs=logging.ERROR, env=env,
+                                       # its HTTP routes (health, metrics) on a free loopback port, not :8787
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     return distributed.Client(cluster, set_as_default=False), cluster
 
 
@@ -108,6 +110,7 @@ class ClusterSweep:
         self._stop_sent = False
         self._written: dict[str, int] = {}
         self.client = None
+        self._cluster = None
 
     def plan(self):
         return plan(self.specs, self.out_dir)
@@ -116,6 +119,13 @@ class ClusterSweep:
 
     def stop(self) -> None:
         self._stop_requested = True
+
+    def open(self):
+        """Connect to the cluster (or start the local one) now; `run` does it when this was not called.
+        ClusterError (one line) when it cannot be reached."""
+        if self.client is None:
+            self.client, self._cluster = connect(self.address, self.workers, self.gpus_per_run)
+        return self.client
 
     # -- the sweep ---------------------------------------------------------------------------------
     def run(self) -> list:
@@ -131,15 +141,15 @@ class ClusterSweep:
                 self._publish(spec, finished_event(self.out_dir / spec.name))
                 self.results.append((spec.beta, self.out_dir / spec.name, self._last))
         pending = [(s, a) for s, a in todo if a != DONE]
-        if not pending or self._stop_requested:
-            return self.results
-        client, cluster = connect(self.address, self.workers, self.gpus_per_run)
-        self.client = client
         try:
-            self._check_resources(client)
-            self._train(client, pending)
+            if pending and not self._stop_requested:
+                client = self.open()
+                self._check_resources(client)
+                self._train(client, pending)
         finally:
-            self._close(client, cluster)
+            self.close()
+        order = {str(self.out_dir / s.name): i for i, s in enumerate(self.specs)}
+        self.results.sort(key=lambda r: order.get(str(r[1]), 0))
         return self.results
 
     def _check_resources(self, client) -> None:
@@ -277,21 +287,20 @@ class ClusterSweep:
         self._last = event
         self.on_event(RunEvent(spec.name, spec.beta, str(self.out_dir / spec.name), event, worker))
 
-    def _close(self, client, cluster) -> None:
+    def close(self) -> None:
+        """Forget the sweep's Variables, close the client, stop the local cluster (if one was started)."""
+        client, cluster, self.client, self._cluster = self.client, self._cluster, None, None
         for var in getattr(self, "_vars", {}).values():
             try:
                 var.delete()
             except Exception:
                 pass
-        try:
-            client.close(timeout=10)
-        except Exception:
-            pass
-        if cluster is not None:
-            try:
-                cluster.close(timeout=20)
-            except Exception:
-                pass
+        for thing in (client, cluster):
+            if thing is not None:
+                try:
+                    thing.close(timeout=20)
+                except Exception:
+                    pass
 
 
 def _history(run_dir) -> list[dict]:

@@ -54,36 +54,51 @@ def architecture(image_shape: tuple[int, int, int], latent_dim: int, hidden_unit
     return {"filters": filters, "dense": dense, "grid": (gh, gw), "image_shape": (h, w, c)}
 
 
-def build_encoder(image_shape, latent_dim: int, hidden_units: int = 0) -> keras.Model:
+def _kernel_inits(seed: int | None, offset: int):
+    """The kernel initializer of each layer in turn: Glorot uniform seeded from (``seed``, layer), so a
+    model's first weights depend on its seed alone. Keras' unseeded initializers draw their seeds from
+    Python's global ``random``, which any other thread of the process (a Dask worker's event loop, the
+    app's) may draw from in between: the same seed then gave other weights now and then."""
+    i = offset
+    while True:
+        i += 1
+        yield "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(
+            seed=(int(seed) * 7919 + i * 104729) % (2**31 - 1))
+
+
+def build_encoder(image_shape, latent_dim: int, hidden_units: int = 0, seed: int | None = None) -> keras.Model:
     arch = architecture(image_shape, latent_dim, hidden_units)
+    init = _kernel_inits(seed, 0)
     inputs = keras.Input(shape=arch["image_shape"], name="image")
     x = inputs
     for f in arch["filters"]:
-        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", kernel_initializer=next(init))(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(arch["dense"], activation="relu")(x)
-    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
+    x = layers.Dense(arch["dense"], activation="relu", kernel_initializer=next(init))(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32", kernel_initializer=next(init))(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32", kernel_initializer=next(init))(x)
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
-def build_decoder(image_shape, latent_dim: int) -> keras.Model:
+def build_decoder(image_shape, latent_dim: int, seed: int | None = None) -> keras.Model:
     """Decoder from z to the likelihood's raw parameters (logits for Bernoulli,
     means for Gaussian); `output_to_image` turns those into pixels."""
     arch = architecture(image_shape, latent_dim)
+    init = _kernel_inits(seed, 100)
     h, w, c = arch["image_shape"]
     gh, gw = arch["grid"]
     top = arch["filters"][-1]
     inputs = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Dense(gh * gw * top, activation="relu")(inputs)
+    x = layers.Dense(gh * gw * top, activation="relu", kernel_initializer=next(init))(inputs)
     x = layers.Reshape((gh, gw, top))(x)
     for f in reversed(arch["filters"]):
-        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu",
+                                   kernel_initializer=next(init))(x)
     out_h, out_w = gh * 2 ** len(arch["filters"]), gw * 2 ** len(arch["filters"])
     if (out_h, out_w) != (h, w):
         dh, dw = out_h - h, out_w - w
         x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))(x)
-    x = layers.Conv2DTranspose(c, 3, padding="same", dtype="float32", name="pixels")(x)
+    x = layers.Conv2DTranspose(c, 3, padding="same", dtype="float32", name="pixels", kernel_initializer=next(init))(x)
     return keras.Model(inputs, x, name="decoder")
 
 
@@ -284,7 +299,7 @@ class VAE(keras.Model):
 def build_vae(image_shape, latent_dim: int = 2, beta: float = 1.0, likelihood: str = "bernoulli",
               seed: int | None = None, gaussian_sigma: float = 0.1, hidden_units: int = 0) -> VAE:
     """A new, built VAE for images of ``image_shape`` (H, W, C)."""
-    vae = VAE(build_encoder(image_shape, latent_dim, hidden_units), build_decoder(image_shape, latent_dim),
+    vae = VAE(build_encoder(image_shape, latent_dim, hidden_units, seed), build_decoder(image_shape, latent_dim, seed),
               beta=beta, likelihood=likelihood, gaussian_sigma=gaussian_sigma, seed=seed, name="vae")
     vae.build((None, *tuple(image_shape)))
     return vae
