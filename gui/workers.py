@@ -140,19 +140,26 @@ class RunLoadWorker(QObject):
 
 
 class SweepWorker(QObject):
-    """Owns a `latentlab.sweep.Sweep`; re-emits every engine event (SweepStep, then the Trainer's
-    events per run) as ``event``. ``stop()`` may be called from any thread."""
+    """Owns a `latentlab.sweep.Sweep` (here) or, with ``cluster`` ({"address": ...} or {"workers": N}), a
+    `latentlab.cluster.ClusterSweep`; re-emits every engine event (SweepStep, then the Trainer's events
+    per run; on a cluster, RunEvents) as ``event``. ``stop()`` may be called from any thread."""
 
     event = Signal(object)
     done = Signal()
 
-    def __init__(self, config, betas, out_dir, dataset):
+    def __init__(self, config, betas, out_dir, dataset, cluster: dict | None = None):
         super().__init__()
-        from latentlab.runtime import model_pool
-        from latentlab.sweep import Sweep
+        self.cluster = cluster
+        if cluster:   # the client trains nothing: no TensorFlow, no model pool
+            from latentlab.cluster import ClusterSweep
 
-        self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
-                           model_pool=model_pool())
+            self.sweep = ClusterSweep(config, betas, out_dir, dataset, self.event.emit, **cluster)
+        else:
+            from latentlab.runtime import model_pool
+            from latentlab.sweep import Sweep
+
+            self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
+                               model_pool=model_pool())
 
     @Slot()
     def run(self) -> None:
@@ -160,7 +167,8 @@ class SweepWorker(QObject):
         from latentlab.runtime import import_tensorflow
 
         try:
-            import_tensorflow()
+            if not self.cluster:
+                import_tensorflow()
             self.sweep.run()
         except BaseException as e:  # the Trainer reports its own failures; this is the last resort
             self.event.emit(Failed(f"sweep failed: {one_line(e)}", 0, None))
