@@ -238,6 +238,15 @@ class VAE(keras.Model):
         self.neg_elbo_tracker.update_state(recon + kl, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Under a tf.distribute strategy Keras builds the model from a first batch averaged across replicas,
+        which fails when that batch splits unevenly (a validation set smaller than the batch: 13 + 12 images).
+        A VAE is built when it is made and its optimizer in the strategy's scope (`latentlab.train`):
+        nothing is left to build, so the batch is not needed."""
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @staticmethod
     def _unpack(data):
         """images, and their indices when the dataset carries them ((images, indices) batches)."""

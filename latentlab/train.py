@@ -184,6 +184,8 @@ class Trainer:
             # without a pool: a new model, built and seeded by the same code
             model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
+        if self.strategy is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)   # its slots mirrored too, in the strategy's scope
         self.model = model
         self._good_weights = model.get_weights() if initial_epoch else None
         return initial_epoch
