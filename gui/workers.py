@@ -68,12 +68,13 @@ class TrainingWorker(QObject):
     done = Signal()
 
     def __init__(self, config, dataset, run_dir, snapshot_seconds: float | None = 2.0, decoder_key=None,
-                 resume: bool = False):
+                 resume: bool = False, strategy: str = "default"):
         super().__init__()
         from latentlab.runtime import model_pool
         from latentlab.train import Trainer
 
         self.decoder_key = decoder_key
+        self.strategy = strategy      # "mirrored": every visible GPU (made on the training thread)
         # Trainer.__init__ only validates and stores: no TensorFlow on the GUI thread.
         self.trainer = Trainer(config, dataset, run_dir, self.event.emit, snapshot_seconds=snapshot_seconds,
                                model_pool=model_pool(), resume=resume)
@@ -85,6 +86,15 @@ class TrainingWorker(QObject):
 
         try:
             import_tensorflow()
+            if self.strategy != "default":
+                from latentlab.distribute import StrategyError, make_strategy
+
+                try:
+                    self.trainer.strategy, self.trainer.model_pool = make_strategy(self.strategy), None
+                except StrategyError as e:
+                    self.event.emit(Failed(str(e), 0, None))
+                    self.done.emit()
+                    return
             if self.decoder_key is not None and not self.trainer.stop_requested:
                 try:
                     grid, point = build_decoders(self.decoder_key)
