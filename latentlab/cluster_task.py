@@ -109,7 +109,7 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
                     put("batch", epoch=ev.epoch, step=ev.step, steps=ev.steps, logs=_floats(ev.logs),
                         beta=float(ev.beta), rate=float(ev.images_per_second), eta=float(ev.eta_seconds))
             elif isinstance(ev, EpochEnd):
-                files = run_pack.pack(run_dir)       # the epoch is committed in run_dir by now
+                files = run_pack.pack(run_dir, with_latents=False)   # committed in run_dir by now
                 commit.set({"epochs": ev.epoch, "attempt": attempt, "files": files})
                 z = np.asarray(ev.val_z_mean, np.float32)
                 put("epoch", epoch=ev.epoch, logs=_floats(ev.logs), beta=float(ev.beta),
@@ -118,8 +118,9 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
                     val_indices=[int(i) for i in np.ravel(ev.val_indices)], seconds=float(ev.seconds),
                     history=[_floats(r) for r in ev.history], bytes=run_pack.size(files))
 
+        # latents.npz of every image only at the end (it is the final model's): not re-encoded and shipped per epoch
         trainer = Trainer(TrainConfig.from_dict(spec["config"]), _dataset(data), run_dir, on_event,
-                          resume=resume, model_pool=model_pool())
+                          resume=resume, model_pool=model_pool(), latents_every_epoch_max=0)
         done = threading.Event()
 
         def watch_stop():
@@ -131,13 +132,12 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
                 except Exception:   # the scheduler went away: the task ends with the run
                     return
 
-        watcher = threading.Thread(target=watch_stop, name=f"latentlab-stop-{name}", daemon=True)
-        watcher.start()
+        # not joined: it ends at its next wake-up (within a second), and the result need not wait for it
+        threading.Thread(target=watch_stop, name=f"latentlab-stop-{name}", daemon=True).start()
         try:
             result = trainer.run()
         finally:
             done.set()
-            watcher.join(timeout=5)
         files = run_pack.pack(run_dir)
         if type(result).__name__ == "Failed":
             return {"status": "failed", "message": result.message, "epochs_done": result.epochs_done,
