@@ -102,9 +102,9 @@ class DaskCluster:
                     os.killpg(p.pid, signal.SIGTERM)
                 except OSError:
                     pass
-        for p in self.procs:
+        for p in self.procs:          # nothing of theirs needs saving: a short grace, then SIGKILL
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=20)

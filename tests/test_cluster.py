@@ -35,7 +35,7 @@ def digits(tmp_path_factory):
 
 
 def _config(ds, **kw):
-    return TrainConfig(dataset=ds.root, **{"epochs": 4, "batch_size": 16, "hidden_units": 16, "val_fraction": 0.2,
+    return TrainConfig(dataset=ds.root, **{"epochs": 3, "batch_size": 16, "hidden_units": 16, "val_fraction": 0.2,
                                            "seed": 3, **kw})
 
 

@@ -72,3 +72,40 @@ def test_a_sweep_folder_that_holds_something_else_is_refused_in_one_line(digits,
     Sweep(cfg, [1.0], out, digits).run()
     with pytest.raises(ConfigError, match="other settings .*learning_rate"):
         Sweep(cfg.replace(learning_rate=0.01), [1.0], out).plan()
+
+
+def test_the_cli_shows_one_progress_line_per_run_redrawn_in_place_on_a_terminal():
+    import io
+
+    import numpy as np
+
+    from latentlab.cli.cmd_sweep import SweepProgress
+    from latentlab.events import BatchEnd, EpochEnd, RunEvent
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    def epoch(run, n):
+        e = EpochEnd(n, {"loss": 10.0 - n, "val_neg_elbo": 9.0}, 1.0, np.zeros(2), 1, np.zeros((1, 2)),
+                     np.zeros((1, 2)), np.zeros(1, int), [], 0.1, [])
+        return RunEvent(run, 1.0, f"/s/{run}", e, "tcp://127.0.0.1:1")
+
+    out = Tty()
+    progress = SweepProgress(2, stream=out)
+    progress.REDRAW_S = 0.0
+    progress(RunEvent("beta-1", 1.0, "/s/beta-1", Started("CPU", 3, 0, 5, 40, 10, (8, 8, 1), "/s/beta-1"), "w1"))
+    progress(epoch("beta-4", 1))
+    progress(RunEvent("beta-1", 1.0, "/s/beta-1", BatchEnd(1, 2, 5, {"loss": 3.0}, 1.0, 100.0, 1.0), "w1"))
+    progress(RunEvent("beta-4", 4.0, "/s/beta-4", Finished(3, False, "finished 3 epochs", "/s/beta-4"), "w2"))
+    text = out.getvalue()
+    blocks = text.split("\x1b[2F")            # each redraw goes back up over the 2 lines of the block
+    assert len(blocks) == 3 and blocks[-1].count("\n") == 2
+    last = blocks[-1].splitlines()
+    assert last[0].startswith("\x1b[Kbeta-1") and "epoch 2 batch 2/5" in last[0]
+    assert last[1].startswith("\x1b[Kbeta-4") and "finished 3 epochs" in last[1]
+    plain = io.StringIO()                    # not a terminal: a line per start, epoch and end, never per batch
+    progress = SweepProgress(2, stream=plain)
+    progress(epoch("beta-4", 1))
+    progress(RunEvent("beta-1", 1.0, "/s/beta-1", BatchEnd(1, 2, 5, {"loss": 3.0}, 1.0, 100.0, 1.0), "w1"))
+    assert plain.getvalue().splitlines() == ["[beta-4] epoch 1 done: loss 9.00, val neg ELBO 9.00 on tcp://127.0.0.1:1"]
