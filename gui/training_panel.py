@@ -91,6 +91,7 @@ class TrainingPanel(QGroupBox):
                                 "weighs the KL term.")
         self.schedule_combo.currentIndexChanged.connect(self._update_warmup)
 
+        self.gpu_count = None            # as TensorFlow reports it (set_gpu_count), once it is imported
         self.strategy_combo = QComboBox()
         self.strategy_combo.addItem("one GPU", "default")
         self.strategy_combo.addItem("all GPUs (mirrored)", "mirrored")
@@ -217,6 +218,7 @@ class TrainingPanel(QGroupBox):
     @Slot(int)
     def set_gpu_count(self, n: int) -> None:
         """Offer the mirrored strategy when TensorFlow sees more than one GPU."""
+        self.gpu_count = int(n)
         self.strategy_combo.setItemText(1, f"all {n} GPUs (mirrored)")
         if n < 2:
             self.strategy_combo.setCurrentIndex(0)

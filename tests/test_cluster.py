@@ -16,7 +16,6 @@ import sys
 import _engine
 import pytest
 
-from _dask import dask_cluster  # noqa: F401  (fixture)
 from latentlab import runs
 from latentlab.config import TrainConfig
 from latentlab.events import EpochEnd, Failed, Finished, RunEvent, Started
@@ -44,7 +43,7 @@ def _epoch_events(events):
 
 
 def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequential_one(
-        dask_cluster, digits, tmp_path):  # noqa: F811
+        dask_cluster, digits, tmp_path):
     from latentlab.cluster import ClusterSweep
     from latentlab.sweep import Sweep
 
@@ -87,7 +86,7 @@ def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequent
 
 
 def test_stop_keeps_the_last_epoch_the_same_folder_resumes_and_a_failed_run_is_reported(
-        dask_cluster, digits, tmp_path):  # noqa: F811
+        dask_cluster, digits, tmp_path):
     from latentlab.cluster import ClusterSweep
     from latentlab.train import Trainer
 

@@ -6,28 +6,28 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
-from _dask import dask_cluster  # noqa: F401  (fixture)
-from _tradeoff import tiny_sweep  # noqa: F401  (fixture)
+import _engine
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 
-def test_the_sweep_panel_trains_on_a_cluster_and_shows_the_runs_moving(qtbot, tmp_path, tiny_sweep,  # noqa: F811
-                                                                      dask_cluster):  # noqa: F811
+def test_the_sweep_panel_trains_on_a_cluster_and_shows_the_runs_moving(qtbot, tmp_path, dask_cluster):
     from gui.tradeoff_panel import TradeoffPanel
     from latentlab import runs
+    from latentlab.config import TrainConfig
     from latentlab.data import load_folder
     from latentlab.events import EpochEnd, RunEvent
 
     dask_cluster.ensure_workers(2)
-    dataset = load_folder(tiny_sweep["folder"], cache=False)
+    folder = _engine.write_digits_folder(tmp_path / "digits", per_class=10, size=16)   # 100 images
+    dataset = load_folder(folder, cache=False)
     panel = TradeoffPanel()
     qtbot.addWidget(panel)
     panel.resize(1200, 700)
     panel.setCurrentIndex(panel.TAB_RD)
     panel.show()
     sp = panel.sweep_panel
-    cfg = tiny_sweep["config"].replace(epochs=6, batch_size=8)
+    cfg = TrainConfig(dataset=str(folder), latent_dim=2, epochs=6, batch_size=8, val_fraction=0.2, seed=1)
     panel.set_sweep_source(cfg, dataset)
     assert len(sp.cluster_edit.toolTip()) > 30 and "tcp://" in sp.cluster_edit.placeholderText()
 

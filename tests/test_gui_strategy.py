@@ -14,7 +14,8 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 def test_the_devices_choice_shows_with_two_gpus_and_reaches_the_training(window, qtbot, gui_digits, tmp_path):
     win, tp = window, window.training_panel
-    qtbot.waitUntil(lambda: not tp._form.isRowVisible(tp.strategy_combo), timeout=5000)
+    qtbot.waitUntil(lambda: tp.gpu_count is not None, timeout=60_000)   # the preload has counted the GPUs
+    assert tp.gpu_count == 0 and not tp._form.isRowVisible(tp.strategy_combo)
     assert tp.strategy() == "default"                             # this machine: no GPU, no choice
     win.map_view.renderer.gpusVisible.emit(2)                     # as the preload reports on a 2-GPU machine
     qtbot.waitUntil(lambda: tp._form.isRowVisible(tp.strategy_combo), timeout=5000)
