@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench                 # the full suite (Fashion-MNIST, ~20 min on 2 cores)
     python -m benchmarks.bench --small         # seconds, not minutes (CI: tests/test_benchmark_small.py)
-    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,gui,map
+    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,cluster,gui,map
 
 Everything compared is measured side by side, taking turns every few batches (a baton passed between
 training threads, only one of which computes at any time), so a machine whose speed drifts affects both
@@ -38,15 +38,18 @@ from benchmarks.common import Baton, Turns, log, paired_ratio, pct
 
 REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "gui_stall_p50_ms",
                  "gui_stall_p99_ms", "click_p50_ms", "click_p99_ms", "grid_ms", "cold_load_s", "warm_load_s",
-                 "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo", "map_fps_100k")
+                 "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo", "map_fps_100k",
+                 "sweep_speedup", "cluster_overhead")
 
 # sizes: the full suite and the small (CI) mode
 FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, ref_epochs=5, extra_epochs=1, slice_steps=40,
             shipped_epochs=5, png_count=60_000, data_rounds=5, app_images=12_000, app_epochs=3, app_rounds=3,
-            rss_epochs=1, grid_reps=20)
+            rss_epochs=1, grid_reps=20, sweep_rounds=3, sweep_epochs=3, sweep_images=None,
+            overhead_rounds=5)
 SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, ref_epochs=2, extra_epochs=0, slice_steps=3,
              shipped_epochs=2, png_count=300, data_rounds=1, app_images=512, app_epochs=2, app_rounds=1,
-             rss_epochs=0, grid_reps=5)
+             rss_epochs=0, grid_reps=5, sweep_rounds=1, sweep_epochs=1, sweep_images=300,
+             overhead_rounds=1)
 
 SHARED_PNG = Path("/tmp/fmnist_png/train")
 OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
@@ -663,6 +666,13 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
         sections.append(rss)
     if want("grid"):
         sections.append(("grid", lambda: bench_grid_engine(size["grid_reps"])))
+    if want("cluster"):
+        from benchmarks.bench_cluster import bench_cluster_overhead, bench_sweep_speedup
+
+        sections.append(("cluster", lambda: {**bench_sweep_speedup(size["sweep_rounds"], size["sweep_epochs"],
+                                                                   size["sweep_images"]),
+                                             **bench_cluster_overhead(size["overhead_rounds"], size["sweep_epochs"],
+                                                                      size["sweep_images"])}))
     if want("gui"):
         sections.append(("gui", (lambda: bench_app(size, x, y)) if only == {"gui"} else
                          (lambda: bench_app_subprocess(small))))
@@ -746,6 +756,10 @@ TABLE = [
     ("cold_vs_keras", "Cold load ÷ Keras (median of each round's ratio, taking turns)", "≤ 1.5×", "{:.2f}×"),
     ("warm_load_s", "Warm load (cache) (s, median of 5)", "≤ 0.5", "{:.3f}"),
     ("peak_rss_gb", "Peak RSS of `latentlab train` on the folder (GB)", "≤ 3", "{:.2f}"),
+    ("sweep_speedup", "β sweep (0.1, 1, 4, 16) with `--workers 2` (one thread each) ÷ the same sweep in one "
+     "process, wall time of each command, taking turns (median of the rounds)", "≥ 1.2×", "{:.2f}×"),
+    ("cluster_overhead", "A run's wall time as a Dask task (warm worker; folder shipped back) ÷ the same run alone, "
+     "− 1", "≤ 5 %", "{:.1%}"),
 ]
 
 
@@ -797,7 +811,7 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="seconds, not minutes (a few thousand images)")
     p.add_argument("--json", help="write every figure here")
     p.add_argument("--markdown", help="write the figures as Markdown here (for docs/benchmarks.md)")
-    p.add_argument("--only", help="comma-separated sections: train,shipped,data,rss,grid,gui,map")
+    p.add_argument("--only", help="comma-separated sections: train,shipped,data,rss,grid,cluster,gui,map")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     res = run(small=args.small, only=only, json_path=args.json)

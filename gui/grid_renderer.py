@@ -31,6 +31,7 @@ class GridWorker(QObject):
     decodersReady = Signal(object, object)   # key, point Decoder (for the GUI thread)
     rendered = Signal(object)                # dict: job fields + mosaic (or None)
     failed = Signal(str)
+    gpusVisible = Signal(int)                # how many GPUs TensorFlow sees, once it is imported
     done = Signal()
 
     def __init__(self):
@@ -46,6 +47,9 @@ class GridWorker(QObject):
         than at the first click on Train)."""
         try:
             import_tensorflow()
+            from latentlab.distribute import visible_gpus
+
+            self.gpusVisible.emit(visible_gpus())
         except Exception as e:
             self.failed.emit(f"TensorFlow cannot be imported: {one_line(e, with_type=True)}")
 
@@ -102,6 +106,7 @@ class GridRenderer(QObject):
     rendered = Signal(object)                 # dict with mosaic, x_range, y_range, ...
     pointDecoderReady = Signal(object)        # a Decoder for the GUI thread (single points)
     failed = Signal(str)
+    gpusVisible = Signal(int)                 # from the preload: how many GPUs TensorFlow sees
     _configure = Signal(object)
     _render = Signal(object)
     _preload = Signal()
@@ -113,6 +118,7 @@ class GridRenderer(QObject):
         self.worker.decodersReady.connect(self._on_decoders)
         self.worker.rendered.connect(self._on_rendered)
         self.worker.failed.connect(self.failed)
+        self.worker.gpusVisible.connect(self.gpusVisible)
         self._configure.connect(self.worker.configure)
         self._preload.connect(self.worker.preload)
         self._adopt.connect(self.worker.adopt)

@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         mv.gridShown.connect(self.gridShown)
         mv.decoderReady.connect(self._update_actions)
         mv.renderer.failed.connect(self._status)
+        mv.renderer.gpusVisible.connect(self.training_panel.set_gpu_count)
         self.image_panel.saved.connect(lambda path: self._status(f"Saved {path}"))
         # the trade-off views follow the window
         tp.betaChanged.connect(p.set_beta)
@@ -298,7 +299,7 @@ class MainWindow(QMainWindow):
         self.image_panel.clear("Training… the decoder appears after the first snapshot.")
         decoder_key = self.map_view.prepare_training((ds.image_shape, config.latent_dim, config.likelihood), ds)
         self.training.start(config, ds, run_dir, snapshot_seconds=self.snapshot_seconds, decoder_key=decoder_key,
-                            resume=resume)
+                            resume=resume, strategy=self.training_panel.strategy())
         self.map_view.renderer.set_duty(GRID_DUTY_TRAINING)
         self.setWindowTitle(f"latentlab — training {run_dir.name}")
         self._status(f"Continuing {run_dir} from epoch {len(history)} to {config.epochs}…" if resume

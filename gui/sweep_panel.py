@@ -1,5 +1,6 @@
-"""`SweepPanel`: enter several β values and train them one after another (same data, seed and
-settings) with `latentlab.sweep.Sweep` in a worker QThread; each becomes a normal run folder."""
+"""`SweepPanel`: enter several β values and train them (same data, seed and settings), one after another
+here (`latentlab.sweep.Sweep`) or all at once on a Dask cluster (`latentlab.cluster.ClusterSweep`: the
+"cluster" field), in a worker QThread; each becomes a normal run folder."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ class SweepPanel(QWidget):
         self.betas_edit.setToolTip("β values to train, separated by commas: each is a full run with the same data, "
                                    "seed and settings, so only the KL weight — the rate–distortion trade-off — "
                                    "differs.")
+        self.cluster_edit = QLineEdit("")
+        self.cluster_edit.setPlaceholderText("this machine (or tcp://HOST:PORT, or a number of local workers)")
+        self.cluster_edit.setToolTip("Where the runs train. Empty: here, one after another. tcp://HOST:PORT: one task "
+                                     "per run on the Dask cluster whose scheduler is there (workers need latentlab, "
+                                     "not this dataset's files). A number N: N local worker processes. The runs' "
+                                     "folders are written here either way.")
         self.out_edit = QLineEdit("")
         self.out_edit.setPlaceholderText("folder that will hold one run folder per β")
         self.out_edit.setToolTip("Where the runs go: one normal run folder per β (beta-0.1, beta-1, …) that you "
@@ -91,6 +98,7 @@ class SweepPanel(QWidget):
 
         form = QFormLayout()
         form.addRow("β values", self.betas_edit)
+        form.addRow("cluster", self.cluster_edit)
         out_row = QHBoxLayout()
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(self.browse_button)
@@ -142,7 +150,7 @@ class SweepPanel(QWidget):
         running = self.is_running
         self.start_button.setEnabled(not running and self.config is not None and self.dataset is not None)
         self.stop_button.setEnabled(running)
-        for w in (self.betas_edit, self.out_edit, self.browse_button):
+        for w in (self.betas_edit, self.cluster_edit, self.out_edit, self.browse_button):
             w.setEnabled(not running)
 
     def _browse(self) -> None:
@@ -152,7 +160,7 @@ class SweepPanel(QWidget):
 
     # -- running ----------------------------------------------------------------------------------------
     def start(self) -> bool:
-        from latentlab.sweep import Sweep, parse_betas
+        from latentlab.sweep import DONE, Sweep, parse_betas
 
         if self.is_running:
             return False
@@ -164,8 +172,16 @@ class SweepPanel(QWidget):
             out = self.out_edit.text().strip()
             if not out:
                 raise ConfigError("choose a sweep folder")
-            Sweep(self.config, betas, out).check_out_dir()
-        except ConfigError as e:
+            cluster = parse_cluster(self.cluster_edit.text())
+            todo = Sweep(self.config, betas, out).check_out_dir()
+            if todo and all(action == DONE for _, action in todo):
+                raise ConfigError(f"every run in {out} has all its {self.config.epochs} epochs already: choose a new "
+                                  "sweep folder, or more epochs to continue them")
+            if cluster:
+                from latentlab.cluster import require_distributed
+
+                require_distributed("the cluster field")
+        except (ConfigError, RuntimeError) as e:
             self.message.setText(str(e))
             self.message.setStyleSheet("color: #8a0010;")
             return False
@@ -181,7 +197,7 @@ class SweepPanel(QWidget):
         self.progress.setRange(0, self.total * self.epochs)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        worker = SweepWorker(self.config, betas, out, self.dataset)
+        worker = SweepWorker(self.config, betas, out, self.dataset, cluster=cluster)
         worker.event.connect(self._on_event)
         self.task.start(worker)
         self._update_buttons()
@@ -196,9 +212,11 @@ class SweepPanel(QWidget):
 
     @Slot(object)
     def _on_event(self, ev) -> None:
-        from latentlab.events import EpochEnd, Failed, Finished, SweepStep
+        from latentlab.events import EpochEnd, Failed, Finished, RunEvent, SweepStep
 
-        if isinstance(ev, SweepStep):
+        if isinstance(ev, RunEvent):
+            self._on_run_event(ev)
+        elif isinstance(ev, SweepStep):
             self.current_beta = ev.beta
             self._set_row(ev.beta, status="training", run_dir=ev.run_dir)
             self.progress.setValue(ev.index * self.epochs)
@@ -221,6 +239,35 @@ class SweepPanel(QWidget):
             self.message.setText(ev.message)
             self.message.setStyleSheet("color: #8a0010;")
         self.sweepEvent.emit(ev)
+
+    def _on_run_event(self, rev) -> None:
+        """An event of one of several runs training at once (on a cluster)."""
+        from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, Started
+
+        ev, beta = rev.event, rev.beta
+        where = f" on {rev.worker.split('://')[-1]}" if rev.worker else ""
+        if isinstance(ev, Started):
+            self._set_row(beta, status=f"training{where}", run_dir=rev.run_dir)
+        elif isinstance(ev, BatchEnd):
+            self._set_row(beta, status=f"epoch {ev.epoch + 1}/{self.epochs}, batch {ev.step}/{ev.steps}{where}")
+        elif isinstance(ev, EpochEnd):
+            row = ev.history[-1] if ev.history else {"epoch": ev.epoch, **ev.logs}
+            self._set_row(beta, history_row=row, status=f"epoch {ev.epoch}/{self.epochs}{where}", run_dir=rev.run_dir)
+        elif isinstance(ev, Finished):
+            if ev.history:
+                self._set_row(beta, history_row=ev.history[-1])
+            self._set_row(beta, status="stopped" if ev.stopped else "finished")
+            self.results.append((beta, ev.run_dir, ev))
+            if ev.run_dir and ev.history:
+                self.runDone.emit(ev.run_dir, float(beta), list(ev.history))
+        elif isinstance(ev, Failed):
+            self._set_row(beta, status="failed")
+            self.results.append((beta, ev.run_dir, ev))
+            self.message.setText(ev.message)
+            self.message.setStyleSheet("color: #8a0010;")
+        training = sum(1 for r in self.rows.values() if str(r.get("status", "")).startswith(("training", "epoch")))
+        self.progress.setValue(min(sum(int(r.get("epochs", 0)) for r in self.rows.values()), self.progress.maximum()))
+        self.progress.setFormat(f"{training} of {self.total} runs training on the cluster")
 
     @Slot(object)
     def _on_sweep_finished(self, worker) -> None:
@@ -279,6 +326,21 @@ class SweepPanel(QWidget):
         path = ask_path(self, "Save the sweep table", "beta-sweep.csv", "csv")
         if path:
             self.export_csv(path)
+
+
+def parse_cluster(text: str):
+    """The cluster field: '' → None (this machine); a whole number N → N local workers; else an address."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    if text.isdigit():
+        n = int(text)
+        if not 1 <= n <= 1024:
+            raise ConfigError(f"a number of local workers must be 1..1024, not {n}")
+        return {"workers": n}
+    if " " in text:
+        raise ConfigError(f"the cluster must be an address like tcp://HOST:PORT or a number of workers, not {text!r}")
+    return {"address": text}
 
 
 def _num(v) -> str:

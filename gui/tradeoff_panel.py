@@ -144,8 +144,12 @@ class TradeoffPanel(QTabWidget):
 
     @Slot(object)
     def _on_sweep_event(self, ev) -> None:
-        from latentlab.events import Failed, Finished, SweepStep
+        from latentlab.events import EpochEnd, Failed, Finished, RunEvent, SweepStep
 
+        if isinstance(ev, RunEvent):   # runs training at once (a cluster): each moves its own point
+            if isinstance(ev.event, (EpochEnd, Finished)) and ev.event.history:
+                self.rd_plot.add_run(ev.run_dir, ev.beta, ev.event.history)
+            return
         if isinstance(ev, SweepStep):
             self._sweep_live = True
             self._live_beta = ev.beta

@@ -60,12 +60,12 @@ class TrainingController(QObject):
 
     # -- commands ------------------------------------------------------------------------------------
     def start(self, config, dataset, run_dir, *, snapshot_seconds: float | None, decoder_key=None,
-              resume: bool = False) -> bool:
+              resume: bool = False, strategy: str = "default") -> bool:
         if self.state != "idle" or self.running:
             return False
         self.epochs, self.started, self.last_batch, self.result = config.epochs, None, None, None
         worker = TrainingWorker(config, dataset, run_dir, snapshot_seconds=snapshot_seconds,
-                                decoder_key=decoder_key, resume=resume)
+                                decoder_key=decoder_key, resume=resume, strategy=strategy)
         worker.event.connect(self._on_event)
         worker.decodersBuilt.connect(self.decodersBuilt)
         self._set_state("starting")

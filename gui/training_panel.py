@@ -92,6 +92,14 @@ class TrainingPanel(QGroupBox):
                                 "weighs the KL term.")
         self.schedule_combo.currentIndexChanged.connect(self._update_warmup)
 
+        self.gpu_count = None            # as TensorFlow reports it (set_gpu_count), once it is imported
+        self.strategy_combo = QComboBox()
+        self.strategy_combo.addItem("one GPU", "default")
+        self.strategy_combo.addItem("all GPUs (mirrored)", "mirrored")
+        self.strategy_combo.setToolTip("Train on one GPU, or on every visible GPU at once (TensorFlow's "
+                                       "MirroredStrategy: each GPU takes a slice of the batch, which stays the "
+                                       "batch size above). Shown when more than one GPU is visible.")
+
         self.train_button = button("Train", "Train a new model on the dataset with these settings (Ctrl+T).",
                                    self.trainRequested)
         self.continue_button = button("Continue training", "Train the run shown further, from its last epoch up "
@@ -122,6 +130,9 @@ class TrainingPanel(QGroupBox):
         form.addRow("Batch size:", self.batch_spin)
         form.addRow("Learning rate:", self.lr_spin)
         form.addRow("KL schedule:", as_widget(row((self.schedule_combo, 1), "over", self.warmup_spin)))
+        form.addRow("Devices:", self.strategy_combo)
+        self._form = form
+        form.setRowVisible(self.strategy_combo, False)
         layout = column(form, row((self.train_button, 1), (self.continue_button, 2)),
                         row(self.pause_button, self.stop_button), self.progress,
                         self.detail, self.device_label, parent=self, margins=None)
@@ -213,6 +224,19 @@ class TrainingPanel(QGroupBox):
             self.resumeRequested.emit()
         elif self.state == "training":
             self.pauseRequested.emit()
+
+    @Slot(int)
+    def set_gpu_count(self, n: int) -> None:
+        """Offer the mirrored strategy when TensorFlow sees more than one GPU."""
+        self.gpu_count = int(n)
+        self.strategy_combo.setItemText(1, f"all {n} GPUs (mirrored)")
+        if n < 2:
+            self.strategy_combo.setCurrentIndex(0)
+        self._form.setRowVisible(self.strategy_combo, n > 1)
+
+    def strategy(self) -> str:
+        """'default' (one device) or 'mirrored' (every visible GPU), as chosen."""
+        return self.strategy_combo.currentData() if self._form.isRowVisible(self.strategy_combo) else "default"
 
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"Device: {device}")

@@ -68,12 +68,13 @@ class TrainingWorker(QObject):
     done = Signal()
 
     def __init__(self, config, dataset, run_dir, snapshot_seconds: float | None = 2.0, decoder_key=None,
-                 resume: bool = False):
+                 resume: bool = False, strategy: str = "default"):
         super().__init__()
         from latentlab.runtime import model_pool
         from latentlab.train import Trainer
 
         self.decoder_key = decoder_key
+        self.strategy = strategy      # "mirrored": every visible GPU (made on the training thread)
         # Trainer.__init__ only validates and stores: no TensorFlow on the GUI thread.
         self.trainer = Trainer(config, dataset, run_dir, self.event.emit, snapshot_seconds=snapshot_seconds,
                                model_pool=model_pool(), resume=resume)
@@ -85,6 +86,15 @@ class TrainingWorker(QObject):
 
         try:
             import_tensorflow()
+            if self.strategy != "default":
+                from latentlab.distribute import StrategyError, make_strategy
+
+                try:
+                    self.trainer.strategy, self.trainer.model_pool = make_strategy(self.strategy), None
+                except StrategyError as e:
+                    self.event.emit(Failed(str(e), 0, None))
+                    self.done.emit()
+                    return
             if self.decoder_key is not None and not self.trainer.stop_requested:
                 try:
                     grid, point = build_decoders(self.decoder_key)
@@ -140,19 +150,26 @@ class RunLoadWorker(QObject):
 
 
 class SweepWorker(QObject):
-    """Owns a `latentlab.sweep.Sweep`; re-emits every engine event (SweepStep, then the Trainer's
-    events per run) as ``event``. ``stop()`` may be called from any thread."""
+    """Owns a `latentlab.sweep.Sweep` (here) or, with ``cluster`` ({"address": ...} or {"workers": N}), a
+    `latentlab.cluster.ClusterSweep`; re-emits every engine event (SweepStep, then the Trainer's events
+    per run; on a cluster, RunEvents) as ``event``. ``stop()`` may be called from any thread."""
 
     event = Signal(object)
     done = Signal()
 
-    def __init__(self, config, betas, out_dir, dataset):
+    def __init__(self, config, betas, out_dir, dataset, cluster: dict | None = None):
         super().__init__()
-        from latentlab.runtime import model_pool
-        from latentlab.sweep import Sweep
+        self.cluster = cluster
+        if cluster:   # the client trains nothing: no TensorFlow, no model pool
+            from latentlab.cluster import ClusterSweep
 
-        self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
-                           model_pool=model_pool())
+            self.sweep = ClusterSweep(config, betas, out_dir, dataset, self.event.emit, **cluster)
+        else:
+            from latentlab.runtime import model_pool
+            from latentlab.sweep import Sweep
+
+            self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
+                               model_pool=model_pool())
 
     @Slot()
     def run(self) -> None:
@@ -160,7 +177,8 @@ class SweepWorker(QObject):
         from latentlab.runtime import import_tensorflow
 
         try:
-            import_tensorflow()
+            if not self.cluster:
+                import_tensorflow()
             self.sweep.run()
         except BaseException as e:  # the Trainer reports its own failures; this is the last resort
             self.event.emit(Failed(f"sweep failed: {one_line(e)}", 0, None))

@@ -3,7 +3,8 @@
 
 A `latentlab.train.Trainer` publishes ``Started``, then ``BatchEnd`` (and now and then
 ``WeightsSnapshot``) per batch and ``EpochEnd`` per finished epoch, then ``Finished`` or ``Failed``.
-A sweep (`latentlab.sweep`) publishes a ``SweepStep`` before each of its runs.
+A sweep (`latentlab.sweep`) publishes a ``SweepStep`` before each of its runs; a sweep whose runs train
+at the same time (`latentlab.cluster`) wraps each run's events in a ``RunEvent`` that names the run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Started", "BatchEnd", "EpochEnd", "WeightsSnapshot", "Finished", "Failed", "SweepStep"]
+__all__ = ["Started", "BatchEnd", "EpochEnd", "WeightsSnapshot", "Finished", "Failed", "SweepStep", "RunEvent"]
 
 
 @dataclass
@@ -84,3 +85,15 @@ class SweepStep:
     total: int
     beta: float
     run_dir: str
+
+
+@dataclass
+class RunEvent:
+    """One event of one run of a sweep whose runs train at the same time (on a Dask cluster): ``event``
+    is that run's Started, BatchEnd, EpochEnd, Finished or Failed. An EpochEnd from a worker carries no
+    decoder weights (an empty list); its history is the run's, all rows so far."""
+    run: str              # the run's folder name in the sweep folder
+    beta: float
+    run_dir: str          # on the machine that started the sweep
+    event: object
+    worker: str = ""      # the Dask worker it trains on ('' when not known)

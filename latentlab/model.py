@@ -54,36 +54,51 @@ def architecture(image_shape: tuple[int, int, int], latent_dim: int, hidden_unit
     return {"filters": filters, "dense": dense, "grid": (gh, gw), "image_shape": (h, w, c)}
 
 
-def build_encoder(image_shape, latent_dim: int, hidden_units: int = 0) -> keras.Model:
+def _kernel_inits(seed: int | None, offset: int):
+    """The kernel initializer of each layer in turn: Glorot uniform seeded from (``seed``, layer), so a
+    model's first weights depend on its seed alone. Keras' unseeded initializers draw their seeds from
+    Python's global ``random``, which any other thread of the process (a Dask worker's event loop, the
+    app's) may draw from in between: the same seed then gave other weights now and then."""
+    i = offset
+    while True:
+        i += 1
+        yield "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(
+            seed=(int(seed) * 7919 + i * 104729) % (2**31 - 1))
+
+
+def build_encoder(image_shape, latent_dim: int, hidden_units: int = 0, seed: int | None = None) -> keras.Model:
     arch = architecture(image_shape, latent_dim, hidden_units)
+    init = _kernel_inits(seed, 0)
     inputs = keras.Input(shape=arch["image_shape"], name="image")
     x = inputs
     for f in arch["filters"]:
-        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", kernel_initializer=next(init))(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(arch["dense"], activation="relu")(x)
-    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
+    x = layers.Dense(arch["dense"], activation="relu", kernel_initializer=next(init))(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32", kernel_initializer=next(init))(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32", kernel_initializer=next(init))(x)
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
-def build_decoder(image_shape, latent_dim: int) -> keras.Model:
+def build_decoder(image_shape, latent_dim: int, seed: int | None = None) -> keras.Model:
     """Decoder from z to the likelihood's raw parameters (logits for Bernoulli,
     means for Gaussian); `output_to_image` turns those into pixels."""
     arch = architecture(image_shape, latent_dim)
+    init = _kernel_inits(seed, 100)
     h, w, c = arch["image_shape"]
     gh, gw = arch["grid"]
     top = arch["filters"][-1]
     inputs = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Dense(gh * gw * top, activation="relu")(inputs)
+    x = layers.Dense(gh * gw * top, activation="relu", kernel_initializer=next(init))(inputs)
     x = layers.Reshape((gh, gw, top))(x)
     for f in reversed(arch["filters"]):
-        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu",
+                                   kernel_initializer=next(init))(x)
     out_h, out_w = gh * 2 ** len(arch["filters"]), gw * 2 ** len(arch["filters"])
     if (out_h, out_w) != (h, w):
         dh, dw = out_h - h, out_w - w
         x = layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)))(x)
-    x = layers.Conv2DTranspose(c, 3, padding="same", dtype="float32", name="pixels")(x)
+    x = layers.Conv2DTranspose(c, 3, padding="same", dtype="float32", name="pixels", kernel_initializer=next(init))(x)
     return keras.Model(inputs, x, name="decoder")
 
 
@@ -92,6 +107,37 @@ def output_to_image(raw, likelihood: str):
     if likelihood == "bernoulli":
         return tf.sigmoid(raw)
     return tf.clip_by_value(raw, 0.0, 1.0)
+
+
+_M32 = 0xFFFFFFFF
+VALIDATION_STEP = _M32   # the step key of validation noise: the same draws every epoch
+
+
+def _mix32(x):
+    """A 32-bit integer hash (Wellons' "lowbias32") of int64 values in [0, 2^32), vectorised."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = tf.bitwise.bitwise_and(x * 0x7FEB352D, _M32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = tf.bitwise.bitwise_and(x * 0x846CA68B, _M32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def keyed_normal(seed, step, index, dims: int):
+    """Standard normal noise of shape (len(index), dims) that is a function of (seed, step, the
+    example's index, the dimension) alone: counter-based, like a stateless RNG, but keyed per example.
+
+    Under ``tf.distribute`` each replica gets a slice of the batch; with this noise an image gets the
+    same ε whichever replica holds it and however the batch is split, so one device and N replicas
+    train the same model. Box–Muller on two hashed 24-bit uniforms per value."""
+    seed = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _M32)
+    step = tf.bitwise.bitwise_and(tf.cast(step, tf.int64), _M32)
+    h = _mix32(tf.bitwise.bitwise_xor(_mix32(tf.bitwise.bitwise_xor(seed, 0x2545F491)), step))
+    per_example = _mix32(tf.bitwise.bitwise_xor(h, tf.bitwise.bitwise_and(tf.cast(index, tf.int64), _M32)))
+    k = tf.range(2 * dims, dtype=tf.int64)
+    bits = _mix32(tf.bitwise.bitwise_xor(per_example[:, None], _mix32(k + 0x68E31DA4)[None, :]))
+    u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (1.0 / 16777216.0)
+    u1, u2 = u[:, :dims], u[:, dims:]
+    return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos((2.0 * math.pi) * u2)
 
 
 def kl_per_dim(z_mean, z_log_var):
@@ -167,9 +213,16 @@ class VAE(keras.Model):
         z_mean, z_log_var = self.encoder(x, training=training)
         return output_to_image(self.decoder(z_mean, training=training), self.likelihood)
 
-    def compute_terms(self, x, training):
+    def compute_terms(self, x, training, index=None, step=None):
+        """loss, reconstruction, KL and KL per dimension of a batch. With ``index`` (each image's index,
+        from `latentlab.data.make_tf_dataset(with_index=True)`), ε is keyed by (seed, ``step``, index)
+        (`keyed_normal`): the same whatever device or replica the image is on; without, drawn from the
+        model's seed generator."""
         z_mean, z_log_var = self.encoder(x, training=training)
-        eps = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
+        if index is not None:
+            eps = keyed_normal(self.seed or 0, step, index, self.latent_dim)
+        else:
+            eps = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
         raw = self.decoder(z, training=training)
         recon = tf.reduce_mean(self.reconstruction_nll(x, raw))
@@ -185,25 +238,46 @@ class VAE(keras.Model):
         self.neg_elbo_tracker.update_state(recon + kl, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Under a tf.distribute strategy Keras builds the model from a first batch averaged across replicas,
+        which fails when that batch splits unevenly (a validation set smaller than the batch: 13 + 12 images).
+        A VAE is built when it is made and its optimizer in the strategy's scope (`latentlab.train`):
+        nothing is left to build, so the batch is not needed."""
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    @staticmethod
+    def _unpack(data):
+        """images, and their indices when the dataset carries them ((images, indices) batches)."""
+        if isinstance(data, (tuple, list)):
+            return data[0], (data[1] if len(data) > 1 and data[1] is not None else None)
+        return data, None
+
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, index = self._unpack(data)
+        n = tf.cast(tf.shape(x)[0], "float32")
         with tf.GradientTape() as tape:
-            loss, recon, kl, kl_dims = self.compute_terms(x, training=True)
+            loss, recon, kl, kl_dims = self.compute_terms(x, training=True, index=index,
+                                                          step=self.optimizer.iterations)
             scaled = loss
-            if self.optimizer is not None and hasattr(self.optimizer, "scale_loss"):
-                scaled = self.optimizer.scale_loss(loss)
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             if replicas > 1:
-                scaled = scaled / replicas
+                # Under tf.distribute each replica's gradient is summed: weight its mean by its share of
+                # the global batch (1/replicas when the batch splits evenly; exact for a pass's last,
+                # uneven batch too), so the step is the one-device step. The trackers get the unscaled mean.
+                n_global = tf.distribute.get_replica_context().all_reduce("sum", n)
+                scaled = scaled * (n / n_global)
+            if self.optimizer is not None and hasattr(self.optimizer, "scale_loss"):
+                scaled = self.optimizer.scale_loss(scaled)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
         self.kl_per_dim_tracker.update_state(kl_dims)
-        n = tf.cast(tf.shape(x)[0], "float32")
         return self._update(loss, recon, kl, n)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        loss, recon, kl, _ = self.compute_terms(x, training=False)
+        x, index = self._unpack(data)
+        loss, recon, kl, _ = self.compute_terms(x, training=False, index=index, step=VALIDATION_STEP)
         n = tf.cast(tf.shape(x)[0], "float32")
         return self._update(loss, recon, kl, n)
 
@@ -234,7 +308,7 @@ class VAE(keras.Model):
 def build_vae(image_shape, latent_dim: int = 2, beta: float = 1.0, likelihood: str = "bernoulli",
               seed: int | None = None, gaussian_sigma: float = 0.1, hidden_units: int = 0) -> VAE:
     """A new, built VAE for images of ``image_shape`` (H, W, C)."""
-    vae = VAE(build_encoder(image_shape, latent_dim, hidden_units), build_decoder(image_shape, latent_dim),
+    vae = VAE(build_encoder(image_shape, latent_dim, hidden_units, seed), build_decoder(image_shape, latent_dim, seed),
               beta=beta, likelihood=likelihood, gaussian_sigma=gaussian_sigma, seed=seed, name="vae")
     vae.build((None, *tuple(image_shape)))
     return vae

@@ -44,7 +44,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset=None, run_dir=None, on_event=None, *,
                  resume: bool = False, snapshot_seconds: float | None = None,
-                 latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None):
+                 latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None,
+                 strategy=None):
         self.config = config.validate()
         self.dataset = dataset
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -52,7 +53,10 @@ class Trainer:
         self.resume_run = resume
         self.snapshot_seconds = snapshot_seconds
         self.latents_every_epoch_max = latents_every_epoch_max
-        self.model_pool = model_pool   # with a pool, the model goes back to it when run() returns
+        # A tf.distribute strategy (latentlab.distribute.make_strategy) or None: one device. A model built in a
+        # strategy's scope has distributed variables: it gets a model of its own, never one from a pool.
+        self.strategy = strategy
+        self.model_pool = model_pool if strategy is None else None   # the model goes back to it after run()
         self.model = None
         self.device = None
         self.history: list[dict] = []
@@ -133,16 +137,29 @@ class Trainer:
         if n < 2:
             raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
         self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
-        images = self.dataset.images
-        # endless datasets with fixed steps per epoch: one iterator per run, not one per epoch (data.py)
-        self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                           repeat=True)
-        self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False, repeat=True)
-                       if len(self.val_idx) else None)
         self.steps_per_epoch = math.ceil(len(self.train_idx) / cfg.batch_size)
         self.val_steps = math.ceil(len(self.val_idx) / cfg.batch_size) if len(self.val_idx) else None
 
+    def _make_datasets(self, initial_epoch: int):
+        """Endless datasets with fixed steps per epoch: one iterator per run, not one per epoch. Epoch e is
+        pass e of the training images, whose order depends on (seed, e) alone, and each batch carries its
+        images' indices (the key of their noise): a resumed run sees what an uninterrupted one would have."""
+        from latentlab import data as ld
+
+        cfg = self.config
+        images = self.dataset.images
+        self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                           repeat=True, start_pass=initial_epoch, with_index=True)
+        self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False, repeat=True,
+                                          with_index=True) if len(self.val_idx) else None)
+
     def _build_model(self):
+        import contextlib
+
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
+            return self._build_model_in_scope()
+
+    def _build_model_in_scope(self):
         import keras
 
         cfg = self.config
@@ -167,6 +184,8 @@ class Trainer:
             # without a pool: a new model, built and seeded by the same code
             model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
+        if self.strategy is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)   # its slots mirrored too, in the strategy's scope
         self.model = model
         self._good_weights = model.get_weights() if initial_epoch else None
         return initial_epoch
@@ -174,6 +193,10 @@ class Trainer:
     def _run(self):
         cfg = self.config
         self.device = training_device()
+        if self.strategy is not None:
+            from latentlab.distribute import describe
+
+            self.device = describe(self.strategy, self.device)
         self._prepare_data()
         if self.run_dir is not None:
             try:
@@ -184,6 +207,7 @@ class Trainer:
                 raise TrainingError(f"cannot write the run folder {self.run_dir} ({e.strerror}); "
                                     "choose a folder you can write to") from None
         initial_epoch = self._build_model()
+        self._make_datasets(initial_epoch)
         if initial_epoch >= cfg.epochs:
             message = f"the run already has {initial_epoch} epochs; ask for more than {initial_epoch} to continue"
             event = Finished(initial_epoch, False, message, self._run_dir_str(), list(self.history))

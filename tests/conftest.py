@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from _dask import dask_cluster  # noqa: E402,F401  (one Dask test cluster for the session, shared by its tests)
+
 if hasattr(signal, "SIGUSR1"):   # `kill -USR1 <pid>` prints every thread's stack (to debug a hang)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 

@@ -66,9 +66,9 @@ def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_
     lines = (tmp_path / "sweep.csv").read_text().splitlines()
     assert lines[0].startswith("beta,val_reconstruction,val_kl,val_neg_elbo,active_units") and len(lines) == 3
 
-    # the same folder again is refused before anything trains
+    # the same folder again: every run is finished, so nothing starts (more epochs would resume them)
     qtbot.mouseClick(sp.start_button, Qt.LeftButton)
-    assert "already exists" in sp.message.text() and not sp.is_running
+    assert "epochs already" in sp.message.text() and not sp.is_running
 
 
 def test_stopping_a_sweep_keeps_the_current_run_and_skips_the_rest(qtbot, tmp_path, tiny_sweep, dataset):  # noqa: F811

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from latentlab.cli.common import (CliError, ProgressPrinter, add_train_options, beta_arg, check_folder,
-                                  config_from_args, final_metrics, load_dataset, quiet_tensorflow, run_in_thread)
+                                  config_from_args, final_metrics, load_dataset, number_arg, quiet_tensorflow,
+                                  run_in_thread)
 
 NAME = "train"
 
@@ -19,6 +20,13 @@ def add_parser(sub) -> None:
     add_train_options(t)
     t.add_argument("--out", help="run folder to create")
     t.add_argument("--resume", metavar="RUN", help="continue a run folder until it has --epochs epochs in all")
+    t.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                   help="mirrored: train on every visible GPU at once (tf.distribute.MirroredStrategy); "
+                        "--batch-size is the global batch, split across them")
+    t.add_argument("--devices", type=number_arg(int, 1, 1024, "--devices"), default=None,
+                   help="with --strategy mirrored: use the first N GPUs (default: all)")
+    t.add_argument("--cpu-replicas", type=number_arg(int, 1, 64, "--cpu-replicas"), default=None,
+                   help="split the CPU into N devices (for --strategy mirrored on a machine without GPUs)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,12 +55,28 @@ def run(args) -> int:
             raise CliError(f"{out} already exists and is not empty: choose a new --out folder, "
                            "or continue it with --resume")
         cfg = config_from_args(args, args.folder, args.beta)
+    if args.devices and args.strategy != "mirrored":
+        raise CliError("--devices needs --strategy mirrored")
     dataset = load_dataset(cfg, args.quiet)
     quiet_tensorflow()
-    trainer = Trainer(cfg, dataset, run_dir=out, on_event=ProgressPrinter(quiet=args.quiet), resume=bool(args.resume))
+    strategy = _strategy(args)
+    trainer = Trainer(cfg, dataset, run_dir=out, on_event=ProgressPrinter(quiet=args.quiet), resume=bool(args.resume),
+                      strategy=strategy)
     event = run_in_thread(trainer)
     if isinstance(event, Failed) or event is None:
         raise CliError(event.message if event else "training ended unexpectedly")
     print(final_metrics(event.history), file=sys.stdout)
     print(f"{event.message}; run saved in {out}", file=sys.stdout)
     return 0
+
+
+def _strategy(args):
+    """The tf.distribute strategy the flags ask for (None: one device); CliError (one line) otherwise."""
+    from latentlab.distribute import StrategyError, make_strategy, split_cpu
+
+    try:
+        if args.cpu_replicas:
+            split_cpu(args.cpu_replicas)
+        return make_strategy(args.strategy, args.devices or 0)
+    except StrategyError as e:
+        raise CliError(str(e)) from None

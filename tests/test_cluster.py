@@ -1,0 +1,164 @@
+"""β sweeps on a real Dask cluster: a ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1.
+
+A worker killed mid-run: the run resumes from its last finished epoch on the other worker, the sweep
+finishes, no epoch is trained twice, and the run folders on the client equal a sequential sweep's
+(history within 1e-3 relative, 1e-3 absolute). Stop keeps every run's last finished epoch; the same sweep
+folder again resumes; a run that fails is reported with its reason while the others finish; an
+unreachable scheduler and a missing ``distributed`` are one line each."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import _engine
+import pytest
+
+from latentlab import runs
+from latentlab.config import TrainConfig
+from latentlab.events import EpochEnd, Failed, Finished, RunEvent, Started
+
+RTOL = ATOL = 1e-3     # sequential vs a Dask worker: the same ops, other threads (TensorFlow's sums)
+METRICS = ("loss", "reconstruction_loss", "kl_loss", "neg_elbo", "val_loss", "val_reconstruction_loss",
+           "val_kl_loss", "val_neg_elbo")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    from latentlab.data import load_folder
+
+    root = _engine.write_digits_folder(tmp_path_factory.mktemp("cluster-digits"), per_class=20, size=16)
+    return load_folder(root, cache=False)
+
+
+def _config(ds, **kw):
+    return TrainConfig(dataset=ds.root, **{"epochs": 3, "batch_size": 16, "hidden_units": 16, "val_fraction": 0.2,
+                                           "seed": 3, **kw})
+
+
+def _epoch_events(events):
+    return [(e.run, e.event.epoch) for e in events if isinstance(e, RunEvent) and isinstance(e.event, EpochEnd)]
+
+
+def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequential_one(
+        dask_cluster, digits, tmp_path):
+    from latentlab.cluster import ClusterSweep
+    from latentlab.sweep import Sweep
+
+    dask_cluster.ensure_workers(2)
+    cfg = _config(digits)
+    events, killed, listening = [], {}, set()
+
+    def on_event(ev):
+        events.append(ev)
+        if isinstance(ev, RunEvent) and isinstance(ev.event, Started):
+            listening.update(dask_cluster.listening())
+        if (isinstance(ev, RunEvent) and isinstance(ev.event, EpochEnd) and not killed
+                and ev.event.epoch < cfg.epochs):
+            killed.update(run=ev.run, worker=ev.worker, epochs=ev.event.epoch, name=dask_cluster.kill(ev.worker))
+
+    sweep = ClusterSweep(cfg, [0.5, 2.0, 8.0], tmp_path / "cluster", digits, on_event, address=dask_cluster.address)
+    results = sweep.run()
+    assert listening and all(a.startswith("127.0.0.1:") for a in listening), listening   # loopback only
+    assert killed, "no epoch ended before the sweep did: nothing was killed"
+    assert [type(r).__name__ for _, _, r in results] == ["Finished"] * 3, results
+    assert not any(r.stopped for _, _, r in results)
+    # the killed run started again on the other worker from its last finished epoch (or later)
+    tries = sweep.attempts[killed["run"]]
+    assert len(tries) >= 2 and tries[-1]["worker"] != killed["worker"], tries
+    assert tries[-1]["initial_epoch"] >= killed["epochs"] >= 1
+    epochs = _epoch_events(events)
+    assert len(epochs) == len(set(epochs)), "an epoch was trained twice"
+    # every run complete on the client, equal to a sequential sweep's
+    seq = Sweep(cfg, [0.5, 2.0, 8.0], tmp_path / "sequential", digits).run()
+    for (beta, d, _), (_, d_seq, _) in zip(results, seq, strict=True):
+        run, want = runs.open_run(d), runs.open_run(d_seq)
+        assert run.status == "finished" and run.epochs_done == cfg.epochs and run.latents is not None
+        assert [r["epoch"] for r in run.history] == list(range(1, cfg.epochs + 1))
+        assert run.config == want.config
+        for got, ref in zip(run.history, want.history, strict=True):
+            for key in METRICS:
+                assert got[key] == pytest.approx(ref[key], rel=RTOL, abs=ATOL), (d.name, got["epoch"], key)
+        assert not [p for p in os.listdir(d) if p.startswith(".")]     # no temporary or staged file left
+    assert all(v for v in sweep.bytes_back.values())
+
+
+def test_stop_keeps_the_last_epoch_the_same_folder_resumes_and_a_failed_run_is_reported(
+        dask_cluster, digits, tmp_path):
+    from latentlab.cluster import ClusterSweep
+    from latentlab.train import Trainer
+
+    dask_cluster.ensure_workers(2)
+    cfg = _config(digits, epochs=3)
+    out = tmp_path / "sweep"
+    # β = 8's folder holds a run on 8x8 images whose settings say 16x16: resuming it must fail, with its reason
+    small = Trainer(cfg.replace(beta=8.0, image_size=[8, 8], epochs=1), None, out / "beta-8").run()
+    assert isinstance(small, Finished)
+    runs.write_config(out / "beta-8", cfg.replace(beta=8.0))
+    first = []
+    sweep = None
+
+    def stop_at_first_epoch(ev):
+        first.append(ev)
+        if isinstance(ev, RunEvent) and isinstance(ev.event, EpochEnd):
+            sweep.stop()
+
+    sweep = ClusterSweep(cfg, [0.5, 2.0, 8.0], out, digits, stop_at_first_epoch, address=dask_cluster.address)
+    results = {d.name: r for _, d, r in sweep.run()}
+    assert set(results) == {"beta-0.5", "beta-2", "beta-8"}
+    trained = set(sweep.attempts)      # runs that started before the stop (the others were cancelled)
+    stopped = [n for n in trained if isinstance(results[n], Finished) and results[n].stopped and results[n].epochs_done]
+    assert stopped, results
+    for name in set(results) - trained - {"beta-8"}:
+        assert results[name].stopped and "not started" in results[name].message
+    for name in stopped:   # each stopped run kept its last finished epoch, on the client
+        run = runs.open_run(out / name)
+        assert run.epochs_done == results[name].epochs_done < cfg.epochs and run.status == "stopped"
+    # again, the same folder: stopped runs resume where they stopped; the broken one fails, the others finish
+    second = []
+    again = ClusterSweep(cfg, [0.5, 2.0, 8.0], out, digits, second.append, address=dask_cluster.address)
+    results2 = {d.name: r for _, d, r in again.run()}
+    for name in ("beta-0.5", "beta-2"):
+        assert isinstance(results2[name], Finished) and not results2[name].stopped
+        assert runs.open_run(out / name).epochs_done == cfg.epochs
+    for name in stopped:
+        assert again.attempts[name][0]["initial_epoch"] == results[name].epochs_done
+    bad = results2["beta-8"]
+    assert isinstance(bad, Failed) and "beta-8" in bad.message and "images" in bad.message, bad
+    assert "\n" not in bad.message
+    epochs = _epoch_events(first) + _epoch_events(second)
+    assert len(epochs) == len(set(epochs)), "an epoch was trained twice"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args, env=None, code=None):
+    argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "latentlab", *map(str, args)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_a_scheduler_that_is_not_there_is_one_line_naming_it(digits, tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    code, _, err = _cli("sweep", digits.root, "--betas", "1", "--out", tmp_path / "s", "--cluster", address)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert address in lines[0] and "dask scheduler" in lines[0] and "dask worker" in lines[0]
+    assert not (tmp_path / "s").exists()
+
+
+def test_without_distributed_the_cluster_flags_say_how_to_install_it(digits, tmp_path):
+    script = ("import sys; sys.modules['distributed'] = None\n"
+              "from latentlab.cli import main\n"
+              f"sys.exit(main(['sweep', {str(digits.root)!r}, '--betas', '1', '--out', {str(tmp_path / 's')!r}, "
+              "'--workers', '2']))")
+    code, _, err = _cli(code=script)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--workers" in err and "pip install 'latentlab[cluster]'" in err
