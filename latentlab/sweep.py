@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentlab import runs
 from latentlab.config import BETA_RANGE, ConfigError, TrainConfig
 from latentlab.events import Failed, Finished, SweepStep
 from latentlab.pool import ModelPool
@@ -56,7 +57,7 @@ class Sweep:
     def check_out_dir(self) -> None:
         for beta in self.betas:
             d = self.out_dir / run_name(beta)
-            if d.exists() and (not d.is_dir() or any(d.iterdir())):
+            if d.exists() and not runs.is_empty_folder(d):
                 raise ConfigError(f"{d} already exists and is not empty: choose a new sweep folder")
 
     def stop(self) -> None:

@@ -108,9 +108,12 @@ def parse_every_file(run_dir: Path) -> list[str]:
             continue
         # .model-epoch-N.keras: a model staged for epoch N, renamed to model.keras once state.json commits
         # epoch N (open_run finishes a commit a kill interrupted, and drops an uncommitted one)
-        assert name in RUN_FILES or re.fullmatch(r"\.model-epoch-\d+\.keras", name), \
+        assert name in RUN_FILES or name == ".lock" or re.fullmatch(r"\.model-epoch-\d+\.keras", name), \
             f"unexpected file {name} in the run folder"
         data = p.read_bytes()
+        if name == ".lock":   # the writer's lock: empty once released, else who holds it (one JSON line)
+            assert not data or isinstance(json.loads(data), dict), data
+            continue
         assert data, f"{name} is empty (a half-written file where a good one was)"
         if name == "config.json":
             TrainConfig.from_json(data.decode("utf-8"))
@@ -687,8 +690,9 @@ def rewrite_keras_config(src: Path, dst: Path, edit) -> None:
 
 
 def snapshot(folder: Path) -> dict:
-    """{name: bytes} of every file in a folder, to show nothing was (half-)applied."""
-    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    """{name: bytes} of every file in a folder, to show nothing was (half-)applied. The run's lock file
+    is left out: it says who writes the run (emptied on release), it is not the run."""
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name != ".lock"}
 
 
 def history_csv_rows(path: Path) -> list[dict]:

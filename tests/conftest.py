@@ -65,6 +65,20 @@ def gui_digits(tmp_path_factory):
     return _engine.write_digits_folder(tmp_path_factory.mktemp("gui-digits"), per_class=30, size=16)
 
 
+@pytest.fixture(scope="session")
+def digits_dataset(gui_digits):
+    """`gui_digits` loaded (a latentlab Dataset), for engine tests."""
+    from latentlab.data import load_folder
+
+    return load_folder(gui_digits, cache=False)
+
+
+@pytest.fixture
+def dataset_cache(tmp_path, monkeypatch):
+    """The dataset cache in the test's temporary folder (``pytestmark = usefixtures("dataset_cache")``)."""
+    monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def gui_env(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
