@@ -487,10 +487,12 @@ class CorpusFile:
     name: str | bytes     # relative path (bytes for names that are not UTF-8)
     expect: str           # "load", "skip", or "either"
     why: str
+    reason_has: str | None = None   # a skip's reason must say this (e.g. what libtiff said)
 
 
 def write_corpus(root: Path) -> list[CorpusFile]:
-    """Broken and unusual files next to a few good ones, in class folders ``good``/``odd``/``bad``.
+    """Broken and unusual files next to a few good ones, in class folders ``good``/``odd``/``bad``, and
+    ``formats``/``unsupported``/``damaged`` (tests/_oddities.py).
     Returns what each file is and whether it must load, must be skipped, or may do either."""
     from PIL import Image
 
@@ -502,11 +504,11 @@ def write_corpus(root: Path) -> list[CorpusFile]:
     rgb = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
     files: list[CorpusFile] = []
 
-    def put(name, data, expect, why):
+    def put(name, data, expect, why, reason_has=None):
         path = os.path.join(os.fsencode(root), name) if isinstance(name, bytes) else root / name
         with open(path, "wb") as f:
             f.write(data)
-        files.append(CorpusFile(name, expect, why))
+        files.append(CorpusFile(name, expect, why, reason_has))
 
     for i in range(4):
         put(f"good/g{i}.png", png_bytes(np.roll(gray, i, 0)), "load", "plain 8-bit gray PNG")
@@ -560,6 +562,13 @@ def write_corpus(root: Path) -> list[CorpusFile]:
     # permissions (only bite when the loader does not run as root)
     put("bad/unreadable.png", png_bytes(gray), "skip", "no read permission (mode 000)")
     os.chmod(root / "bad" / "unreadable.png", 0)
+    # the real-world oddities of other tools' test suites and fuzzers (tests/_oddities.py)
+    import _oddities
+
+    for folder, items in _oddities.oddities().items():
+        (root / folder).mkdir(exist_ok=True)
+        for o in items:
+            put(f"{folder}/{o.name}", o.data, o.expect, o.why, o.reason_has)
     return files
 
 
