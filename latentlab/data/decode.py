@@ -178,7 +178,12 @@ def _upright(im):
     """The image as a camera meant it: EXIF orientation 2-8 applied (a phone photo comes out upright,
     as in every photo viewer); an unreadable EXIF block leaves the pixels as stored."""
     try:
-        orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+        if im.format == "TIFF":   # the tag of its own directory
+            orientation = im.tag_v2.get(ExifTags.Base.Orientation, 1)
+        elif not any(k in im.info for k in ("exif", "xmp", "XML:com.adobe.xmp")):
+            return im             # no EXIF or XMP block (most files): skip parsing one (~10 µs an image)
+        else:
+            orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # noqa: BLE001  (damaged EXIF: the pixels are still good)
         return im
     if orientation not in range(2, 9):
