@@ -50,7 +50,7 @@ def cli_argv(*args) -> list[str]:
     return [sys.executable, "-m", "latentlab", *map(str, args)]
 
 
-def run_cli(*args, env=None, timeout: float = 300, preexec_fn=None, cwd=None):
+def run_cli(*args, env=None, timeout: float = 600, preexec_fn=None, cwd=None):
     """The real entry point in a subprocess, as a user runs it: (code, stdout, stderr)."""
     p = subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout,
                        env=env or child_env(), preexec_fn=preexec_fn, cwd=cwd or REPO)
@@ -420,7 +420,7 @@ def can_drop_privileges() -> bool:
         return False
     try:
         r = subprocess.run([sys.executable, "-c", "import os; print(os.getuid())"], capture_output=True,
-                           text=True, timeout=30, preexec_fn=drop_privileges())
+                           text=True, timeout=120, preexec_fn=drop_privileges())
     except (OSError, subprocess.SubprocessError):
         return False
     return r.returncode == 0 and r.stdout.strip() == str(NOBODY)

@@ -24,3 +24,18 @@ def wait_for(condition, what: str = "the condition", timeout: float = WAIT_S, po
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:.0f} s for {what}")
         time.sleep(poll)
+
+
+def wait_until_settled(qtbot, read, quiet_ms: int = 1500, timeout_ms: int = WAIT_MS):
+    """Process Qt events until ``read()`` has not changed for ``quiet_ms``; returns its value. For "the
+    work in flight has come in": a paused training's last batch, say."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < quiet_ms / 1000:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {timeout_ms / 1000:.0f} s")
+        qtbot.wait(50)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value

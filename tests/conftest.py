@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from _wait import WAIT_MS, WAIT_S
 
 if hasattr(signal, "SIGUSR1"):   # `kill -USR1 <pid>` prints every thread's stack (to debug a hang)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -35,7 +36,7 @@ def _qt_settings_in_tmp(tmp_path_factory):
 @pytest.fixture
 def no_thread_leaks(qapp):
     """Fails the test if it leaves a QThread started by the app, or a new non-daemon Python
-    thread, running (waits up to 10 s, processing events, for them to end)."""
+    thread, running (waits for them to end, processing events, up to the tests' one ceiling)."""
     from PySide6.QtCore import QCoreApplication
 
     from gui.threads import running_threads
@@ -48,7 +49,7 @@ def no_thread_leaks(qapp):
               and not isinstance(t, threading._DummyThread)]
         return [t.objectName() for t in running_threads()] + [t.name for t in py]
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_S
     while leftovers() and time.monotonic() < deadline:
         QCoreApplication.processEvents()
         time.sleep(0.02)
@@ -96,7 +97,7 @@ def window(qtbot, no_thread_leaks, gui_env):
     qtbot.addWidget(win)
     win.resize(1280, 800)
     win.show()
-    qtbot.waitExposed(win)
+    qtbot.waitExposed(win, timeout=WAIT_MS)
     yield win
     win.confirm_stop = lambda: True
     win.close()

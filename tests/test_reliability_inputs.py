@@ -292,10 +292,10 @@ def test_a_symlink_to_dev_zero_does_not_eat_the_machine(tmp_path):
         f"ds = load_folder({str(root)!r}, cache=False)\n"
         "print(len(ds.images), sorted(str(s.path).rsplit('/', 1)[-1] for s in ds.skipped))\n")
     try:
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S,
                            env=R.child_env())
     except subprocess.TimeoutExpired:
-        pytest.fail("loading a folder with a link to /dev/zero hung for 60 s")
+        pytest.fail(f"loading a folder with a link to /dev/zero hung for {WAIT_S:.0f} s")
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split()[0] == "2" and "zeros.png" in p.stdout and "noise.jpg" in p.stdout, p.stdout
 
@@ -319,7 +319,7 @@ def test_unreadable_files_are_skipped_for_a_normal_user(tmp_path):
         code = ("from latentlab.data import load_folder\n"
                 f"ds = load_folder({str(base)!r}, cache=False)\n"
                 "print(len(ds.images)); [print(s.path, '|', s.reason) for s in ds.skipped]\n")
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S,
                            env=R.child_env(HOME=base), preexec_fn=R.drop_privileges(), cwd=base)
         assert p.returncode == 0, p.stderr[-2000:]
         assert p.stdout.splitlines()[0] == "2" and "secret.png" in p.stdout, p.stdout
