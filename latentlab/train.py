@@ -63,6 +63,7 @@ class Trainer:
         self._lock = threading.Lock()
         self._good_weights = None
         self._epoch_z = []
+        self._run_lock = None   # runs.RunLock while run() writes the run folder
 
     # -- control (any thread) -------------------------------------------------------------
     def stop(self) -> None:
@@ -101,13 +102,10 @@ class Trainer:
         one; another writer holding it gives a Failed event that says who, and nothing is written.
         With a ``model_pool``, the model is handed back to the pool before the Finished/Failed event
         is published and ``self.model`` is None afterwards (read the model in event handlers)."""
-        lock = None
         try:
-            lock = self._lock_run_dir()
+            self._run_lock = self._lock_run_dir()
             event = self._run()
-        except (TrainingError, runs.RunLocked) as e:
-            event = self._failed(str(e), write_state=lock is not None)
-        except (ConfigError, runs.RunError) as e:
+        except (TrainingError, ConfigError, runs.RunError, runs.RunLocked) as e:
             event = self._failed(str(e))
         except OSError as e:  # writing the run folder (read-only, disk full, file too large)
             self._restore_good_weights()
@@ -117,13 +115,14 @@ class Trainer:
             event = self._failed(f"training failed: {type(e).__name__}: {first[:300]}")
         finally:
             self._release_model()
+            lock, self._run_lock = self._run_lock, None
             if lock is not None:
                 lock.release()   # before the event: its listeners may start the next writer at once
         self.on_event(event)
         return event
 
-    def _failed(self, message: str, write_state: bool = True) -> Failed:
-        if write_state:
+    def _failed(self, message: str) -> Failed:
+        if self._run_lock is not None:   # never into a run another writer holds (or nobody locked)
             self._write_state("failed", message)
         return Failed(message, len(self.history), self._run_dir_str())
 
