@@ -276,7 +276,7 @@ class TrainingPanel(QGroupBox):
         self.detail.setText(f"{images_per_second:,.0f} images/s")
 
     def show_finished(self, text: str, full: bool) -> None:
-        if full:
+        if full or self.progress.maximum() == 0:   # 0: still the busy bar of "preparing…" (failed at start)
             self.progress.setRange(0, 1)
-            self.progress.setValue(1)
+            self.progress.setValue(1 if full else 0)
         self.progress.setFormat(text)

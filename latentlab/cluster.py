@@ -146,16 +146,39 @@ class ClusterSweep:
                 self._publish(spec, finished_event(self.out_dir / spec.name))
                 self.results.append((spec.beta, self.out_dir / spec.name, self._last))
         pending = [(s, a) for s, a in todo if a != DONE]
+        locks = []
         try:
+            pending = self._lock(pending, locks)   # this machine writes SWEEP/<run>: one writer, as for a Trainer
             if pending and not self._stop_requested:
                 client = self.open()
                 self._check_resources(client)
                 self._train(client, pending)
         finally:
             self.close()
+            for lock in locks:
+                lock.release()
         order = {str(self.out_dir / s.name): i for i, s in enumerate(self.specs)}
         self.results.sort(key=lambda r: order.get(str(r[1]), 0))
         return self.results
+
+    def _lock(self, pending, locks: list) -> list:
+        """Hold the run lock of each pending run's folder for the whole sweep (appended to ``locks``); a run
+        another process trains is reported failed with the lock's one line, the others go on."""
+        from latentlab import runs
+
+        kept = []
+        for spec, action in pending:
+            lock = runs.RunLock(self.out_dir / spec.name, create=True)
+            try:
+                lock.acquire()
+            except (runs.RunLocked, OSError) as e:
+                event = Failed(f"{spec.name}: {e}", 0, None)
+                self._publish(spec, event)
+                self.results.append((spec.beta, self.out_dir / spec.name, event))
+                continue
+            locks.append(lock)
+            kept.append((spec, action))
+        return kept
 
     def _check_resources(self, client) -> None:
         if not self.gpus_per_run:

@@ -11,7 +11,8 @@ A run folder holds::
 
 Every file is written to a temporary name in the same folder, fsynced, then renamed over
 the old one, so a killed process never leaves a half-written file where a good one was.
-``state.json`` is written last: it is the commit record of a checkpoint.
+``state.json`` is written last: it is the commit record of a checkpoint. One process writes a run
+at a time: it holds `RunLock` (``.lock``, see `latentlab.runlock`); readers never need it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.config import ConfigError, TrainConfig
+from latentlab.runlock import LOCK_FILE, RunLock, RunLocked, check_unlocked, is_locked  # noqa: F401  (runs.RunLock…)
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -214,6 +216,7 @@ class Run:
     state: dict
     latents: dict | None = None          # z_mean, z_log_var, labels, paths, class_names, split
     epoch_latents: dict | None = None    # z_mean per epoch of the validation images
+    model_path: Path | None = None       # the committed epoch's model (model.keras unless a writer is mid-commit)
     _model: object = field(default=None, repr=False)
 
     @property
@@ -226,7 +229,10 @@ class Run:
 
     def load_model(self):
         if self._model is None:
-            self._model = load_model(self.path / MODEL_FILE)
+            path = self.model_path or self.path / MODEL_FILE
+            if not path.is_file() and path.name != MODEL_FILE:
+                path = self.path / MODEL_FILE   # the live writer finished its commit meanwhile: renamed
+            self._model = load_model(path)
         return self._model
 
 
@@ -348,11 +354,21 @@ def open_run(path) -> Run:
     done = state.get("epochs_done")
     if isinstance(done, int) and done < len(history):
         history = history[:done]  # the commit record is the truth
-    promote_staged_model(path)
-    if not (path / MODEL_FILE).is_file():
+    model_path = path / MODEL_FILE
+    if is_locked(path):
+        # a live writer: leave its staged model alone; between its commit and the rename, the committed
+        # epoch's model is the staged one
+        epoch = state.get("model_epoch")
+        staged = staged_model_path(path, epoch) if isinstance(epoch, int) else None
+        if staged is not None and staged.is_file():
+            model_path = staged
+    else:
+        promote_staged_model(path)   # finish (or undo) the commit of a writer that died
+    if not model_path.is_file():
         raise RunError(f"{path} has no finished epoch yet ({MODEL_FILE} is missing)")
     return Run(path=path, config=config, history=history, state=state,
-               latents=_load_npz(path / LATENTS_FILE), epoch_latents=_load_npz(path / EPOCH_LATENTS_FILE))
+               latents=_load_npz(path / LATENTS_FILE), epoch_latents=_load_npz(path / EPOCH_LATENTS_FILE),
+               model_path=model_path)
 
 
 def _load_npz(path: Path) -> dict | None:
@@ -384,8 +400,18 @@ def new_run_dir(root, prefix: str = "run", when: float | None = None) -> Path:
     raise RunError(f"cannot create a new run folder in {root}: too many named {stamp}-*")
 
 
+def is_empty_folder(path) -> bool:
+    """Whether ``path`` is a folder that holds nothing a run could lose (no file but an unheld lock
+    file, which a writer killed before its first write leaves): a new run may be trained into it."""
+    try:
+        names = [e.name for e in os.scandir(path)]
+    except OSError:
+        return False
+    return not names or (names == [LOCK_FILE] and not is_locked(path))
+
+
 def copy_run(src, dest) -> Path:
-    """Copy a run folder to ``dest`` (a new or empty folder), leaving temporary files behind.
+    """Copy a run folder to ``dest`` (a new or empty folder), leaving temporary files and the lock behind.
     RunError (one line) when ``dest`` is taken or cannot be written."""
     src, dest = Path(src), Path(dest)
     if not (src / CONFIG_FILE).is_file():
@@ -395,7 +421,7 @@ def copy_run(src, dest) -> Path:
     try:
         if dest.exists():
             dest.rmdir()
-        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".*.tmp*"))
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".*.tmp*", LOCK_FILE))
     except OSError as e:
         raise RunError(f"cannot save the run to {dest} ({e.strerror or e}); choose a folder you can write to") from None
     return dest

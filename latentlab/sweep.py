@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from latentlab import runs
 from latentlab.config import BETA_RANGE, ConfigError, TrainConfig
 from latentlab.events import Failed, Finished, SweepStep
 from latentlab.pool import ModelPool
@@ -94,7 +95,6 @@ def plan(specs: list[RunSpec], out_dir) -> list[tuple[RunSpec, str]]:
     """What to do with each run in ``out_dir``: NEW (no folder, or an empty one), RESUME (some epochs
     finished), DONE (all its epochs), RESTART (a run folder with no finished epoch). ConfigError (one
     line) when a folder holds something else, or a run trained with other settings."""
-    from latentlab import runs
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -102,7 +102,7 @@ def plan(specs: list[RunSpec], out_dir) -> list[tuple[RunSpec, str]]:
     result = []
     for spec in specs:
         d = out_dir / spec.name
-        if not d.exists() or (d.is_dir() and not any(d.iterdir())):
+        if not d.exists() or runs.is_empty_folder(d):
             result.append((spec, NEW))
             continue
         if not (d / runs.CONFIG_FILE).is_file():
@@ -129,8 +129,6 @@ def _check_same_settings(path, have: TrainConfig, want: TrainConfig) -> None:
 
 def finished_event(run_dir) -> Finished:
     """The Finished event a sweep publishes for a run that had all its epochs already (skipped)."""
-    from latentlab import runs
-
     run = runs.open_run(run_dir)
     return Finished(run.epochs_done, False, f"already finished ({run.epochs_done} epochs)", str(run_dir),
                     list(run.history))

@@ -67,6 +67,7 @@ class Trainer:
         self._lock = threading.Lock()
         self._good_weights = None
         self._epoch_z = []
+        self._run_lock = None   # runs.RunLock while run() writes the run folder
 
     # -- control (any thread) -------------------------------------------------------------
     def stop(self) -> None:
@@ -101,23 +102,49 @@ class Trainer:
     def run(self):
         """Train; returns the Finished or Failed event it also published.
 
+        The run folder is locked (`runs.RunLock`) from before the first write until after the last
+        one; another writer holding it gives a Failed event that says who, and nothing is written.
         With a ``model_pool``, the model is handed back to the pool before the Finished/Failed event
         is published and ``self.model`` is None afterwards (read the model in event handlers)."""
         try:
-            return self._run()
-        except (TrainingError, ConfigError, runs.RunError) as e:
-            event = Failed(str(e), len(self.history), str(self.run_dir) if self.run_dir else None)
+            self._run_lock = self._lock_run_dir()
+            event = self._run()
+        except (TrainingError, ConfigError, runs.RunError, runs.RunLocked) as e:
+            event = self._failed(str(e))
         except OSError as e:  # writing the run folder (read-only, disk full, file too large)
             self._restore_good_weights()
-            event = Failed(self._write_error(e), len(self.history), str(self.run_dir) if self.run_dir else None)
+            event = self._failed(self._write_error(e))
         except Exception as e:  # keep the worker alive and say what happened in one line
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            event = Failed(f"training failed: {type(e).__name__}: {first[:300]}", len(self.history),
-                           str(self.run_dir) if self.run_dir else None)
-        self._write_state("failed", event.message)
-        self._release_model()
+            event = self._failed(f"training failed: {type(e).__name__}: {first[:300]}")
+        finally:
+            self._release_model()
+            lock, self._run_lock = self._run_lock, None
+            if lock is not None:
+                lock.release()   # before the event: its listeners may start the next writer at once
         self.on_event(event)
         return event
+
+    def _failed(self, message: str) -> Failed:
+        if self._run_lock is not None:   # never into a run another writer holds (or nobody locked)
+            self._write_state("failed", message)
+        return Failed(message, len(self.history), self._run_dir_str())
+
+    def _lock_run_dir(self):
+        """Take the run folder's lock (a new run's folder is made here) before anything is written."""
+        if self.run_dir is None or (self.resume_run and not self.run_dir.is_dir()):
+            return None   # nothing to lock (resume: open_run says the folder is missing)
+        try:
+            lock = runs.RunLock(self.run_dir, create=not self.resume_run).acquire()
+        except OSError as e:
+            raise TrainingError(f"cannot write the run folder {self.run_dir} ({e.strerror or e}); "
+                                "choose a folder you can write to") from None
+        if not self.resume_run and any((self.run_dir / f).exists() for f in
+                                       (runs.CONFIG_FILE, runs.STATE_FILE, runs.MODEL_FILE, runs.HISTORY_FILE)):
+            lock.release()
+            raise TrainingError(f"{self.run_dir} already holds a run: continue it (latentlab train --resume "
+                                f"{self.run_dir}) or choose a new folder")
+        return lock
 
     def _release_model(self):
         if self.model_pool is not None and self.model is not None:
@@ -165,6 +192,7 @@ class Trainer:
         cfg = self.config
         initial_epoch = 0
         if self.resume_run:
+            runs.promote_staged_model(self.run_dir)      # finish or undo a commit a crash interrupted
             run = runs.open_run(self.run_dir)
             runs.remove_stale_temp_files(self.run_dir)   # left by a crash mid-write
             self.history = list(run.history)
@@ -210,10 +238,7 @@ class Trainer:
         self._make_datasets(initial_epoch)
         if initial_epoch >= cfg.epochs:
             message = f"the run already has {initial_epoch} epochs; ask for more than {initial_epoch} to continue"
-            event = Finished(initial_epoch, False, message, self._run_dir_str(), list(self.history))
-            self._release_model()
-            self.on_event(event)
-            return event
+            return Finished(initial_epoch, False, message, self._run_dir_str(), list(self.history))
         if self.resume_run:
             runs.write_config(self.run_dir, cfg)
         self.on_event(Started(self.device, cfg.epochs, initial_epoch, self.steps_per_epoch,
@@ -251,10 +276,7 @@ class Trainer:
         message = (f"stopped after {done} finished epoch{'s' if done != 1 else ''}" if stopped
                    else f"finished {done} epochs")
         self._write_state(status, message)
-        event = Finished(done, stopped, message, self._run_dir_str(), list(self.history))
-        self._release_model()
-        self.on_event(event)
-        return event
+        return Finished(done, stopped, message, self._run_dir_str(), list(self.history))
 
     def _callbacks(self) -> list:
         """One concern each, in the order fit must call them (see latentlab.callbacks)."""
@@ -284,8 +306,8 @@ class Trainer:
                 f"{kept}; free some space or choose another folder")
 
     def _write_state(self, status: str, message: str):
-        if self.run_dir is None or not self.run_dir.is_dir():
-            return
+        if self.run_dir is None or not (self.run_dir / runs.CONFIG_FILE).is_file():
+            return   # not a run folder (yet): nothing to say the state of
         try:
             runs.write_state(self.run_dir, status=status, message=message, epochs_done=len(self.history),
                              model_epoch=len(self.history), device=self.device or "", updated=time.time())

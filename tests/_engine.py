@@ -39,3 +39,15 @@ def sample_subset(root: Path, per_class: int) -> Path:
         for f in sorted(cls.glob("*.png"))[:per_class]:
             shutil.copy(f, root / cls.name / f.name)
     return root
+
+
+def train_run(dataset, run_dir: Path, epochs: int = 1, batch_size: int = 16) -> Path:
+    """A finished run folder of ``epochs`` epochs on ``dataset``, for tests to copy, resume or open."""
+    from latentlab.config import TrainConfig
+    from latentlab.events import Finished
+    from latentlab.train import Trainer
+
+    result = Trainer(TrainConfig(dataset=str(dataset.root), batch_size=batch_size, epochs=epochs), dataset,
+                     run_dir).run()
+    assert isinstance(result, Finished), result
+    return run_dir

@@ -50,7 +50,7 @@ def cli_argv(*args) -> list[str]:
     return [sys.executable, "-m", "latentlab", *map(str, args)]
 
 
-def run_cli(*args, env=None, timeout: float = 300, preexec_fn=None, cwd=None):
+def run_cli(*args, env=None, timeout: float = 600, preexec_fn=None, cwd=None):
     """The real entry point in a subprocess, as a user runs it: (code, stdout, stderr)."""
     p = subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout,
                        env=env or child_env(), preexec_fn=preexec_fn, cwd=cwd or REPO)
@@ -108,9 +108,12 @@ def parse_every_file(run_dir: Path) -> list[str]:
             continue
         # .model-epoch-N.keras: a model staged for epoch N, renamed to model.keras once state.json commits
         # epoch N (open_run finishes a commit a kill interrupted, and drops an uncommitted one)
-        assert name in RUN_FILES or re.fullmatch(r"\.model-epoch-\d+\.keras", name), \
+        assert name in RUN_FILES or name == ".lock" or re.fullmatch(r"\.model-epoch-\d+\.keras", name), \
             f"unexpected file {name} in the run folder"
         data = p.read_bytes()
+        if name == ".lock":   # the writer's lock: empty once released, else who holds it (one JSON line)
+            assert not data or isinstance(json.loads(data), dict), data
+            continue
         assert data, f"{name} is empty (a half-written file where a good one was)"
         if name == "config.json":
             TrainConfig.from_json(data.decode("utf-8"))
@@ -417,7 +420,7 @@ def can_drop_privileges() -> bool:
         return False
     try:
         r = subprocess.run([sys.executable, "-c", "import os; print(os.getuid())"], capture_output=True,
-                           text=True, timeout=30, preexec_fn=drop_privileges())
+                           text=True, timeout=120, preexec_fn=drop_privileges())
     except (OSError, subprocess.SubprocessError):
         return False
     return r.returncode == 0 and r.stdout.strip() == str(NOBODY)
@@ -484,10 +487,12 @@ class CorpusFile:
     name: str | bytes     # relative path (bytes for names that are not UTF-8)
     expect: str           # "load", "skip", or "either"
     why: str
+    reason_has: str | None = None   # a skip's reason must say this (e.g. what libtiff said)
 
 
 def write_corpus(root: Path) -> list[CorpusFile]:
-    """Broken and unusual files next to a few good ones, in class folders ``good``/``odd``/``bad``.
+    """Broken and unusual files next to a few good ones, in class folders ``good``/``odd``/``bad``, and
+    ``formats``/``unsupported``/``damaged`` (tests/_oddities.py).
     Returns what each file is and whether it must load, must be skipped, or may do either."""
     from PIL import Image
 
@@ -499,11 +504,11 @@ def write_corpus(root: Path) -> list[CorpusFile]:
     rgb = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
     files: list[CorpusFile] = []
 
-    def put(name, data, expect, why):
+    def put(name, data, expect, why, reason_has=None):
         path = os.path.join(os.fsencode(root), name) if isinstance(name, bytes) else root / name
         with open(path, "wb") as f:
             f.write(data)
-        files.append(CorpusFile(name, expect, why))
+        files.append(CorpusFile(name, expect, why, reason_has))
 
     for i in range(4):
         put(f"good/g{i}.png", png_bytes(np.roll(gray, i, 0)), "load", "plain 8-bit gray PNG")
@@ -557,6 +562,13 @@ def write_corpus(root: Path) -> list[CorpusFile]:
     # permissions (only bite when the loader does not run as root)
     put("bad/unreadable.png", png_bytes(gray), "skip", "no read permission (mode 000)")
     os.chmod(root / "bad" / "unreadable.png", 0)
+    # the real-world oddities of other tools' test suites and fuzzers (tests/_oddities.py)
+    import _oddities
+
+    for folder, items in _oddities.oddities().items():
+        (root / folder).mkdir(exist_ok=True)
+        for o in items:
+            put(f"{folder}/{o.name}", o.data, o.expect, o.why, o.reason_has)
     return files
 
 
@@ -687,8 +699,9 @@ def rewrite_keras_config(src: Path, dst: Path, edit) -> None:
 
 
 def snapshot(folder: Path) -> dict:
-    """{name: bytes} of every file in a folder, to show nothing was (half-)applied."""
-    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    """{name: bytes} of every file in a folder, to show nothing was (half-)applied. The run's lock file
+    is left out: it says who writes the run (emptied on release), it is not the run."""
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name != ".lock"}
 
 
 def history_csv_rows(path: Path) -> list[dict]:

@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from _wait import WAIT_MS, WAIT_S
 
 from _dask import dask_cluster  # noqa: E402,F401  (one Dask test cluster for the session, shared by its tests)
 
@@ -49,7 +50,7 @@ def _first_start_layout():
 @pytest.fixture
 def no_thread_leaks(qapp):
     """Fails the test if it leaves a QThread started by the app, or a new non-daemon Python
-    thread, running (waits up to 10 s, processing events, for them to end)."""
+    thread, running (waits for them to end, processing events, up to the tests' one ceiling)."""
     from PySide6.QtCore import QCoreApplication
 
     from gui.threads import running_threads
@@ -62,7 +63,7 @@ def no_thread_leaks(qapp):
               and not isinstance(t, threading._DummyThread)]
         return [t.objectName() for t in running_threads()] + [t.name for t in py]
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_S
     while leftovers() and time.monotonic() < deadline:
         QCoreApplication.processEvents()
         time.sleep(0.02)
@@ -77,6 +78,20 @@ def gui_digits(tmp_path_factory):
     import _engine
 
     return _engine.write_digits_folder(tmp_path_factory.mktemp("gui-digits"), per_class=30, size=16)
+
+
+@pytest.fixture(scope="session")
+def digits_dataset(gui_digits):
+    """`gui_digits` loaded (a latentlab Dataset), for engine tests."""
+    from latentlab.data import load_folder
+
+    return load_folder(gui_digits, cache=False)
+
+
+@pytest.fixture
+def dataset_cache(tmp_path, monkeypatch):
+    """The dataset cache in the test's temporary folder (``pytestmark = usefixtures("dataset_cache")``)."""
+    monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -96,7 +111,7 @@ def window(qtbot, no_thread_leaks, gui_env):
     qtbot.addWidget(win)
     win.resize(1280, 800)
     win.show()
-    qtbot.waitExposed(win)
+    qtbot.waitExposed(win, timeout=WAIT_MS)
     yield win
     win.confirm_stop = lambda: True
     win.close()

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _wait import WAIT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def test_small_benchmark_writes_every_key(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TF_CPP_MIN_LOG_LEVEL="2",
                XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--small", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=6 * WAIT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["mode"] == "small"

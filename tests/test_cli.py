@@ -8,6 +8,7 @@ import sys
 import _engine
 import numpy as np
 import pytest
+from _wait import WAIT_S
 from PIL import Image
 
 from latentlab import runs
@@ -27,7 +28,7 @@ def _cache(tmp_path, monkeypatch):
 def run_cli(*args):
     """Run the real entry point in a subprocess (as a user would), return (code, stdout, stderr)."""
     p = subprocess.run([sys.executable, "-m", "latentlab", *map(str, args)], capture_output=True, text=True,
-                       timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                       timeout=2 * WAIT_S, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return p.returncode, p.stdout, p.stderr
 
 

@@ -81,7 +81,7 @@ def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequent
         for got, ref in zip(run.history, want.history, strict=True):
             for key in METRICS:
                 assert got[key] == pytest.approx(ref[key], rel=RTOL, abs=ATOL), (d.name, got["epoch"], key)
-        assert not [p for p in os.listdir(d) if p.startswith(".")]     # no temporary or staged file left
+        assert not [p for p in os.listdir(d) if p.startswith(".") and p != runs.LOCK_FILE]   # no temporary or staged file
     assert all(v for v in sweep.bytes_back.values())
 
 
@@ -130,6 +130,25 @@ def test_stop_keeps_the_last_epoch_the_same_folder_resumes_and_a_failed_run_is_r
     assert "\n" not in bad.message
     epochs = _epoch_events(first) + _epoch_events(second)
     assert len(epochs) == len(set(epochs)), "an epoch was trained twice"
+
+
+def test_a_run_another_process_trains_is_refused_with_the_lock_s_line_and_the_others_finish(
+        dask_cluster, digits, tmp_path):
+    from latentlab.cluster import ClusterSweep
+
+    dask_cluster.ensure_workers(1)
+    cfg = _config(digits, epochs=1)
+    out = tmp_path / "sweep"
+    events = []
+    with runs.RunLock(out / "beta-2", create=True):     # e.g. a terminal's 'latentlab train --resume SWEEP/beta-2'
+        results = {d.name: r for _, d, r in ClusterSweep(cfg, [0.5, 2.0], out, digits, events.append,
+                                                         address=dask_cluster.address).run()}
+        assert runs.is_locked(out / "beta-2")            # still the other writer's
+    assert isinstance(results["beta-0.5"], Finished) and runs.open_run(out / "beta-0.5").epochs_done == 1
+    refused = results["beta-2"]
+    assert isinstance(refused, Failed) and "is being trained by" in refused.message and "\n" not in refused.message
+    assert not (out / "beta-2").exists() or not (out / "beta-2" / runs.STATE_FILE).exists()   # nothing written
+    assert not runs.is_locked(out / "beta-0.5")        # the sweep let go of its own runs
 
 
 def _free_port() -> int:

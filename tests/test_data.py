@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _wait import WAIT_S
 from PIL import Image
 
 from latentlab import data as ld
@@ -718,7 +719,7 @@ def test_a_cache_written_by_one_process_is_used_by_the_next(tmp_path, cache_dir)
             "ds = load_folder(sys.argv[1]); print(ds.from_cache, ds.num_images)")
     env = {**os.environ, "LATENTLAB_CACHE_DIR": str(cache_dir)}
     first = subprocess.run([sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True,
-                           timeout=120, cwd=Path(ld.__file__).parents[2])
+                           timeout=WAIT_S, cwd=Path(ld.__file__).parents[2])
     assert first.returncode == 0 and first.stdout.split() == ["False", "15"], first.stderr
     ds = load_folder(root)   # another process: the key must come out the same
     assert ds.from_cache and ds.num_images == 15
@@ -733,7 +734,7 @@ def test_a_script_without_the_main_guard_still_loads_once_and_its_workers_stop(t
     script.write_text("import sys\nfrom latentlab.data import load_folder\n"
                       "ds = load_folder(sys.argv[1], cache=False, processes=True)\n"
                       "print('loaded', ds.num_images, flush=True)\n")
-    r = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=WAIT_S,
                        cwd=Path(ld.__file__).parents[2],
                        env={**os.environ, "PYTHONPATH": str(Path(ld.__file__).parents[2])})
     assert r.returncode == 0, r.stderr[-2000:]

@@ -4,14 +4,15 @@ loss plot and the latent map's geometry, opening a bad run, the platform hint.""
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 
 def wait_loaded(qtbot, win, folder):
-    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=30_000):
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
         assert win.dataset_panel.open_folder(folder)
-    qtbot.waitUntil(lambda: not win.dataset_panel.is_loading)
+    qtbot.waitUntil(lambda: not win.dataset_panel.is_loading, timeout=WAIT_MS)
 
 
 def test_open_folder_shows_what_was_found(window, qtbot, gui_digits, tmp_path):
@@ -40,17 +41,17 @@ def test_unusable_folder_shows_its_reason_in_the_window(window, qtbot, tmp_path)
     empty = tmp_path / "nothing-here"
     empty.mkdir()
     (empty / "readme.txt").write_text("no images")
-    with qtbot.waitSignal(window.dataset_panel.loadFailed, timeout=20_000) as blocker:
+    with qtbot.waitSignal(window.dataset_panel.loadFailed, timeout=WAIT_MS) as blocker:
         window.open_dataset(empty)
     message = blocker.args[0]
     assert "no images" in message and str(empty) in message and "\n" not in message
     panel = window.dataset_panel
-    qtbot.waitUntil(lambda: not panel.is_loading)
+    qtbot.waitUntil(lambda: not panel.is_loading, timeout=WAIT_MS)
     assert panel.error.isVisible() and panel.error.text() == message
     assert window.statusBar().currentMessage() == message
     assert not window.training_panel.train_button.isEnabled()   # nothing to train on
 
-    with qtbot.waitSignal(panel.loadFailed, timeout=20_000) as blocker:
+    with qtbot.waitSignal(panel.loadFailed, timeout=WAIT_MS) as blocker:
         window.open_dataset(tmp_path / "does-not-exist")
     assert "does-not-exist" in blocker.args[0]
 
@@ -80,7 +81,7 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
     for w in (tp.beta_slider, tp.beta_spin, tp.latent_spin, tp.hidden_spin, tp.epochs_spin, tp.batch_spin,
               tp.lr_spin, tp.schedule_combo, tp.warmup_spin):
         assert w.toolTip() and len(w.toolTip()) > 20
-    with qtbot.waitSignal(tp.betaChanged, timeout=2000) as blocker:
+    with qtbot.waitSignal(tp.betaChanged, timeout=WAIT_MS) as blocker:
         tp.beta_spin.setValue(2.5)
     assert blocker.args == [2.5]
     assert not tp.train_button.isEnabled()           # no dataset yet
@@ -153,7 +154,7 @@ def test_loss_plot_streams_and_toggles_log_scale(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.show()
-    qtbot.waitExposed(plot)
+    qtbot.waitExposed(plot, timeout=WAIT_MS)
     for step in range(1, 11):
         plot.add_batch(0, step, 10, {"loss": 100.0 - step, "reconstruction_loss": 90.0 - step, "kl_loss": 10.0})
     plot.add_epoch({"epoch": 1, "loss": 95.0, "reconstruction_loss": 85.0, "kl_loss": 10.0,
@@ -181,7 +182,7 @@ def test_loss_plot_view_follows_the_data_in_steps_and_leaves_a_zoom_alone(qtbot)
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.show()
-    qtbot.waitExposed(plot)
+    qtbot.waitExposed(plot, timeout=WAIT_MS)
 
     def batch(epoch, step, loss):
         plot.add_batch(epoch, step, 10, {"loss": loss, "reconstruction_loss": loss - 5.0, "kl_loss": 5.0})
@@ -260,11 +261,11 @@ def test_latent_map_planes_and_clicks(qtbot):
 def test_opening_a_bad_run_shows_why(window, qtbot, tmp_path):
     bad = tmp_path / "not-a-run"
     bad.mkdir()
-    with qtbot.waitSignal(window.runOpenFailed, timeout=30_000) as blocker:
+    with qtbot.waitSignal(window.runOpenFailed, timeout=WAIT_MS) as blocker:
         window.open_run_path(bad)
     assert "config.json" in blocker.args[0]
     assert window.banner.isVisible() and "config.json" in window.banner.label.text()
-    qtbot.waitUntil(lambda: window.open_run_action.isEnabled(), timeout=30_000)   # the loader thread ends
+    qtbot.waitUntil(lambda: window.open_run_action.isEnabled(), timeout=WAIT_MS)   # the loader thread ends
 
 
 def test_platform_hint_without_a_display(monkeypatch):

@@ -48,10 +48,7 @@ def dataset(digits):
 @pytest.fixture(scope="module")
 def trained_run(dataset, tmp_path_factory):
     """A finished 2-epoch run folder to copy from."""
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    result = Trainer(TrainConfig(dataset=str(dataset.root), batch_size=BATCH, epochs=2), dataset, run_dir).run()
-    assert isinstance(result, Finished), result
-    return run_dir
+    return _engine.train_run(dataset, tmp_path_factory.mktemp("trained") / "run", epochs=2, batch_size=BATCH)
 
 
 def copy_run(src: Path, dst: Path) -> Path:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from _wait import WAIT_S
 
 # TensorFlow imported directly after the module, as latent.py's own `import tensorflow` does: the setting
 # must already be made by importing the package, not only by tfquiet.import_tensorflow
@@ -23,7 +24,7 @@ def probe(first: str, **env_changes):
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env.update(env_changes, TF_CPP_MIN_LOG_LEVEL="3")
     p = subprocess.run([sys.executable, "-c", PROBE.format(first=first)], capture_output=True, text=True,
-                       timeout=300, env=env)
+                       timeout=2 * WAIT_S, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     return p.stdout.split()
 

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from _tradeoff import click_plot, tiny_sweep  # noqa: F401  (fixture)
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -24,7 +25,7 @@ def panel(qtbot, tiny_sweep, monkeypatch):  # noqa: F811
     qtbot.addWidget(p)
     p.resize(1200, 800)
     p.show()
-    qtbot.waitExposed(p)
+    qtbot.waitExposed(p, timeout=WAIT_MS)
     yield p
     p.shutdown()
 
@@ -32,7 +33,7 @@ def panel(qtbot, tiny_sweep, monkeypatch):  # noqa: F811
 def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tiny_sweep, tmp_path):  # noqa: F811
     cmp = panel.comparison
     panel.setCurrentIndex(panel.TAB_COMPARE)
-    with qtbot.waitSignal(cmp.loadingFinished, timeout=60_000):
+    with qtbot.waitSignal(cmp.loadingFinished, timeout=WAIT_MS):
         assert cmp.open_folder(tiny_sweep["out"])
         assert cmp.is_loading and not cmp.open_button.isEnabled()
     assert [e["beta"] for e in cmp.entries] == [0.5, 4.0]
@@ -53,7 +54,7 @@ def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tin
     m = cmp.maps[1]
     xr, yr = m.entry["x_range"], m.entry["y_range"]
     x, y = (xr[0] + xr[1]) / 2, (yr[0] + yr[1]) / 2
-    with qtbot.waitSignal(cmp.pointDecoded, timeout=5000) as blocker:
+    with qtbot.waitSignal(cmp.pointDecoded, timeout=WAIT_MS) as blocker:
         click_plot(qtbot, m.plot, x, y)
     z = blocker.args[0]
     assert z.shape == (2,) and abs(z[0] - x) < 0.05 * (xr[1] - xr[0]) and abs(z[1] - y) < 0.05 * (yr[1] - yr[0])
@@ -119,8 +120,8 @@ def test_a_run_that_cannot_be_opened_says_why(qtbot, panel, tmp_path):
     bad = tmp_path / "not-a-run"
     bad.mkdir()
     (bad / "config.json").write_text("{ not json")
-    with qtbot.waitSignal(panel.comparison.runFailed, timeout=30_000) as blocker:
+    with qtbot.waitSignal(panel.comparison.runFailed, timeout=WAIT_MS) as blocker:
         panel.comparison.open_folder(tmp_path)
     assert "not-a-run" in blocker.args[0] and "JSON" in blocker.args[1]
-    qtbot.waitUntil(lambda: not panel.comparison.is_loading)
+    qtbot.waitUntil(lambda: not panel.comparison.is_loading, timeout=WAIT_MS)
     assert "not-a-run" in panel.comparison.status.text()

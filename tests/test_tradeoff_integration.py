@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 
 def load(qtbot, win, folder):
-    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=30_000):
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
         win.dataset_panel.open_folder(folder)
-    qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=WAIT_MS)
 
 
 def set_spin(spin, value):
@@ -31,10 +32,10 @@ def test_tradeoff_dock_and_menu(window, qtbot):
     assert any("Loss" in t for t in titles) and any("sweep" in t.lower() for t in titles)
     assert any("Compare" in t for t in titles) and any("Replay" in t for t in titles)
     win.show_tradeoff(panel.TAB_RD)
-    qtbot.waitUntil(dock.isVisible, timeout=2000)
+    qtbot.waitUntil(dock.isVisible, timeout=WAIT_MS)
     assert panel.currentIndex() == panel.TAB_RD
     win.tradeoff_toggle_action.trigger()
-    qtbot.waitUntil(lambda: not dock.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: not dock.isVisible(), timeout=WAIT_MS)
     for a in win.tradeoff_menu.actions():
         if a.text():
             assert len(a.statusTip()) > 20
@@ -47,19 +48,19 @@ def test_training_feeds_the_tradeoff_views_live(window, qtbot, gui_digits):
     set_spin(tp.epochs_spin, 2)
     set_spin(tp.batch_spin, 32)
     set_spin(tp.beta_spin, 2.0)
-    qtbot.waitUntil(lambda: panel.loss_terms.beta == 2.0, timeout=3000)      # the formula shows the form's β
+    qtbot.waitUntil(lambda: panel.loss_terms.beta == 2.0, timeout=WAIT_MS)      # the formula shows the form's β
     assert ">2<" in panel.loss_terms.formula.text()
-    with qtbot.waitSignal(win.trainingFinished, timeout=120_000):
+    with qtbot.waitSignal(win.trainingFinished, timeout=WAIT_MS):
         qtbot.mouseClick(tp.train_button, Qt.LeftButton)
-        qtbot.waitUntil(lambda: panel.rd_plot.live is not None, timeout=60_000)
-        qtbot.waitUntil(lambda: panel.loss_terms.train is not None, timeout=60_000)
+        qtbot.waitUntil(lambda: panel.rd_plot.live is not None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: panel.loss_terms.train is not None, timeout=WAIT_MS)
     hist = win.last_result.history
     assert len(panel.kl_plot.rows) == 2 and len(panel.kl_plot.kl) == tp.latent_spin.value()
     assert panel.loss_terms.value("kl", "val") == pytest.approx(hist[-1]["val_kl_loss"])
     assert str(win.run_dir) in panel.rd_plot.runs and panel.rd_plot.live is None
     assert len(panel.replay.frames) == 2 and panel.replay.labels is not None
     # the run's training images back the nearest-image look-up; a click on the main map feeds the tools
-    qtbot.waitUntil(lambda: win.map_view.point_decoder is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: win.map_view.point_decoder is not None, timeout=WAIT_MS)
     assert panel.tools.nearest.images is not None
     z = np.zeros(tp.latent_spin.value(), np.float32)
     win.latent_map.clicked.emit(z, (0.0, 0.0))
@@ -79,7 +80,7 @@ def test_sweep_from_the_window_uses_the_forms_settings(window, qtbot, gui_digits
     set_spin(tp.batch_spin, 64)
     sp.betas_edit.setText("0.5, 2")
     sp.out_edit.setText(str(tmp_path / "sw"))
-    with qtbot.waitSignal(sp.sweepFinished, timeout=120_000):
+    with qtbot.waitSignal(sp.sweepFinished, timeout=WAIT_MS):
         qtbot.mouseClick(sp.start_button, Qt.LeftButton)
         assert sp.is_running
         assert not tp.train_button.isEnabled()       # one training at a time
@@ -95,7 +96,7 @@ def test_closing_the_window_mid_sweep_stops_it(window, qtbot, gui_digits, tmp_pa
     sp.out_edit.setText(str(tmp_path / "sw"))
     sp.betas_edit.setText("1, 2")
     sp.start()
-    qtbot.waitUntil(lambda: sp.rows.get(1.0, {}).get("status") == "training", timeout=60_000)
+    qtbot.waitUntil(lambda: sp.rows.get(1.0, {}).get("status") == "training", timeout=WAIT_MS)
     win.confirm_stop = lambda: True
     win.close()
     assert not sp.is_running

@@ -5,6 +5,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from _tradeoff import tiny_sweep  # noqa: F401  (fixture)
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -43,7 +44,7 @@ def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_
     live_rates = []
     panel.sweep_panel.sweepEvent.connect(
         lambda ev: live_rates.append(len(panel.rd_plot.live["rows"])) if panel.rd_plot.live else None)
-    with qtbot.waitSignal(sp.sweepFinished, timeout=90_000) as blocker:
+    with qtbot.waitSignal(sp.sweepFinished, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(sp.start_button, Qt.LeftButton)
         assert sp.is_running and not sp.start_button.isEnabled() and sp.stop_button.isEnabled()
     results = blocker.args[0]
@@ -89,7 +90,7 @@ def test_stopping_a_sweep_keeps_the_current_run_and_skips_the_rest(qtbot, tmp_pa
             qtbot.mouseClick(sp.stop_button, Qt.LeftButton)
 
     sp.sweepEvent.connect(on_event)
-    with qtbot.waitSignal(sp.sweepFinished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(sp.sweepFinished, timeout=WAIT_MS) as blocker:
         assert sp.start()
     results = blocker.args[0]
     assert len(results) == 1 and results[0][2].stopped

@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QWidget
 
 from _tradeoff import FakeDecoder, click_plot
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -74,11 +75,11 @@ def test_kl_per_dimension_bars_active_units_and_collapse_warning(qtbot, tmp_path
     assert list(w.bars.opts["height"]) == [3.0, 0.001, 1.2, 0.0]
     assert "<b>2</b> / 4" in w.units_label.text()
     assert not w.warning_shown and "z1, z3" in w.status.text()
-    with qtbot.waitSignal(w.collapseChanged) as blocker:
+    with qtbot.waitSignal(w.collapseChanged, timeout=WAIT_MS) as blocker:
         w.set_kl(np.array([0.001, 0.0, 0.002, 0.0]), active_units=0, epoch=2)
     assert blocker.args == [True]
     assert w.warning_shown and w.warning.isVisible() and "Posterior collapse" in w.warning.text()
-    with qtbot.waitSignal(w.collapseChanged) as blocker:
+    with qtbot.waitSignal(w.collapseChanged, timeout=WAIT_MS) as blocker:
         w.set_kl(np.array([0.5, 0.4, 0.0, 0.0]), active_units=2, epoch=3)
     assert blocker.args == [False] and not w.warning_shown
     assert w.export_csv(tmp_path / "kl.csv")
@@ -94,7 +95,7 @@ def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbo
     qtbot.addWidget(w)
     w.resize(700, 500)
     w.show()
-    qtbot.waitExposed(w)
+    qtbot.waitExposed(w, timeout=WAIT_MS)
     w.add_run("/runs/beta-0.5", 0.5, history(0.5, 300, 12))
     w.add_run("/runs/beta-4", 4.0, history(4.0, 330, 2))
     w.redraw()
@@ -121,7 +122,7 @@ def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbo
     assert "epoch 3" in w.readout.text()
     assert "training (β = 1)" in w.labels()
 
-    with qtbot.waitSignal(w.runClicked, timeout=2000) as blocker:
+    with qtbot.waitSignal(w.runClicked, timeout=WAIT_MS) as blocker:
         click_plot(qtbot, w.plot, 5.0, 303.0)
     assert blocker.args == ["/runs/beta-4"]
 
@@ -158,7 +159,7 @@ def test_replay_slider_shows_the_map_of_each_epoch(qtbot, tmp_path):
     w.add_frame(np.ones((5, 2)))                            # on the last epoch: follow the new one
     assert w.epoch == 6
     qtbot.mouseClick(w.play_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.epoch == 6 and not w._timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: w.epoch == 6 and not w._timer.isActive(), timeout=WAIT_MS)
     assert w.export_csv(tmp_path / "ep.csv")
     r = rows((tmp_path / "ep.csv").read_text())
     assert len(r) == 5 and r[0]["epoch"] == "6" and r[1]["class"] == "b"

@@ -30,6 +30,17 @@ def add_parser(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _refuse_if_locked(run_dir: Path) -> None:
+    """Refuse at once, before the dataset loads, when another process trains ``run_dir`` (the trainer's
+    own lock is what decides: two commands started together may both pass this look)."""
+    from latentlab import runs
+
+    try:
+        runs.check_unlocked(run_dir)
+    except runs.RunLocked as e:
+        raise CliError(str(e)) from None
+
+
 def run(args) -> int:
     from latentlab import runs
     from latentlab.events import Failed
@@ -44,6 +55,7 @@ def run(args) -> int:
             cfg = cfg.replace(dataset=str(Path(args.folder).expanduser().resolve()))
         check_folder(cfg.dataset)
         out = Path(args.resume)
+        _refuse_if_locked(out)
     else:
         if not args.folder:
             raise CliError("give an image folder to train on (or --resume RUN)")
@@ -51,7 +63,9 @@ def run(args) -> int:
             raise CliError("give --out RUN, the run folder to create")
         check_folder(args.folder)
         out = Path(args.out).expanduser()
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if out.is_dir():
+            _refuse_if_locked(out)   # another `train --out` the same moment: say who, not "not empty"
+        if out.exists() and not runs.is_empty_folder(out):
             raise CliError(f"{out} already exists and is not empty: choose a new --out folder, "
                            "or continue it with --resume")
         cfg = config_from_args(args, args.folder, args.beta)

@@ -148,22 +148,28 @@ def run_in_thread(job):
     """``job.run()`` in a thread so Ctrl+C calls ``job.stop()`` (keeping the last finished epoch).
     Returns what run() returned; re-raises what it raised."""
     result = {}
+    done = threading.Event()
 
     def target():
         try:
             result["value"] = job.run()
         except BaseException as e:  # handed to the main thread
             result["error"] = e
+        finally:
+            done.set()
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
+    # wait on an Event, not Thread.join: a Ctrl+C that interrupts join() can leave the thread looking
+    # finished (CPython 3.11), and the command then exited mid-epoch saying "training ended unexpectedly"
     try:
-        while thread.is_alive():
-            thread.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
         print("\nstopping after this batch (Ctrl+C again to abort)...", file=sys.stderr, flush=True)
         job.stop()
-        thread.join()
+        while not done.wait(0.2):
+            pass
     if "error" in result:
         raise result["error"]
     return result.get("value")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3   # 3: EXIF orientation applied, library messages in skip reasons
 
 
 def default_cache_dir() -> str:

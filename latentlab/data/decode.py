@@ -7,14 +7,15 @@ import contextlib
 import io
 import os
 import re
-import warnings
+import struct
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from latentlab.messages import one_line
+from latentlab.data import quiet
 from latentlab.data.dataset import DatasetError
 
 MAX_IMAGE_SIZE = 64          # default cap, pixels per side
@@ -105,7 +106,95 @@ def _composite_on_black(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _decode(path: str, file_size: int, target: tuple[int, int] | None, color: str) -> _Decoded:
-    """Decode one file into a (possibly resized) array; raises _Skip(reason) for a bad file."""
+    """Decode one file into a (possibly resized) array; raises _Skip(reason) for a bad file, with what
+    the image library said about it folded in (see latentlab.data.quiet)."""
+    with quiet.capture() as notes:
+        try:
+            return _decode_file(path, file_size, target, color)
+        except _Skip as e:
+            if notes:
+                raise _Skip(quiet.fold(str(e), notes)) from None
+            raise
+
+
+def _unidentified(data: bytes) -> str:
+    """Why Pillow could not open ``data``: when its first bytes are one of our formats' signature, that
+    format's own complaint (Image.open hides it), else "not an image"."""
+    for fmt in PIL_FORMATS:
+        factory, accept = Image.OPEN.get(fmt, (None, None))
+        try:
+            if factory is None or accept is None or not accept(data[:16]):
+                continue
+        except Exception:  # noqa: BLE001  (an accept() that cannot take a file this short)
+            continue
+        try:
+            factory(io.BytesIO(data), "").close()
+        except Exception as e:  # noqa: BLE001  (SyntaxError, struct.error, ...: the plugin's words)
+            code = _tiff_compression(data) if fmt == "TIFF" else None
+            if code is not None:
+                return f"not a readable TIFF file: compression {code} is not supported"
+            if isinstance(e.__cause__ or e, (struct.error, EOFError, IndexError)):   # (Pillow wraps them)
+                return f"not a readable {fmt} file: its header is cut short or damaged"
+            return f"not a readable {fmt} file: {one_line(e, 160)}"
+        break
+    return "not an image (unknown format or corrupt header)"
+
+
+_JPEG_PROCESSES = {0xC3: "lossless", 0xC5: "differential sequential", 0xC6: "differential progressive",
+                   0xC7: "differential lossless", 0xCB: "lossless (arithmetic)", 0xCD: "differential sequential (arithmetic)",
+                   0xCE: "differential progressive (arithmetic)", 0xCF: "differential lossless (arithmetic)"}
+
+
+def _unsupported_jpeg(data: bytes) -> str | None:
+    """A reason when the JPEG's frame header (SOFn, found by walking the segments before the scan) names
+    a coding process the decoder lacks (lossless, hierarchical); None otherwise."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:        # start of scan: no unusual frame header before it
+            return None
+        if marker in _JPEG_PROCESSES:
+            return (f"{_JPEG_PROCESSES[marker]} JPEG (SOF{marker - 0xC0}) is not supported: "
+                    "save it as an ordinary JPEG or as PNG")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def _tiff_compression(data: bytes) -> int | None:
+    """A TIFF's compression code when Pillow has no decoder for it, else None."""
+    from PIL import TiffImagePlugin
+
+    with contextlib.suppress(Exception):   # (its warnings are ignored: quiet.install)
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+        fp = io.BytesIO(data)
+        fp.seek(ifd.next)
+        ifd.load(fp)
+        code = ifd.get(TiffImagePlugin.COMPRESSION, 1)
+        return None if code in TiffImagePlugin.COMPRESSION_INFO else int(code)
+    return None
+
+
+def _upright(im):
+    """The image as a camera meant it: EXIF orientation 2-8 applied (a phone photo comes out upright,
+    as in every photo viewer); an unreadable EXIF block leaves the pixels as stored."""
+    try:
+        if im.format == "TIFF":   # the tag of its own directory
+            orientation = im.tag_v2.get(ExifTags.Base.Orientation, 1)
+        elif not any(k in im.info for k in ("exif", "xmp", "XML:com.adobe.xmp")):
+            return im             # no EXIF or XMP block (most files): skip parsing one (~10 µs an image)
+        else:
+            orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001  (damaged EXIF: the pixels are still good)
+        return im
+    if orientation not in range(2, 9):
+        return im
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001
+        return im
+
+
+def _decode_file(path: str, file_size: int, target: tuple[int, int] | None, color: str) -> _Decoded:
     if file_size == 0:
         raise _Skip("empty file (0 bytes)")
     if file_size > MAX_FILE_BYTES:
@@ -123,7 +212,7 @@ def _decode(path: str, file_size: int, target: tuple[int, int] | None, color: st
     try:
         im = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
     except UnidentifiedImageError:
-        raise _Skip("not an image (unknown format or corrupt header)") from None
+        raise _Skip(_unidentified(data)) from None
     except Image.DecompressionBombError as e:
         m = _BOMB_RE.search(str(e))
         claim = f"claims {int(m.group(1)):,} pixels" if m else "too many pixels"
@@ -150,15 +239,22 @@ def _decode(path: str, file_size: int, target: tuple[int, int] | None, color: st
             raise _Skip(f"too large: {w}x{h} pixels (possible decompression bomb)") from None
         except OSError as e:
             msg = str(e)
-            if "truncated" in msg or "broken data stream" in msg or "unexpected end" in msg.lower():
+            if "truncated" in msg or "unexpected end" in msg.lower():
                 raise _Skip("truncated file") from None
+            unsupported = _unsupported_jpeg(data) if im.format in ("JPEG", "MPO") else None
+            if unsupported:
+                raise _Skip(unsupported) from None
+            if "broken data stream" in msg:   # the codec's "broken" status: damaged compressed data
+                raise _Skip("corrupt image data: the decoder found broken data") from None
             raise _Skip(f"corrupt image data: {one_line(e, 160)}") from None
         except MemoryError:
             raise _Skip("too large to decode (out of memory)") from None
         except Exception as e:  # noqa: BLE001
             raise _Skip(f"corrupt image data: {one_line(e, 160)}") from None
+        upright = _upright(im)
+        h, w = upright.height, upright.width
         try:
-            arr, gray = _to_array(im, color)
+            arr, gray = _to_array(upright, color)
         except _Skip:
             raise
         except Exception as e:  # noqa: BLE001
@@ -179,7 +275,7 @@ def _to_array(im, color: str) -> tuple[np.ndarray, bool]:
     if mode == "L":
         arr, gray = np.asarray(im), True
     elif mode.startswith("I"):  # I;16, I;16B, I;16L, I (32-bit int): 16-bit data scaled by 1/65535
-        arr = np.asarray(im).astype(np.float32) / 65535.0
+        arr = np.asarray(im).astype(np.float32) / _sample_max(im)
         np.clip(arr, 0.0, 1.0, out=arr)
         arr, gray = arr.astype(np.float32, copy=False), True
     elif mode in ("LA", "La"):
@@ -201,6 +297,14 @@ def _to_array(im, color: str) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(arr), gray
 
 
+def _sample_max(im) -> float:
+    """The largest value of a high-bit-depth image's samples: 65535, or 4095 for a 12-bit TIFF (and
+    2**n - 1 for any n < 16 its header gives), so that white is 1.0 whatever the depth."""
+    bits = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None
+    bits = max(bits) if isinstance(bits, tuple) and bits else bits
+    return float(2 ** bits - 1) if isinstance(bits, int) and 8 < bits < 16 else 65535.0
+
+
 def _common_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
     """The most common (h, w) (ties: larger area first, then taller), capped at MAX_IMAGE_SIZE per
     side keeping the aspect ratio, each side at least MIN_IMAGE_SIZE."""
@@ -215,12 +319,10 @@ def _decode_chunk(root: str, items: list[tuple[str, int]], size, color: str) -> 
     """Decode ``items`` [(relpath, file size)] in order: a :class:`_Decoded` or a skip reason (str)
     for each. Runs in a worker process (module level so it pickles) or on a thread."""
     out: list = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # MAX_PIXELS refuses them first
-        warnings.filterwarnings("ignore", module=r"PIL\.")   # "Corrupt EXIF data" etc.: the skip reason says it
-        for rel, fsize in items:
-            try:
-                out.append(_decode(os.path.join(root, rel), fsize, size, color))
-            except _Skip as e:
-                out.append(str(e))
+    quiet.install()   # libtiff's and Pillow's messages: to the decoding thread, not the terminal
+    for rel, fsize in items:
+        try:
+            out.append(_decode(os.path.join(root, rel), fsize, size, color))
+        except _Skip as e:
+            out.append(str(e))
     return out
