@@ -7,7 +7,7 @@ Three measures, side by side in one process:
   each extra's milliseconds per epoch are set against that epoch's own seconds (the same epoch: the
   machine's load falls on both);
 - per batch: the median batch (from one BatchEnd to the next) with the extras and without, taking turns
-  run by run: what they cost between epochs (nothing is written there);
+  run by run, in ABBA order: what they cost between epochs (nothing is written there);
 - A/B: the median epoch (from one EpochEnd to the next, so the callbacks after the checkpoint count) with
   and without; on a loaded machine the noisiest of the three (an epoch's checkpoint writes vary most).
 
@@ -69,7 +69,7 @@ def bench_logging(x, y, images: int, epochs: int, rounds: int, seed: int = 0) ->
     shares = {"tensorboard": [], "likelihood": []}
     n = 0
     for r in range(rounds):
-        for variant in ("shipped", "plain"):
+        for variant in (("shipped", "plain") if r % 2 == 0 else ("plain", "shipped")):   # ABBA: order falls alike
             ends, batches = [], []
             on = variant == "shipped"
 

@@ -27,9 +27,10 @@ DEFAULT_SAMPLES = 100      # `latentlab eval`
 MAX_DECODES = 4096         # decoded images per chunk (28×28: ~13 MB of pixels)
 # The per-epoch estimate while training: K draws on a fixed subset of the validation images sized so that
 # its decodes number about TRAINING_DECODE_SHARE × the epoch's training images. One training image (forward,
-# backward, update) costs about three decodes here, so the estimate adds ~5 % to an epoch (docs/benchmarks.md).
+# backward, update) costs about three decodes here, so the estimate adds a few per cent to an epoch
+# (measured: docs/benchmarks.md, "benchmarks.run_logging").
 TRAINING_SAMPLES = 10
-TRAINING_DECODE_SHARE = 0.15
+TRAINING_DECODE_SHARE = 0.1
 TRAINING_IMAGES_RANGE = (32, 1000)
 
 
