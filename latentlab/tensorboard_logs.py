@@ -134,17 +134,17 @@ def write_history(log_dir, history: list[dict]) -> int:
     log_dir = Path(log_dir)
     writers = {}
     try:
-        for row in history:
-            step = int(row["epoch"]) - 1
-            for key, value in row.items():
-                if key in ("epoch", "seconds", "active_units") or key.startswith("likelihood_"):
-                    continue
-                split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-                if split not in writers:
-                    writers[split] = tf.summary.create_file_writer(str(log_dir / split))
-                with writers[split].as_default():
-                    tf.summary.scalar(f"epoch_{name}", float(value), step=step)
+        with _as_os_error():
+            for row in history:
+                step = int(row["epoch"]) - 1
+                for key, value in row.items():
+                    if key in ("epoch", "seconds", "active_units") or key.startswith("likelihood_"):
+                        continue
+                    split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                    if split not in writers:
+                        writers[split] = tf.summary.create_file_writer(str(log_dir / split))
+                    with writers[split].as_default():
+                        tf.summary.scalar(f"epoch_{name}", float(value), step=step)
     finally:
-        for w in writers.values():
-            w.close()
+        _close_quietly(writers.values())
     return len(history)
