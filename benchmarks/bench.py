@@ -1,8 +1,8 @@
-"""latentlab's benchmark: speed, time to quality, app overhead, responsiveness, data loading, memory.
+"""latentlab's benchmark: speed, time to quality, likelihood, app overhead, responsiveness, loading, memory.
 
     python -m benchmarks.bench                 # the full suite (Fashion-MNIST, ~20 min on 2 cores)
     python -m benchmarks.bench --small         # seconds, not minutes (CI: tests/test_benchmark_small.py)
-    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,cluster,gui,map
+    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,logging,cluster,gui,map
 
 Everything compared is measured side by side, taking turns every few batches (a baton passed between
 training threads, only one of which computes at any time), so a machine whose speed drifts affects both
@@ -39,14 +39,17 @@ from benchmarks.common import Baton, Turns, log, paired_ratio, pct
 REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "gui_stall_p50_ms",
                  "gui_stall_p99_ms", "click_p50_ms", "click_p99_ms", "grid_ms", "cold_load_s", "warm_load_s",
                  "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo", "map_fps_100k",
-                 "sweep_speedup", "cluster_overhead")
+                 "sweep_speedup", "cluster_overhead", "test_neg_log_likelihood", "reference_test_neg_log_likelihood",
+                 "tensorboard_share_of_epoch")
 
 # sizes: the full suite and the small (CI) mode
-FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, ref_epochs=5, extra_epochs=1, slice_steps=40,
+FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, iwae_samples=100, iwae_images=2_000, ref_epochs=5,
+            extra_epochs=1, slice_steps=40, log_images=12_000, log_epochs=3, log_rounds=2,
             shipped_epochs=5, png_count=60_000, data_rounds=5, app_images=12_000, app_epochs=3, app_rounds=3,
             rss_epochs=1, grid_reps=20, sweep_rounds=3, sweep_epochs=3, sweep_images=None,
             overhead_rounds=5)
-SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, ref_epochs=2, extra_epochs=0, slice_steps=3,
+SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, iwae_samples=10, iwae_images=200, ref_epochs=2,
+             extra_epochs=0, slice_steps=3, log_images=1_024, log_epochs=3, log_rounds=1,
              shipped_epochs=2, png_count=300, data_rounds=1, app_images=512, app_epochs=2, app_rounds=1,
              rss_epochs=0, grid_reps=5, sweep_rounds=1, sweep_epochs=1, sweep_images=300,
              overhead_rounds=1)
@@ -102,6 +105,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     target = {"value": None}
     lock = threading.Lock()
     errors = []
+    models, snapshots = {}, {"reference": [], "latentlab": []}   # weights after each epoch, for −log p(x)
 
     def score(encode_fn, decode_fn):
         return reference_vae.neg_elbo(encode_fn, decode_fn, x_test, samples=size["elbo_samples"], seed=seed)
@@ -112,6 +116,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
             keras.utils.set_random_seed(seed)
             model = reference_vae.build()
             model.compile(optimizer=keras.optimizers.Adam())
+            models["reference"] = model
             r = results["reference"]
 
             turns = turns_of("reference", 128)
@@ -129,6 +134,7 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
 
                 def on_epoch_end(self, epoch, logs=None):
                     r["epoch_seconds"].append(turns.end_epoch(steps))
+                    snapshots["reference"].append(model.get_weights())
 
                     def enc(xb):
                         m, lv, _ = model.encoder(xb, training=False)
@@ -166,6 +172,9 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
                 turns.batch_end(ev.step, ev.steps)
             elif isinstance(ev, EpochEnd):
                 r["epoch_seconds"].append(turns.end_epoch(tr.steps_per_epoch))
+                if name in snapshots:
+                    models[name] = tr.model
+                    snapshots[name].append(tr.model.get_weights())
                 dec = Decoder.from_model(tr.model)
                 r["elbo"].append(score(lambda xb: encode(tr.model, xb), dec.decode))
                 log(f"{name} epoch {ev.epoch}: {r['epoch_seconds'][-1]:.1f} s, test -ELBO {r['elbo'][-1]:.2f}")
@@ -253,7 +262,42 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     out["test_neg_elbo_epochs"] = min(E, len(eq))
     out["reference_test_neg_elbo"] = goal
     out["defaults_test_neg_elbo_per_epoch"] = results["latentlab"]["elbo"]
+    out.update(test_log_likelihoods(size, models, snapshots, x_test, seed))
     return out
+
+
+def test_log_likelihoods(size: dict, models: dict, snapshots: dict, x_test, seed: int = 0) -> dict:
+    """Test −log p(x) by importance sampling (`reference_vae.neg_log_likelihood`: one estimator, K draws per
+    image, on the first ``iwae_images`` test images) of latentlab's defaults and of the reference at the same
+    epoch — the last the defaults trained (they stop once they reach the reference's final ELBO) — and of
+    the reference after all its epochs. Scored after training, from each epoch's weights."""
+    from benchmarks import reference_vae
+    from latentlab.latent import Decoder, encode
+
+    xs, k = x_test[:size["iwae_images"]], size["iwae_samples"]
+
+    def score(name, epoch):
+        model = models[name]
+        model.set_weights(snapshots[name][epoch - 1])
+        if name == "reference":
+            return reference_vae.neg_log_likelihood(
+                lambda xb: tuple(t.numpy() for t in model.encoder(xb, training=False)[:2]),
+                lambda z: model.decoder(z, training=False).numpy(), xs, k, seed)
+        return reference_vae.neg_log_likelihood(lambda xb: encode(model, xb), Decoder.from_model(model).decode,
+                                                xs, k, seed)
+
+    last = len(snapshots["reference"])
+    same = min(len(snapshots["latentlab"]), last)
+    ours, ref = score("latentlab", same), score("reference", same)
+    final = score("reference", last) if last != same else ref
+    log(f"test -log p(x) after {same} epochs: latentlab {ours.neg_log_likelihood:.2f}, reference "
+        f"{ref.neg_log_likelihood:.2f}; reference after {last}: {final.neg_log_likelihood:.2f} (K={k})")
+    return {"test_neg_log_likelihood": ours.neg_log_likelihood, "test_neg_log_likelihood_epochs": same,
+            "reference_test_neg_log_likelihood": ref.neg_log_likelihood,
+            "reference_test_neg_log_likelihood_final": final.neg_log_likelihood,
+            "reference_test_neg_log_likelihood_final_epochs": last,
+            "test_log_likelihood_detail": {"samples": k, "images": len(xs), "latentlab": ours.to_json(),
+                                           "reference": ref.to_json(), "reference_final": final.to_json()}}
 
 
 # -- 5: data loading and memory ------------------------------------------------------------------------
@@ -666,6 +710,11 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
         sections.append(rss)
     if want("grid"):
         sections.append(("grid", lambda: bench_grid_engine(size["grid_reps"])))
+    if want("logging"):
+        from benchmarks.run_logging import bench_logging
+
+        sections.append(("logging", lambda: bench_logging(x, y, size["log_images"], size["log_epochs"],
+                                                          size["log_rounds"])))
     if want("cluster"):
         from benchmarks.bench_cluster import bench_cluster_overhead, bench_sweep_speedup
 
@@ -729,6 +778,11 @@ TABLE = [
     ("time_to_quality_epochs", "… epochs latentlab (defaults) needed", "", "{:d}"),
     ("test_neg_elbo", "Test −ELBO, latentlab at equal model (nats, after {E} epochs)", "≈ reference", "{:.2f}"),
     ("reference_test_neg_elbo", "Test −ELBO, reference (nats, after {E} epochs)", "", "{:.2f}"),
+    ("test_neg_log_likelihood", "Test −log p(x) (importance-sampled), latentlab defaults (nats, after "
+     "{L} epochs)", "", "{:.2f}"),
+    ("reference_test_neg_log_likelihood", "Test −log p(x), reference after the same {L} epochs (nats)", "",
+     "{:.2f}"),
+    ("reference_test_neg_log_likelihood_final", "Test −log p(x), reference after {E} epochs (nats)", "", "{:.2f}"),
     ("app_overhead", "App overhead (1 − app ÷ headless throughput; curves and map live, watched)", "≤ 5 %", "{:.1%}"),
     ("app_overhead_clicking", "… while the map is clicked 4 times a second", "", "{:.1%}"),
     ("app_overhead_cpu", "… watched, from process CPU seconds per image (app ÷ headless − 1)", "", "{:.1%}"),
@@ -756,6 +810,14 @@ TABLE = [
     ("cold_vs_keras", "Cold load ÷ Keras (median of each round's ratio, taking turns)", "≤ 1.5×", "{:.2f}×"),
     ("warm_load_s", "Warm load (cache) (s, median of 5)", "≤ 0.5", "{:.3f}"),
     ("peak_rss_gb", "Peak RSS of `latentlab train` on the folder (GB)", "≤ 3", "{:.2f}"),
+    ("tensorboard_share_of_epoch", "TensorBoard event files (scalars, KL histogram, grid image) per epoch, "
+     "share of the epoch ({G} images)", "not measurable", "{:.1%}"),
+    ("tensorboard_ms_per_epoch", "… milliseconds per epoch", "", "{:.0f}"),
+    ("likelihood_share_of_epoch", "Per-epoch −log p(x) estimate (K = 10), share of the epoch", "≈ 5 %", "{:.1%}"),
+    ("logging_batch_overhead", "… both, between epochs: median batch with them ÷ without − 1 (taking turns run "
+     "by run)", "≈ 0", "{:.1%}"),
+    ("logging_overhead_ab", "… both, from epoch times with them and without (A/B; noisy on a loaded machine)", "",
+     "{:.1%}"),
     ("sweep_speedup", "β sweep (0.1, 1, 4, 16) with `--workers 2` (one thread each) ÷ the same sweep in one "
      "process, wall time of each command, taking turns (median of the rounds)", "≥ 1.2×", "{:.2f}×"),
     ("cluster_overhead", "A run's wall time as a Dask task (warm worker; folder shipped back) ÷ the same run alone, "
@@ -771,8 +833,10 @@ def table(res: dict) -> str:
             lo, hi = res[f"{key}_iqr"]
             extra[key] = f"| … interquartile range of the {res.get(f'{key}_pairs')} slice pairs | {lo:.2f}–{hi:.2f}× | |"
     E = (res.get("size") or {}).get("ref_epochs", 5)
+    subs = {"{E}": E, "{L}": res.get("test_neg_log_likelihood_epochs", "?"), "{G}": f"{res.get('logging_images', 0):,}"}
     for key, label, target, fmt in TABLE:
-        label = label.replace("{E}", str(E))
+        for k, v in subs.items():
+            label = label.replace(k, str(v))
         v = res.get(key)
         text = fmt.format(v) if isinstance(v, (int, float)) and v is not None and math.isfinite(v) else \
             f"n/a ({res.get('reasons', {}).get(key, 'not measured')})"
@@ -811,7 +875,7 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="seconds, not minutes (a few thousand images)")
     p.add_argument("--json", help="write every figure here")
     p.add_argument("--markdown", help="write the figures as Markdown here (for docs/benchmarks.md)")
-    p.add_argument("--only", help="comma-separated sections: train,shipped,data,rss,grid,cluster,gui,map")
+    p.add_argument("--only", help="comma-separated sections: train,shipped,data,rss,grid,logging,cluster,gui,map")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     res = run(small=args.small, only=only, json_path=args.json)

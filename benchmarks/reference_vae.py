@@ -91,3 +91,19 @@ def neg_elbo(encode, decode_probs, x: np.ndarray, samples: int = 5, batch: int =
             rec += -np.sum(xf * np.log(p) + (1 - xf) * np.log(1 - p), axis=(1, 2, 3))
         total += float(np.sum(rec / samples + kl))
     return total / len(x)
+
+
+def neg_log_likelihood(encode, decode_probs, x: np.ndarray, samples: int = 100, seed: int = 0):
+    """Test −log p(x) by importance sampling (the IWAE bound, `latentlab.likelihood.estimate_with`), the same
+    estimator for any model: ``encode`` and ``decode_probs`` as for `neg_elbo`, the same BCE on probabilities
+    clipped to [1e-7, 1-1e-7]. Returns the `latentlab.likelihood.Estimate` (nats per image)."""
+    from latentlab.likelihood import estimate_with
+
+    def nll_of_samples(xb, z):
+        b, s, d = z.shape
+        p = np.clip(np.asarray(decode_probs(z.reshape(b * s, d)), np.float64), 1e-7, 1 - 1e-7)
+        p = p.reshape(b, s, *xb.shape[1:])
+        xf = xb.astype(np.float64)[:, None]
+        return -np.sum(xf * np.log(p) + (1 - xf) * np.log(1 - p), axis=(2, 3, 4))
+
+    return estimate_with(encode, nll_of_samples, int(np.asarray(encode(x[:1])[0]).shape[1]), x, samples, seed)

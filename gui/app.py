@@ -1,8 +1,9 @@
 """The ``latentlab`` console script, and the desktop app's entry point (``python -m gui.app``).
 
-    latentlab train|info|export|sweep ...   headless: handed to latentlab.cli before any Qt import
+    latentlab train|info|export|sweep|eval|tensorboard ...   headless: handed to latentlab.cli before any Qt import
     latentlab [app] [--dataset DIR | --run RUNDIR] [--beta B] [--latent-dim D] [--hidden-units H]
               [--epochs N] [--batch-size N] [--lr LR] [--autostart] [--screenshot PNG] [--quit-when-done]
+    latentlab [app] --decoder FILE.keras [--encoder FILE.keras --dataset DIR]   a decoder trained elsewhere
 
 With ``--run RUNDIR --autostart --epochs N`` the app trains that run further, up to N epochs in all (as
 ``latentlab train --resume RUNDIR --epochs N``), its history going on where it stopped.
@@ -34,9 +35,13 @@ HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrd
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="latentlab", description="A desktop laboratory for variational autoencoders. "
-                                "(Sub-commands for headless use: latentlab train|info|export|sweep --help.)")
+                                "(Sub-commands for headless use: latentlab train|info|export|sweep|eval|tensorboard --help.)")
     p.add_argument("--dataset", metavar="DIR", help="image folder to open (default: the bundled sample)")
     p.add_argument("--run", metavar="RUNDIR", help="run folder to open (made by the app or `latentlab train`)")
+    p.add_argument("--decoder", metavar="FILE.keras", help="explore a Keras decoder trained elsewhere (a vector of "
+                   "size d to an H×W, H×W×1 or H×W×3 image; pixels in [0, 1] or logits)")
+    p.add_argument("--encoder", metavar="FILE.keras", help="with --decoder: its encoder (returning z_mean, and "
+                   "z_log_var), to draw --dataset's images on the map")
     p.add_argument("--beta", type=number_arg(float, *C.BETA_RANGE, "beta"),
                    help=f"β, the KL weight ({C.BETA_RANGE[0]:g}–{C.BETA_RANGE[1]:g})")
     p.add_argument("--latent-dim", type=number_arg(int, *C.LATENT_RANGE, "latent size"),
@@ -123,6 +128,10 @@ def run_app(argv: list[str]) -> int:
 
     if args.dataset and args.run:
         return fail("give --dataset or --run, not both")
+    if args.decoder and (args.run or args.autostart):
+        return fail("--decoder opens a decoder trained elsewhere: give it without --run or --autostart")
+    if args.encoder and not args.decoder:
+        return fail("--encoder goes with --decoder FILE.keras")
     if args.dataset and not Path(args.dataset).expanduser().is_dir():
         what = "is a file, not a folder" if Path(args.dataset).expanduser().exists() else "does not exist"
         message = f"dataset folder {args.dataset} {what}"
@@ -138,6 +147,10 @@ def run_app(argv: list[str]) -> int:
             open_run(args.run)
         except RunError as e:
             return fail(str(e))
+    for flag, path in (("--decoder", args.decoder), ("--encoder", args.encoder)):
+        if path and not Path(path).expanduser().is_file():
+            return fail(f"{flag} {path} {'is a folder' if Path(path).expanduser().exists() else 'does not exist'}: "
+                        "give a Keras model file (.keras)")
 
     problem = platform_problem()
     if problem:
@@ -233,6 +246,10 @@ def run_app(argv: list[str]) -> int:
 
     win.dataset_panel.loadFailed.connect(on_error)
     win.runOpenFailed.connect(on_error)
+    if args.decoder:    # a refused or unfitting file: its one line on the terminal too, not only in the banner
+        win.foreign.failed.connect(lambda m: on_error(m) if args.quit_when_done else
+                                   print(f"latentlab: error: {m}", file=sys.stderr, flush=True))
+        win.foreign.opened.connect(on_ready)
     win.trainingFinished.connect(on_trained)
     win.dataset_panel.datasetLoaded.connect(on_ready)
     if not args.autostart:
@@ -243,6 +260,8 @@ def run_app(argv: list[str]) -> int:
     if early_error:
         win.dataset_panel.show_error(early_error)
         win.show_banner(early_error)
+    elif args.decoder:
+        QTimer.singleShot(0, lambda: win.foreign.open(args.decoder, args.encoder, args.dataset))
     elif args.run:
         def open_then_apply():
             win.open_run_path(args.run)

@@ -18,6 +18,7 @@ from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from gui.dataset_panel import DatasetPanel
+from gui.foreign_model import ForeignModel
 from gui.image_panel import ImagePanel
 from gui.latent_map import LatentMap
 from gui.layout import WindowLayout
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.map_view = MapController(self.latent_map, self.image_panel, self)
         self.training = TrainingController(self)
         self.files = RunFiles(self, self.runs_root)
+        self.foreign = ForeignModel(self)    # a decoder trained elsewhere (latentlab --decoder FILE.keras)
         self.tradeoff = TradeoffPanel()
         self.tradeoff.sweep_panel.runs_root = self.runs_root
         self.prior = PriorSamples()
@@ -165,7 +167,7 @@ class MainWindow(QMainWindow):
         self.train_action.setEnabled(not training and can_train)
         self.pause_action.setEnabled(state in ("training", "paused"))
         self.stop_action.setEnabled(state in ("starting", "training", "paused"))
-        for a in (self.open_action, self.sample_action):
+        for a in (self.open_action, self.sample_action, self.open_decoder_action):
             a.setEnabled(not training)
         self.open_run_action.setEnabled(not training and not busy_run)
         self.save_run_action.setEnabled(not training and self.run_dir is not None)
@@ -388,7 +390,7 @@ class MainWindow(QMainWindow):
     # -- screenshots, idling, closing -----------------------------------------------------------------------
     def is_idle(self) -> bool:
         return (not self.training.running and not self.files.loading and not self.dataset_panel.is_loading
-                and not self.map_view.busy)
+                and not self.map_view.busy and not self.foreign.loading)
 
     def save_screenshot(self, path: str | None = None) -> bool:
         path = path or self.screenshot_path
@@ -425,6 +427,7 @@ class MainWindow(QMainWindow):
         self.tradeoff.shutdown()
         self.training.shutdown()
         self.files.task.stop_and_wait(None)
+        self.foreign.shutdown()
         self.dataset_panel.shutdown()
         self.map_view.shutdown()
         self.ui_timer.stop()

@@ -31,6 +31,8 @@ def build_menus(self) -> None:
     file_menu.addSeparator()
     self.open_run_action = A("Open &run…", self.files.ask_open, "Ctrl+Shift+O", "Open a run folder made by the "
                              "app or by `latentlab train`", file_menu, QStyle.SP_DialogOpenButton)
+    self.open_decoder_action = A("Open a Keras &decoder…", self.foreign.ask_open, None, "Explore a decoder "
+                                 "trained elsewhere: a .keras file that maps a vector to an image", file_menu)
     self.save_run_action = A("&Save run…", self.ask_save_run, "Ctrl+S", "Copy the current run folder to a "
                              "folder you choose", file_menu, QStyle.SP_DialogSaveButton)
     file_menu.addSeparator()

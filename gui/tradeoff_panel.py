@@ -122,7 +122,7 @@ class TradeoffPanel(QTabWidget):
             self.loss_terms.show_batch(ev.logs, ev.beta)
         elif isinstance(ev, EpochEnd):
             row = ev.history[-1] if ev.history else {"epoch": ev.epoch, **ev.logs, "beta": ev.beta}
-            self.loss_terms.show_epoch(ev.logs, ev.beta, ev.epoch)
+            self.loss_terms.show_epoch(row, ev.beta, ev.epoch)
             self.kl_plot.set_kl(ev.kl_per_dim, ev.active_units, ev.epoch)
             self.rd_plot.add_live_epoch(row)
             labels, names = self._labels_for(ev.val_indices)

@@ -1,6 +1,6 @@
 """The Keras callbacks a `latentlab.train.Trainer` passes to ``fit``, one concern each (as Keras' own
 ``keras/src/callbacks/`` are): β and its schedule, the divergence guard, progress events, pause and
-stop, and the per-epoch checkpoint.
+stop, the per-epoch log-likelihood estimate, and the per-epoch checkpoint.
 
 They run on the training thread between batches. ``fit`` calls them in list order for each hook,
 so the Trainer lists them as `callbacks_for` returns them: the schedule sets β before a batch; after
@@ -22,7 +22,7 @@ from latentlab.tfquiet import import_tensorflow
 import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow's quiet import)
 
-__all__ = ["BetaSchedule", "DivergenceGuard", "ProgressEvents", "Control", "EpochCheckpoint",
+__all__ = ["BetaSchedule", "DivergenceGuard", "ProgressEvents", "Control", "LikelihoodEstimate", "EpochCheckpoint",
            "StopRequested", "NonFinite", "DIVERGENCE_FACTOR"]
 
 DIVERGENCE_FACTOR = 100.0  # a batch loss this many times its starting scale stops training
@@ -42,7 +42,8 @@ class NonFinite(Exception):
 
 class BetaSchedule(keras.callbacks.Callback):
     """Before every batch: ``model.beta`` = the β asked for now (``get_beta()``, which may change
-    between batches) × the schedule's factor at this fractional epoch."""
+    between batches) × the schedule's factor at this fractional epoch. At an epoch's end the β of its
+    last batch joins the epoch's logs as ``beta`` (so TensorBoard has ``epoch_beta``)."""
 
     def __init__(self, get_beta, schedule: str, period: int, steps_per_epoch: int):
         super().__init__()
@@ -56,6 +57,10 @@ class BetaSchedule(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         self.beta_now = self.get_beta() * kl_factor(self.schedule, self.epoch + batch / self.steps, self.period)
         self.model.beta.assign(self.beta_now)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta"] = float(self.model.beta.numpy())
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -126,22 +131,49 @@ class ProgressEvents(keras.callbacks.Callback):
 
 class Control(keras.callbacks.Callback):
     """Pause and stop, asked for from any thread (`pause`, `resume`, `stop`), taking effect after the
-    running batch: a pause waits there; a stop raises `StopRequested`, also at an epoch's end before
-    its validation counts as a finished epoch."""
+    running batch (or before the next one, when asked for during an epoch's end): a pause waits there; a
+    stop raises `StopRequested`, also at an epoch's end before its validation counts as a finished epoch."""
 
     def __init__(self, stop_event: threading.Event, running_event: threading.Event):
         super().__init__()
         self.stop_event, self.running_event = stop_event, running_event
 
     def on_train_batch_end(self, batch, logs=None):
+        self._hold()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._hold()   # asked for during an epoch's end (checkpoint, estimates, event files): before the next batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop_event.is_set():
+            raise StopRequested()  # the validation pass of an interrupted epoch is not a finished epoch
+
+    def _hold(self):
         while not self.running_event.is_set():
             self.running_event.wait(0.05)
         if self.stop_event.is_set():
             raise StopRequested()
 
+
+class LikelihoodEstimate(keras.callbacks.Callback):
+    """At each epoch's end, −log p(x) by importance sampling (`latentlab.likelihood`, ``samples`` draws
+    per image) and −ELBO from the same draws, on a fixed set of validation ``images`` (the same every
+    epoch, so the values follow the model, not the subset): added to the epoch's logs as
+    ``val_neg_log_likelihood`` and ``val_neg_elbo_subset``. Runs after `Control`, so a stopped epoch
+    costs nothing more."""
+
+    def __init__(self, images, samples: int, seed: int = 0):
+        super().__init__()
+        self.images, self.samples, self.seed = images, int(samples), int(seed)
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.stop_event.is_set():
-            raise StopRequested()  # the validation pass of an interrupted epoch is not a finished epoch
+        from latentlab.likelihood import estimate
+
+        if logs is None or not len(self.images):
+            return
+        est = estimate(self.model, self.images, self.samples, seed=self.seed)
+        logs["val_neg_log_likelihood"] = est.neg_log_likelihood
+        logs["val_neg_elbo_subset"] = est.neg_elbo
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -362,6 +362,38 @@ class TileCache:
         return tile(images.reshape(lattice.rows, lattice.cols, *images.shape[1:]))
 
 
+def overview_grid(decoder, z: np.ndarray, n: int = 20) -> np.ndarray:
+    """The picture of a whole latent space as the map first shows it: an ``n``×``n`` mosaic decoded over
+    the range of the data's z_mean ``z`` (the prior's ±3 without data), in the plane of its two principal
+    components when the latent space has more than two dimensions; a strip of ``n`` images for one."""
+    z = np.asarray(z, np.float32).reshape(-1, decoder.latent_dim)
+    projection = PCA(z) if decoder.latent_dim > 2 and len(z) > 2 else None
+    lo, hi = grid_range(projection.transform(z) if projection is not None else z)
+    if decoder.latent_dim == 1:
+        return tile(traversal(decoder, np.zeros(1), 0, np.linspace(lo[0], hi[0], n))[None])
+    return decode_grid(decoder, (lo[0], hi[0]), (lo[1], hi[1]), n, projection=projection)
+
+
+class ModelDecoder:
+    """``decode(z)`` with a VAE's own decoder (``vae.decoder``, compiled once per model), for the thread
+    that owns the model (e.g. the training thread between epochs); the same interface as `Decoder`."""
+
+    def __init__(self, vae):
+        self.latent_dim = int(vae.latent_dim)
+        self.image_shape = tuple(vae.image_shape)
+        self._fn = getattr(vae, "_latentlab_decode", None)
+        if self._fn is None:
+            from latentlab.model import output_to_image
+
+            tf = _tf()
+            self._fn = vae._latentlab_decode = tf.function(
+                lambda z: output_to_image(vae.decoder(z, training=False), vae.likelihood),
+                input_signature=[tf.TensorSpec([None, self.latent_dim], tf.float32)])
+
+    def decode(self, z) -> np.ndarray:
+        return self._fn(np.asarray(z, np.float32).reshape(-1, self.latent_dim)).numpy()
+
+
 def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:
     """(rows, cols, H, W, C) → (rows*H, cols*W, C) mosaic."""
     rows, cols, h, w, c = images.shape

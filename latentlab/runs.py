@@ -25,7 +25,6 @@ import re
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +46,7 @@ HISTORY_COLUMNS = [
     "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_neg_elbo",
     "beta", "active_units", "seconds",
 ]
+INT_COLUMNS = ("epoch", "active_units", "likelihood_samples", "likelihood_images")
 
 
 class RunError(ValueError):
@@ -198,7 +198,7 @@ def read_history(path) -> list[dict]:
                 if k is None or v is None or v == "":
                     continue
                 try:
-                    parsed[k] = int(v) if k in ("epoch", "active_units") else float(v)
+                    parsed[k] = int(v) if k in INT_COLUMNS else float(v)
                 except ValueError:
                     raise RunError(f"{path}: column {k!r} holds {v!r}, not a number; the file is damaged") from None
             rows.append(parsed)
@@ -274,56 +274,20 @@ def promote_staged_model(run_dir) -> None:
 
 def load_model(path):
     """Load a run's model with Keras' safe_mode (no code from someone else's file runs)."""
-    import keras
-
-    import latentlab.model  # noqa: F401  (registers VAE, VectorMean)
+    from latentlab.keras_files import KerasFileError, load_keras_file
 
     path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path} is missing: this run has no finished epoch yet")
-    if not zipfile.is_zipfile(path):
-        raise RunError(f"{path} is damaged or not a Keras model file; retrain the run or restore the file")
     try:
-        model = keras.models.load_model(path, safe_mode=True)
-    except Exception as e:  # Keras raises ValueError/TypeError for unsafe or damaged files
-        text = " ".join(str(e).split()) or type(e).__name__
-        if "safe_mode" in text or "lambda" in text.lower():
-            raise RunError(f"{path} contains code (e.g. a Lambda layer) and was refused: "
-                           "only open runs from people you trust, and retrain it here") from None
-        names = _foreign_names(path)
-        if names or "could not be deserialized" in text or "Could not locate" in text:
-            what = f" ({', '.join(names)})" if names else ""
-            raise RunError(f"{path} was refused: it names code outside Keras and latentlab{what}; "
-                           "only open runs from people you trust, and retrain it here") from None
-        raise RunError(f"{path} could not be loaded ({text[:200]})") from None
+        model = load_keras_file(path, "only open runs from people you trust, and retrain it here", compile=True,
+                                missing=f"{path} is missing: this run has no finished epoch yet",
+                                damaged=f"{path} is damaged or not a Keras model file; retrain the run or "
+                                        "restore the file")
+    except KerasFileError as e:
+        raise RunError(str(e)) from None
     from latentlab.model import VAE
     if not isinstance(model, VAE):
         raise RunError(f"{path} is a {type(model).__name__}, not a latentlab VAE")
     return model
-
-
-def _foreign_names(path) -> list[str]:
-    """Names in a .keras file's config that point outside keras/latentlab (read as JSON, never run)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            config = json.loads(z.read("config.json"))
-    except Exception:
-        return []
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            module = node.get("module")
-            if isinstance(module, str) and module.split(".")[0] not in ("keras", "latentlab", "builtins"):
-                found.append(f"{module}.{node.get('config') if node.get('class_name') == 'function' else node.get('class_name')}")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(config)
-    return sorted(set(found))[:3]
 
 
 def open_run(path) -> Run:

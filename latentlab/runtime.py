@@ -58,13 +58,17 @@ def build_decoders(key):
 
     Building and tracing Keras/TensorFlow graphs in two threads at once can crash TensorFlow, so a
     caller runs this on the training thread before training starts, or on the grid thread only while
-    nothing trains. Afterwards the decoders only execute (eager), from any thread."""
+    nothing trains. Afterwards the decoders only execute (eager), from any thread. A key whose likelihood
+    names a Keras file (`latentlab.foreign`) gets two `ForeignDecoder`s of that file."""
+    from latentlab.foreign import ForeignDecoder, path_of_key
     from latentlab.latent import Decoder
 
     import_tensorflow()
     image_shape, latent_dim, likelihood = key
-    grid = Decoder(image_shape, latent_dim, likelihood)
-    grid.warm_up()
-    point = Decoder(image_shape, latent_dim, likelihood)
-    point.warm_up()
-    return grid, point
+    foreign = path_of_key(likelihood)     # a decoder from a Keras file (latentlab.foreign)
+    decoders = []
+    for _ in range(2):
+        dec = ForeignDecoder(foreign) if foreign else Decoder(image_shape, latent_dim, likelihood)
+        dec.warm_up()
+        decoders.append(dec)
+    return tuple(decoders)

@@ -2,8 +2,10 @@
 events (no Qt) that the GUI and the CLI subscribe to.
 
 It can be paused, resumed and stopped between batches, β can be changed between batches,
-every finished epoch is checkpointed atomically into the run folder, and a non-finite
-loss stops training with a clear message while the last good weights are kept.
+every finished epoch is checkpointed atomically into the run folder (with TensorBoard event files
+beside it, `latentlab.tensorboard_logs`), each epoch with a validation split gets an importance-sampled
+−log p(x) estimate (`latentlab.likelihood`), and a non-finite loss stops training with a clear message
+while the last good weights are kept.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset=None, run_dir=None, on_event=None, *,
                  resume: bool = False, snapshot_seconds: float | None = None,
                  latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None,
-                 strategy=None):
+                 strategy=None, tensorboard: bool = True, likelihood_samples: int | None = None):
         self.config = config.validate()
         self.dataset = dataset
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -57,6 +59,10 @@ class Trainer:
         # strategy's scope has distributed variables: it gets a model of its own, never one from a pool.
         self.strategy = strategy
         self.model_pool = model_pool if strategy is None else None   # the model goes back to it after run()
+        self.tensorboard = bool(tensorboard)   # event files under run_dir/tensorboard (with a run_dir)
+        # draws per image of the per-epoch −log p(x) estimate (0: none); None = latentlab.likelihood's default
+        self.likelihood_samples = likelihood_samples
+        self._closing = []             # callbacks whose files are closed when fit ends, however it ends
         self.model = None
         self.device = None
         self.history: list[dict] = []
@@ -166,6 +172,12 @@ class Trainer:
         self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
         self.steps_per_epoch = math.ceil(len(self.train_idx) / cfg.batch_size)
         self.val_steps = math.ceil(len(self.val_idx) / cfg.batch_size) if len(self.val_idx) else None
+        from latentlab import likelihood
+
+        if self.likelihood_samples is None:
+            self.likelihood_samples = likelihood.TRAINING_SAMPLES
+        n = likelihood.training_images(len(self.train_idx), len(self.val_idx), self.likelihood_samples)
+        self.likelihood_idx = np.sort(np.random.default_rng(cfg.seed).permutation(self.val_idx)[:n])
 
     def _make_datasets(self, initial_epoch: int):
         """Endless datasets with fixed steps per epoch: one iterator per run, not one per epoch. Epoch e is
@@ -249,9 +261,13 @@ class Trainer:
 
         stopped = False
         try:
-            self.model.fit(self.train_ds, validation_data=self.val_ds, epochs=cfg.epochs,
-                           steps_per_epoch=self.steps_per_epoch, validation_steps=self.val_steps,
-                           initial_epoch=initial_epoch, callbacks=self._callbacks(), verbose=0, shuffle=False)
+            try:
+                self.model.fit(self.train_ds, validation_data=self.val_ds, epochs=cfg.epochs,
+                               steps_per_epoch=self.steps_per_epoch, validation_steps=self.val_steps,
+                               initial_epoch=initial_epoch, callbacks=self._callbacks(), verbose=0, shuffle=False)
+            finally:
+                for callback in self._closing:
+                    callback.close()
         except StopRequested:
             stopped = True
         except NonFinite as e:
@@ -289,7 +305,27 @@ class Trainer:
         events = cb.ProgressEvents(self.on_event, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch,
                                    batch_size=cfg.batch_size, num_train=len(self.train_idx),
                                    beta_now=lambda: schedule.beta_now, snapshot_seconds=self.snapshot_seconds)
-        return [schedule, guard, events, cb.Control(self._stop, self._running), cb.EpochCheckpoint(self._end_epoch)]
+        out = [schedule, guard, events, cb.Control(self._stop, self._running)]
+        if len(self.likelihood_idx) and self.likelihood_samples:
+            out.append(cb.LikelihoodEstimate(self.dataset.images[self.likelihood_idx], self.likelihood_samples,
+                                             seed=cfg.seed))
+        out.append(cb.EpochCheckpoint(self._end_epoch))
+        out += self._tensorboard_callbacks()   # after the checkpoint: only the epochs the run keeps are logged
+        return out
+
+    def _tensorboard_callbacks(self) -> list:
+        if self.run_dir is None or not self.tensorboard:
+            return []
+        from latentlab import tensorboard_logs as tb
+
+        log_dir = self.run_dir / tb.TENSORBOARD_DIR
+        if self.resume_run and self.history and not log_dir.exists():
+            tb.write_history(log_dir, self.history)   # a run from before event files: its curves so far
+        d = self.model.latent_dim
+        self._closing = [tb.EpochScalars(log_dir),
+                         tb.EpochPictures(log_dir, lambda: self.model.kl_per_dim_tracker.result(),
+                                          lambda: self._epoch_z[-1] if self._epoch_z else np.zeros((0, d)))]
+        return list(self._closing)
 
     # -- pieces used by the callbacks ---------------------------------------------------------------
     def _run_dir_str(self):
@@ -337,6 +373,8 @@ class Trainer:
         units = active_units(z_mean)
         beta = float(self.model.beta.numpy())
         row = {"epoch": epoch + 1, **logs, "beta": beta, "active_units": units, "seconds": seconds}
+        if "val_neg_log_likelihood" in logs:
+            row.update(likelihood_samples=self.likelihood_samples, likelihood_images=len(self.likelihood_idx))
         self.history.append(row)
         self._epoch_z.append(z_mean.astype(np.float32))
         if self.run_dir is not None:

@@ -94,6 +94,17 @@ class FolderCheck:
     model_iterations: int | None = None
 
 
+def check_event_files(folder: Path) -> None:
+    """A run's tensorboard/ folder holds TensorBoard event files only, each readable (a kill may cut off
+    the record being written last: the reader stops there, as TensorBoard's does)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            assert f.name.startswith("events.out.tfevents."), f"unexpected file {f} in the run's tensorboard folder"
+            list(EventFileLoader(str(f)).Load())
+
+
 def parse_every_file(run_dir: Path) -> list[str]:
     """Every real (non-temporary) file in a run folder parses completely; returns the names of
     temporary leftovers (``.NAME.XXXX.tmp*``), which must never be what a reader opens."""
@@ -105,6 +116,9 @@ def parse_every_file(run_dir: Path) -> list[str]:
         name = p.name
         if TMP_NAME.match(name):
             leftovers.append(name)
+            continue
+        if name == "tensorboard" and p.is_dir():
+            check_event_files(p)
             continue
         # .model-epoch-N.keras: a model staged for epoch N, renamed to model.keras once state.json commits
         # epoch N (open_run finishes a commit a kill interrupted, and drops an uncommitted one)

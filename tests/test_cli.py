@@ -5,24 +5,14 @@ import os
 import subprocess
 import sys
 
-import _engine
 import numpy as np
 import pytest
 from _wait import WAIT_S
+from _cli import _cache, folder  # noqa: F401  (fixtures)
 from PIL import Image
 
 from latentlab import runs
 from latentlab.cli import main
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return _engine.write_digits_folder(tmp_path_factory.mktemp("digits"), per_class=20, size=12)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def run_cli(*args):

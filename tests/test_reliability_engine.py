@@ -279,7 +279,7 @@ def test_run_files_are_readable_by_others_as_the_umask_says(trained_run):
     old = os.umask(0o022)
     os.umask(old)
     expected = 0o666 & ~old
-    for p in trained_run.iterdir():
+    for p in (p for p in trained_run.rglob("*") if p.is_file()):    # TensorBoard's event files too
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode == expected, f"{p.name} has mode {mode:o}, expected {expected:o} (umask {old:03o})"
 

@@ -1,4 +1,5 @@
-"""The headless ``latentlab`` sub-commands: ``train``, ``info``, ``export``, ``sweep``.
+"""The headless ``latentlab`` sub-commands: ``train``, ``info``, ``export``, ``sweep``, ``eval``,
+``tensorboard``.
 
 The ``latentlab`` console script enters through ``gui.app``, which hands these sub-commands here and
 opens the window otherwise; ``python -m latentlab SUBCOMMAND`` comes here directly. Nothing here knows
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import sys
 
-from latentlab.cli import cmd_export, cmd_info, cmd_sweep, cmd_train
+from latentlab.cli import cmd_eval, cmd_export, cmd_info, cmd_sweep, cmd_tensorboard, cmd_train
 from latentlab.cli.common import CliError, Parser, number_arg
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "CliError", "number_arg"]
 
-COMMANDS = {m.NAME: m for m in (cmd_train, cmd_info, cmd_export, cmd_sweep)}
+COMMANDS = {m.NAME: m for m in (cmd_train, cmd_info, cmd_export, cmd_sweep, cmd_eval, cmd_tensorboard)}
 SUBCOMMANDS = tuple(COMMANDS)
 
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from latentlab.config import ConfigError
     from latentlab.data import DatasetError
+    from latentlab.keras_files import KerasFileError
     from latentlab.runs import RunError
 
     try:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except (CliError, ConfigError, DatasetError, RunError) as e:
+    except (CliError, ConfigError, DatasetError, RunError, KerasFileError) as e:
         print(f"latentlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,137 @@
+"""`ForeignModel`: a decoder trained elsewhere (a Keras file, `latentlab.foreign`) shown in the window.
+
+Opening one (``latentlab --decoder FILE.keras [--encoder FILE.keras --dataset DIR]``, or File → Open a
+Keras decoder…) loads it on a worker thread; the window then explores it like one of its own runs: the
+latent map with its grid, clicks and hovers decoded, traversals, interpolations and prior samples (every
+view that takes a decoder gets the map's point decoder). With an encoder and a dataset, the encoded images
+are drawn on the map, and the dataset is loaded in the dataset panel too (at the decoder's image size).
+Whether the decoder's values are pixels in [0, 1] or logits is detected when it loads, and said in the
+status bar. A file that is refused or does not fit gets one line in the banner (``failed``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QFileDialog
+
+from gui.threads import Task
+from latentlab.foreign import path_of_key
+from latentlab.messages import one_line
+
+__all__ = ["ForeignModel", "ForeignLoadWorker"]
+
+
+class ForeignLoadWorker(QObject):
+    """Runs `latentlab.foreign.open_view` once: ``loaded`` carries the `ForeignView`."""
+
+    loaded = Signal(object)
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self, decoder: str, encoder: str | None, dataset: str | None):
+        super().__init__()
+        self.decoder, self.encoder, self.dataset = decoder, encoder, dataset
+
+    @Slot()
+    def run(self) -> None:
+        from latentlab.data import DatasetError
+        from latentlab.foreign import KerasFileError, open_view
+        from latentlab.runtime import import_tensorflow
+
+        try:
+            import_tensorflow()
+            view = open_view(self.decoder, self.encoder, self.dataset)
+        except (KerasFileError, DatasetError) as e:
+            self.failed.emit(str(e))
+        except Exception as e:  # a bug, an OS error: still one line in the window
+            self.failed.emit(f"{self.decoder}: cannot open the decoder ({one_line(e, with_type=True)})")
+        else:
+            self.loaded.emit(view)
+        self.done.emit()
+
+
+class ForeignModel(QObject):
+    opened = Signal(object)      # latentlab.foreign.ForeignView, once the map shows it
+    failed = Signal(str)
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.view = None
+        self.message = ""
+        self.task = Task("latentlab-open-decoder", self)
+
+    @property
+    def loading(self) -> bool:
+        return self.task.running
+
+    @Slot()
+    def ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open a Keras decoder (a vector → an image)",
+                                              str(Path.home()), "Keras model (*.keras)")
+        if path:
+            self.open(path)
+
+    def open(self, decoder, encoder=None, dataset=None) -> bool:
+        """Start loading a decoder file (with its encoder and a dataset folder, when given)."""
+        w = self.window
+        if w.training.state != "idle":
+            w.statusBar().showMessage("Stop training before opening a decoder.")
+            return False
+        if self.task.running:
+            return False
+        w.statusBar().showMessage(f"Opening the decoder {decoder}…")
+        worker = ForeignLoadWorker(str(decoder), encoder and str(encoder), dataset and str(dataset))
+        worker.loaded.connect(self._on_loaded)
+        worker.failed.connect(self._on_failed)
+        self.task.start(worker)
+        return True
+
+    @Slot(object)
+    def _on_loaded(self, view) -> None:
+        w, mv = self.window, self.window.map_view
+        self.view = view
+        w.banner.hide()
+        w.files.run_dir = w.files.latents = None     # no run folder is shown now
+        w.loss_plot.clear()
+        w.image_panel.clear("Click the map: the decoder's image for that point appears here.")
+        mv.show_model(view.model_key, view.decoder_weights)
+        ds = view.dataset
+        message = view.description
+        if view.z_mean is not None and ds is not None:
+            labels = ds.labels if ds.labeled else None
+            mv.map.set_points(view.z_mean, labels, list(ds.class_names), np.arange(ds.num_images))
+            mv.points_dataset = ds
+            w.tradeoff.set_training_data(view.z_mean, ds.images, labels, list(ds.class_names), list(ds.paths))
+            message += f"; {ds.num_images:,} images of {ds.root} encoded by {Path(view.encoder_path).name}"
+        else:
+            mv.map.fit()
+            if ds is not None:
+                message += "; give --encoder too to draw the dataset's images on the map"
+        self.message = message + "."
+        if ds is not None and not w.dataset_panel.is_loading:   # the panel shows it too, and Train can use it
+            h, wd, c = view.model_key[0]
+            if w.dataset_panel.open_folder(ds.root, [h, wd], "gray" if c == 1 else "rgb"):
+                w.dataset_panel.task.finished.connect(self._say_again)
+        w.setWindowTitle(f"latentlab — {Path(path_of_key(view.model_key[2])).name}")
+        w.statusBar().showMessage(self.message)
+        w._update_actions()
+        self.opened.emit(view)
+
+    @Slot()
+    def _say_again(self, *_) -> None:
+        """The dataset panel's load said its own line: say what the decoder is again."""
+        self.window.dataset_panel.task.finished.disconnect(self._say_again)
+        if self.view is not None and self.window.map_view.model_info == tuple(self.view.model_key):
+            self.window.statusBar().showMessage(self.message)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.window.show_banner(message)
+        self.failed.emit(message)
+
+    def shutdown(self) -> None:
+        self.task.stop_and_wait(None)
