@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
+from gui.widgets import check
 from gui.threads import Task
 from gui.workers import SweepWorker
 from latentlab.config import ConfigError
@@ -58,6 +59,11 @@ class SweepPanel(QWidget):
         self.browse_button = QPushButton("…")
         self.browse_button.setToolTip("Choose the sweep folder.")
         self.browse_button.clicked.connect(self._browse)
+        self.design_check = check("shared start, same random numbers", "Designed to show the trade-off beyond "
+                                  "training noise: the smallest β trains about two thirds of the epochs, then each β "
+                                  "continues a copy of it with the same data order and random draws, so that β is "
+                                  "the only difference between the runs (see docs/lesson.md). Off: every β trains "
+                                  "from scratch.", checked=True)
         self.start_button = QPushButton("Start sweep")
         self.start_button.setToolTip("Train one model per β, one after another, in the background; each finished "
                                      "run appears on the rate–distortion plane.")
@@ -95,6 +101,7 @@ class SweepPanel(QWidget):
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(self.browse_button)
         form.addRow("sweep folder", out_row)
+        form.addRow("design", self.design_check)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -142,7 +149,7 @@ class SweepPanel(QWidget):
         running = self.is_running
         self.start_button.setEnabled(not running and self.config is not None and self.dataset is not None)
         self.stop_button.setEnabled(running)
-        for w in (self.betas_edit, self.out_edit, self.browse_button):
+        for w in (self.betas_edit, self.out_edit, self.browse_button, self.design_check):
             w.setEnabled(not running)
 
     def _browse(self) -> None:
@@ -152,7 +159,8 @@ class SweepPanel(QWidget):
 
     # -- running ----------------------------------------------------------------------------------------
     def start(self) -> bool:
-        from latentlab.sweep import Sweep, parse_betas
+        from latentlab.lesson import design_for_sweep
+        from latentlab.sweep import parse_betas
 
         if self.is_running:
             return False
@@ -164,7 +172,10 @@ class SweepPanel(QWidget):
             out = self.out_edit.text().strip()
             if not out:
                 raise ConfigError("choose a sweep folder")
-            Sweep(self.config, betas, out).check_out_dir()
+            design = design_for_sweep(betas, self.config.epochs, self.config.seed) if self.design_check.isChecked() \
+                else None
+            worker = SweepWorker(self.config, betas, out, self.dataset, design=design)
+            worker.sweep.check_out_dir()
         except ConfigError as e:
             self.message.setText(str(e))
             self.message.setStyleSheet("color: #8a0010;")
@@ -177,12 +188,12 @@ class SweepPanel(QWidget):
         for beta in betas:
             self._set_row(beta, status="waiting")
         self.total = len(betas)
-        self.epochs = self.config.epochs
+        self.epochs = design.warm_epochs + design.epochs if design else self.config.epochs
         self.progress.setRange(0, self.total * self.epochs)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        worker = SweepWorker(self.config, betas, out, self.dataset)
         worker.event.connect(self._on_event)
+        worker.summary.connect(self._on_summary)
         self.task.start(worker)
         self._update_buttons()
         self.runningChanged.emit(True)
@@ -198,11 +209,17 @@ class SweepPanel(QWidget):
     def _on_event(self, ev) -> None:
         from latentlab.events import EpochEnd, Failed, Finished, SweepStep
 
-        if isinstance(ev, SweepStep):
+        if isinstance(ev, SweepStep) and Path(ev.run_dir).parent.name == "warm-start":   # a designed sweep's start
+            self.current_beta = None
+            for beta in self.rows:
+                self._set_row(beta, status="shared start")
+            self.progress.setFormat(f"shared start at β = {ev.beta:g}")
+        elif isinstance(ev, SweepStep):
+            index = ev.index - (ev.total - self.total)      # a designed sweep's shared start comes first
             self.current_beta = ev.beta
             self._set_row(ev.beta, status="training", run_dir=ev.run_dir)
-            self.progress.setValue(ev.index * self.epochs)
-            self.progress.setFormat(f"β = {ev.beta:g}: run {ev.index + 1} of {ev.total}")
+            self.progress.setValue(index * self.epochs)
+            self.progress.setFormat(f"β = {ev.beta:g}: run {index + 1} of {self.total}")
         elif isinstance(ev, EpochEnd) and self.current_beta is not None:
             row = ev.history[-1] if ev.history else ev.logs
             self._set_row(self.current_beta, history_row=row, status=f"epoch {ev.epoch}/{self.epochs}")
@@ -223,6 +240,13 @@ class SweepPanel(QWidget):
         self.sweepEvent.emit(ev)
 
     @Slot(object)
+    def _on_summary(self, summary: dict) -> None:
+        """A designed sweep's summary (latentlab.lesson): its verdict under the progress bar."""
+        if summary.get("verdict") and summary.get("runs"):
+            self.message.setText(summary["verdict"][0])
+            self.message.setStyleSheet("")
+
+    @Slot(object)
     def _on_sweep_finished(self, worker) -> None:
         self.current_beta = None
         done = [r for r in self.rows.values() if r.get("status") == "finished"]
@@ -230,7 +254,7 @@ class SweepPanel(QWidget):
         if len(done) == self.total:
             self.progress.setValue(self.progress.maximum())
         for beta, row in self.rows.items():
-            if row.get("status") == "waiting":
+            if row.get("status") in ("waiting", "shared start"):
                 self._set_row(beta, status="skipped")
         self._update_buttons()
         self.runningChanged.emit(False)

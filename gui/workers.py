@@ -140,19 +140,28 @@ class RunLoadWorker(QObject):
 
 
 class SweepWorker(QObject):
-    """Owns a `latentlab.sweep.Sweep`; re-emits every engine event (SweepStep, then the Trainer's
-    events per run) as ``event``. ``stop()`` may be called from any thread."""
+    """Owns a `latentlab.sweep.Sweep`, or with a ``design`` a `latentlab.lesson.Lesson` (the sweep designed
+    to show the trade-off beyond noise); re-emits every engine event (SweepStep, then the Trainer's events
+    per run) as ``event``, and a lesson's summary (a dict) as ``summary`` at the end. ``stop()`` may be
+    called from any thread."""
 
     event = Signal(object)
+    summary = Signal(object)
     done = Signal()
 
-    def __init__(self, config, betas, out_dir, dataset):
+    def __init__(self, config, betas, out_dir, dataset, design=None):
         super().__init__()
         from latentlab.runtime import model_pool
-        from latentlab.sweep import Sweep
 
-        self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
-                           model_pool=model_pool())
+        # both validate only: no TF here
+        if design is None:
+            from latentlab.sweep import Sweep
+
+            self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit, model_pool=model_pool())
+        else:
+            from latentlab.lesson import Lesson
+
+            self.sweep = Lesson(config, out_dir, dataset, self.event.emit, design, model_pool=model_pool())
 
     @Slot()
     def run(self) -> None:
@@ -161,7 +170,9 @@ class SweepWorker(QObject):
 
         try:
             import_tensorflow()
-            self.sweep.run()
+            result = self.sweep.run()
+            if isinstance(result, dict):
+                self.summary.emit(result)
         except BaseException as e:  # the Trainer reports its own failures; this is the last resort
             self.event.emit(Failed(f"sweep failed: {one_line(e)}", 0, None))
         self.done.emit()

@@ -1,4 +1,4 @@
-"""The headless ``latentlab`` sub-commands: ``train``, ``info``, ``export``, ``sweep``.
+"""The headless ``latentlab`` sub-commands: ``train``, ``info``, ``export``, ``sweep``, ``lesson``.
 
 The ``latentlab`` console script enters through ``gui.app``, which hands these sub-commands here and
 opens the window otherwise; ``python -m latentlab SUBCOMMAND`` comes here directly. Nothing here knows
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 
-from latentlab.cli import cmd_export, cmd_info, cmd_sweep, cmd_train
+from latentlab.cli import cmd_export, cmd_info, cmd_lesson, cmd_sweep, cmd_train
 from latentlab.cli.common import CliError, Parser, number_arg
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "CliError", "number_arg"]
 
-COMMANDS = {m.NAME: m for m in (cmd_train, cmd_info, cmd_export, cmd_sweep)}
+COMMANDS = {m.NAME: m for m in (cmd_train, cmd_info, cmd_export, cmd_sweep, cmd_lesson)}
 SUBCOMMANDS = tuple(COMMANDS)
 
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check_paths(args) -> None:
     from latentlab.cli.common import check_folder
 
-    if args.command in ("train", "sweep") and getattr(args, "folder", None):
+    if args.command in ("train", "sweep", "lesson") and getattr(args, "folder", None):
         check_folder(args.folder)
     for attr in ("resume", "run"):
         value = getattr(args, attr, None)

@@ -148,22 +148,29 @@ def run_in_thread(job):
     """``job.run()`` in a thread so Ctrl+C calls ``job.stop()`` (keeping the last finished epoch).
     Returns what run() returned; re-raises what it raised."""
     result = {}
+    ended = threading.Event()
 
     def target():
         try:
             result["value"] = job.run()
         except BaseException as e:  # handed to the main thread
             result["error"] = e
+        finally:
+            ended.set()
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
+    # Wait on an Event, not thread.join(): on Python 3.11 a Ctrl+C that interrupts join() leaves the thread
+    # looking finished (its state lock is released from the wrong thread), so a second join() returned at
+    # once and the process exited mid-batch.
     try:
-        while thread.is_alive():
-            thread.join(0.2)
+        while not ended.wait(0.2):
+            pass
     except KeyboardInterrupt:
         print("\nstopping after this batch (Ctrl+C again to abort)...", file=sys.stderr, flush=True)
         job.stop()
-        thread.join()
+        while not ended.wait(0.2):
+            pass
     if "error" in result:
         raise result["error"]
     return result.get("value")
