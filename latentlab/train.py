@@ -134,6 +134,11 @@ class Trainer:
             raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
         self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
         images = self.dataset.images
+        # The shuffle order must come from the run's seed alone: tf.data mixes an op's seed with TensorFlow's
+        # global seed, which an earlier run in this process (the app, a sweep) left set to its own seed.
+        import keras
+
+        keras.utils.set_random_seed(cfg.seed)
         # endless datasets with fixed steps per epoch: one iterator per run, not one per epoch (data.py)
         self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed,
                                            repeat=True)

@@ -167,12 +167,28 @@ def test_a_resume_with_a_pool_gives_the_same_numbers_as_loading_the_model(lesson
     assert pool.built == 1 and pool.reused == 1           # one model built for both pooled resumes
 
 
+def test_a_runs_numbers_do_not_depend_on_what_the_process_trained_before(dataset, tmp_path):
+    """The common random numbers hold in a long-lived process: seed 0 after seed 5 (the pool's model reused,
+    TensorFlow's global seed left at 5) trains exactly as seed 0 did first."""
+    from latentlab import runs
+    from latentlab.config import TrainConfig
+    from latentlab.pool import ModelPool
+    from latentlab.train import Trainer
+
+    pool, rows = ModelPool(), []
+    for i, seed in enumerate((0, 5, 0)):
+        cfg = TrainConfig(dataset="digits", seed=seed, epochs=1, batch_size=32)
+        Trainer(cfg, dataset, tmp_path / str(i), model_pool=pool, latents_every_epoch_max=0).run()
+        rows.append({k: v for k, v in runs.open_run(tmp_path / str(i)).history[0].items() if k != "seconds"})
+    assert rows[0] == rows[2] != rows[1] and pool.reused == 2
+
+
 def test_cli_lesson_writes_the_json_the_issue_asks_for(digits, tmp_path, capsys):
     from latentlab.cli import main
 
     out, js = tmp_path / "runs", tmp_path / "out.json"
     code = main(["lesson", str(digits), "--json", str(js), "--out", str(out), "--betas", "0.1,10",
-                 "--warm-epochs", "1", "--epochs", "1", "--seeds", "2", "--draws", "2"])
+                 "--warm-epochs", "1", "--epochs", "1", "--seeds", "2", "--seed", "3", "--draws", "2"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     data = json.loads(js.read_text())
@@ -180,7 +196,8 @@ def test_cli_lesson_writes_the_json_the_issue_asks_for(digits, tmp_path, capsys)
     for r in data["runs"]:
         assert {"beta", "rate", "distortion", "neg_elbo", "active_units", "spread", "run_dirs"} <= set(r)
         assert len(r["run_dirs"]) == 2 and all(math.isfinite(r[k]) for k in ("rate", "distortion"))
-    assert data["runs"][0]["run_dirs"] == [str(out / "beta-0.1"), str(out / "seeds" / "seed-1" / "beta-0.1")]
+    assert data["runs"][0]["run_dirs"] == [str(out / "beta-0.1"), str(out / "seeds" / "seed-4" / "beta-0.1")]
+    assert data["seeds"] == [3, 4] and (out / "warm-start" / "seed-3").is_dir()
     assert "[warm start at β=0.1 1/6] epoch 1/1" in cap.err and "[β=10 6/6] epoch 2/2" in cap.err
     assert "Raising β from 0.1 to 10" in cap.out and "over 2 seeds" in cap.out
     # the same --out again: one line, nothing trained

@@ -34,8 +34,10 @@ def add_parser(sub) -> None:
     s.add_argument("--json", metavar="FILE", help="also write the summary (seconds, runs, verdict) to FILE")
     s.add_argument("--betas", default=",".join(f"{b:g}" for b in DEFAULT_BETAS),
                    help="comma-separated β values (default %(default)s)")
-    s.add_argument("--seeds", type=number_arg(int, 1, 20, "--seeds"), default=len(d.seeds),
-                   help="repeat the whole design with this many seeds (0, 1, …) for a spread (default %(default)s)")
+    s.add_argument("--seeds", type=number_arg(int, 1, 100, "--seeds"), default=len(d.seeds),
+                   help="repeat the whole design with this many seeds for a spread (default %(default)s)")
+    s.add_argument("--seed", type=number_arg(int, *C.SEED_RANGE, "--seed"), default=0,
+                   help="the first seed (default 0): the seeds are SEED, SEED+1, …")
     s.add_argument("--warm-epochs", type=number_arg(int, 1, 1000, "--warm-epochs"), default=d.warm_epochs,
                    help="epochs of the shared start at the smallest β (default %(default)s)")
     s.add_argument("--epochs", type=number_arg(int, 1, 1000, "--epochs"), default=d.epochs,
@@ -73,7 +75,7 @@ def run(args) -> int:
 
     try:
         betas = parse_betas(args.betas)
-        design = Design(betas=tuple(betas), seeds=tuple(range(args.seeds)), warm_epochs=args.warm_epochs,
+        design = Design(betas=tuple(betas), seeds=tuple(range(args.seed, args.seed + args.seeds)), warm_epochs=args.warm_epochs,
                         epochs=args.epochs, draws=args.draws, max_images=args.max_images,
                         **({"learning_rate": args.lr, "settle_learning_rate": args.lr} if args.lr else {})).validate()
     except ConfigError as e:
