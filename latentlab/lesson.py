@@ -116,16 +116,19 @@ def design_for_sweep(betas, epochs: int, seed: int = 0) -> Design:
 def evaluate(model, images: np.ndarray, draws: int = 32, seed: int = 0, batch_size: int = 512) -> dict:
     """Validation rate and distortion of ``model`` on ``images``, per image (nats): rate = the exact
     KL(q(z|x) ‖ N(0, I)); distortion = −log p(x|z) averaged over ``draws`` samples z ~ q(z|x). The ε
-    come from ``seed`` alone, so every model evaluated with the same seed sees the same ε."""
+    come from ``seed`` alone, so every model evaluated with the same seed sees the same ε. Also
+    ``code_spread``: how far the codes spread, the standard deviation of z_mean over the images (mean
+    over dimensions; the prior's is 1)."""
     import tensorflow as tf
 
     from latentlab.model import kl_per_dim
 
     rng = np.random.default_rng(seed)
-    rates, dists = [], []
+    rates, dists, codes = [], [], []
     for start in range(0, len(images), batch_size):
         x = tf.convert_to_tensor(images[start:start + batch_size], tf.float32)
         z_mean, z_log_var = model.encoder(x, training=False)
+        codes.append(z_mean.numpy())
         rates.append(tf.reduce_sum(kl_per_dim(z_mean, z_log_var), axis=1).numpy())
         total = np.zeros(int(x.shape[0]), np.float64)
         sd = tf.exp(0.5 * z_log_var)
@@ -136,8 +139,10 @@ def evaluate(model, images: np.ndarray, draws: int = 32, seed: int = 0, batch_si
         dists.append(total / int(draws))
     rate = np.concatenate(rates) if rates else np.zeros(0)
     dist = np.concatenate(dists) if dists else np.zeros(0)
+    z = np.concatenate(codes) if codes else np.zeros((0, 1))
     return {"rate": float(rate.mean()) if rate.size else math.nan,
             "distortion": float(dist.mean()) if dist.size else math.nan,
+            "code_spread": float(np.std(z, axis=0).mean()) if len(z) > 1 else math.nan,
             "per_image_rate": rate, "per_image_distortion": dist}
 
 
@@ -172,6 +177,7 @@ def summarise(results: list[dict], design: Design, seconds: float, extra: dict |
         dist = [r["distortion"] for r in rows]
         entry = {"beta": b, "rate": float(np.mean(rate)), "distortion": float(np.mean(dist)),
                  "neg_elbo": float(np.mean(rate) + np.mean(dist)),
+                 "code_spread": float(np.mean([r.get("code_spread", math.nan) for r in rows])),
                  "active_units": int(min(r["active_units"] for r in rows)),
                  "collapsed": bool(any(r["active_units"] == 0 or r["rate"] < COLLAPSE_KL_NATS for r in rows)),
                  "run_dirs": [r["run_dir"] for r in rows], "seeds": [r["seed"] for r in rows],
@@ -242,6 +248,11 @@ def verdict_lines(summary: dict) -> list[str]:
             text += (" — posterior collapse: the code carries nothing and the decoder draws the average image. "
                      "That is the other half of the lesson: too large a β switches the latent space off")
         lines.append(text + ".")
+    spreads = [r["code_spread"] for r in (first, last) if math.isfinite(r.get("code_spread", math.nan))]
+    if len(runs_) > 1 and len(spreads) == 2:
+        lines.append(f"The codes of the validation images spread over ±{spreads[0]:.2f} at β {first['beta']:g} and "
+                     f"±{spreads[1]:.2f} at β {last['beta']:g} (standard deviation of z; the prior's is 1): a larger β "
+                     f"pulls them towards the prior, and the latent maps shrink.")
     if multi:
         weak = [s for s in summary["steps"] if not (s["rate_clear"] and s["distortion_clear"])]
         if weak:
@@ -391,6 +402,7 @@ class Lesson:
                 last = result.history[-1]
                 state.results.append({"beta": plan.beta, "seed": plan.seed, "run_dir": str(plan.run_dir),
                                       "rate": state.evaluation["rate"], "distortion": state.evaluation["distortion"],
+                                      "code_spread": state.evaluation["code_spread"],
                                       "active_units": int(last.get("active_units", -1)),
                                       "last_epoch": {"rate": float(last.get("val_kl_loss", math.nan)),
                                                      "distortion": float(last.get("val_reconstruction_loss",

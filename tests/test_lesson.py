@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 from _engine import write_digits_folder
 
@@ -90,6 +91,9 @@ def test_the_figures_are_the_runs_own_validation_figures(lesson, dataset):
     assert s["images"] == 300 and not s["stopped"] and s["failed"] is None
     assert s["verdict"][0].startswith("Raising β from 0.1 to 10 cut the rate from")
     assert s["verdict"][3].startswith("β 10: rate") and "vs β 0.1" in s["verdict"][3]
+    z = runs.open_run(s["runs"][0]["run_dirs"][0]).latents           # how far the codes spread, from the run
+    assert s["runs"][0]["code_spread"] == pytest.approx(np.std(z["z_mean"][z["split"] == 1], axis=0).mean(), rel=1e-3)
+    assert s["verdict"][4].startswith("The codes of the validation images spread over ±")
 
 
 def test_a_folder_it_would_overwrite_is_refused_before_anything_trains(lesson, dataset, digits):

@@ -113,3 +113,19 @@ def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_p
         assert run.epochs_done == 3 and run.history[:2] == warm.history and run.config.beta == float(beta)
     assert sp.message.text().startswith("Raising β from 0.5 to 4")
     assert sp.progress.format() == "2 of 2 runs finished"
+
+
+def test_closing_the_window_mid_lesson_stops_it(window, qtbot, gui_digits):
+    from latentlab.events import BatchEnd
+
+    win, view = window, window.tradeoff.lesson
+    load(qtbot, win, gui_digits)
+    view.design = tiny_design(warm_epochs=30)
+    seen = []
+    assert win.start_lesson()
+    view.task.worker.event.connect(lambda ev: seen.append(ev) if isinstance(ev, BatchEnd) else None)
+    qtbot.waitUntil(lambda: len(seen) > 0, timeout=60_000)
+    asked = []
+    win.confirm_stop = lambda: asked.append(True) or True
+    win.close()
+    assert asked and not view.is_running
