@@ -70,7 +70,7 @@ class LessonView(QWidget):
         self._what = ""
 
         self.start_button = button("Show the trade-off", "Train one model per β on the loaded images (a design "
-                                   "that shows the effect beyond training noise, about two minutes on two CPU cores), "
+                                   "that shows the effect beyond training noise, 2–3 minutes on two CPU cores), "
                                    "then compare them here.", self.startRequested.emit)
         self.stop_button = button("Stop", "Stop after the current batch: finished β values are still compared.",
                                   self.stop, enabled=False)

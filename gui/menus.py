@@ -83,7 +83,8 @@ def _make_tradeoff_menu(self, menu) -> None:
     menu.addSeparator()
     self.lesson_action = make_action(self, "Show the &trade-off (train and compare β)…", self.start_lesson,
                                      "Ctrl+Shift+T", "Train one model per β on the loaded images, designed so that "
-                                     "the trade-off shows beyond noise (about two minutes), then compare them",
+                                     "the trade-off shows beyond noise (2–3 minutes on two CPU cores), then "
+                                     "compare them",
                                      menu, QStyle.SP_FileDialogContentsView)
     self.lesson_action.setIconText("Show the trade-off")   # the toolbar's shorter text
     menu.addSeparator()

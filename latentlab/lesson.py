@@ -250,9 +250,9 @@ def verdict_lines(summary: dict) -> list[str]:
         lines.append(text + ".")
     spreads = [r["code_spread"] for r in (first, last) if math.isfinite(r.get("code_spread", math.nan))]
     if len(runs_) > 1 and len(spreads) == 2:
-        lines.append(f"The codes of the validation images spread over ±{spreads[0]:.2f} at β {first['beta']:g} and "
-                     f"±{spreads[1]:.2f} at β {last['beta']:g} (standard deviation of z; the prior's is 1): a larger β "
-                     f"pulls them towards the prior, and the latent maps shrink.")
+        lines.append(f"The codes of the validation images spread over ±{spreads[0]:.2f} at β {first['beta']:g} "
+                     f"and ±{spreads[1]:.2f} at β {last['beta']:g} (standard deviation of z; the prior's is 1): a "
+                     f"larger β pulls them towards the prior, and the latent maps shrink.")
     if multi:
         weak = [s for s in summary["steps"] if not (s["rate_clear"] and s["distortion_clear"])]
         if weak:

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
     d = Design()
     s = sub.add_parser(NAME, help="show what β does: a sweep designed so that rate falls and distortion rises "
-                                  "beyond training noise (about 2 minutes on 2 CPU cores)")
+                                  "beyond training noise (about 2.5 minutes on 2 idle CPU cores)")
     s.add_argument("folder")
     s.add_argument("--out", help="folder for its run folders and lesson.json (default: a new lesson-* folder in "
                                  "$LATENTLAB_RUNS_DIR or the temporary folder)")
@@ -75,7 +75,8 @@ def run(args) -> int:
 
     try:
         betas = parse_betas(args.betas)
-        design = Design(betas=tuple(betas), seeds=tuple(range(args.seed, args.seed + args.seeds)), warm_epochs=args.warm_epochs,
+        design = Design(betas=tuple(betas), seeds=tuple(range(args.seed, args.seed + args.seeds)),
+                        warm_epochs=args.warm_epochs,
                         epochs=args.epochs, draws=args.draws, max_images=args.max_images,
                         **({"learning_rate": args.lr, "settle_learning_rate": args.lr} if args.lr else {})).validate()
     except ConfigError as e:
