@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         self.files = RunFiles(self, self.runs_root)
         self.foreign = ForeignModel(self)    # a decoder trained elsewhere (latentlab --decoder FILE.keras)
         self.tradeoff = TradeoffPanel()
-        self.tradeoff.sweep_panel.runs_root = self.runs_root
+        self.tradeoff.sweep_panel.runs_root = self.tradeoff.lesson.runs_root = self.runs_root
         self.prior = PriorSamples()
         self._layout()
         build_menus(self)
@@ -132,6 +132,8 @@ class MainWindow(QMainWindow):
         p.status.connect(self._status)
         p.sweep_panel.sourceRequested.connect(self._sweep_source)
         p.sweep_panel.runningChanged.connect(self._on_sweep_running)
+        p.lesson.runningChanged.connect(self._on_sweep_running)
+        p.lesson.startRequested.connect(self.start_lesson)
         p.collapseWarning.connect(lambda message: message and self._status(message))
         p.set_beta(tp.beta())
 
@@ -160,11 +162,12 @@ class MainWindow(QMainWindow):
         training = state != "idle"
         busy_run = self.files.loading
         can_train = (self.dataset is not None and not self.dataset_panel.is_loading and not busy_run
-                     and not self.tradeoff.sweep_panel.is_running
+                     and not self.tradeoff.training_busy
                      and (training or not self.map_view.renderer.configuring))
         self.training_panel.set_state(state, can_train=can_train, can_continue=can_train and self.files.continuable)
         self.continue_action.setEnabled(not training and can_train and self.files.continuable)
         self.train_action.setEnabled(not training and can_train)
+        self.lesson_action.setEnabled(not training and can_train)
         self.pause_action.setEnabled(state in ("training", "paused"))
         self.stop_action.setEnabled(state in ("starting", "training", "paused"))
         for a in (self.open_action, self.sample_action, self.open_decoder_action):
@@ -198,6 +201,15 @@ class MainWindow(QMainWindow):
             if banner:
                 self.show_banner(str(e))
             return None
+
+    @Slot()
+    def start_lesson(self) -> bool:
+        """"Show the trade-off": the lesson (gui.lesson_view) on the loaded folder, with the form's settings."""
+        if self.training.state != "idle" or self.dataset is None:
+            self._status("Open a dataset and let training end first: the lesson trains models of its own.")
+            return False
+        self.show_tradeoff(self.tradeoff.TAB_LESSON)   # as tall as the map allows, or a window of its own
+        return self.tradeoff.lesson.start(self.form_config(), self.dataset)
 
     @Slot()
     def _sweep_source(self) -> None:
@@ -409,7 +421,7 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.Yes
 
     def closeEvent(self, event) -> None:
-        busy = self.training.running or (self.tradeoff.busy and self.tradeoff.sweep_panel.is_running)
+        busy = self.training.running or self.tradeoff.training_busy
         if busy and not self.confirm_stop():
             event.ignore()
             return

@@ -70,7 +70,7 @@ def build_menus(self) -> None:
     tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
     self.addToolBar(tb)
     for group in ((self.open_action, self.open_run_action, self.save_run_action),
-                  (self.train_action, self.pause_action, self.stop_action),
+                  (self.train_action, self.pause_action, self.stop_action), (self.lesson_action,),
                   (self.export_grid_action, self.export_csv_action)):
         for a in group:
             tb.addAction(a)
@@ -85,6 +85,13 @@ def _make_tradeoff_menu(self, menu) -> None:
     self.tradeoff_toggle_action.setStatusTip("Show or hide the dock of views on how β trades reconstruction "
                                              "for a regular latent space")
     menu.addAction(self.tradeoff_toggle_action)
+    menu.addSeparator()
+    self.lesson_action = make_action(self, "Show the &trade-off (train and compare β)…", self.start_lesson,
+                                     "Ctrl+Shift+L", "Train one model per β on the loaded images, designed so that "
+                                     "the trade-off shows beyond noise (2–3 minutes on two CPU cores), then "
+                                     "compare them",
+                                     menu, QStyle.SP_FileDialogContentsView)
+    self.lesson_action.setIconText("Show the trade-off")   # the toolbar's shorter text
     menu.addSeparator()
     p = self.tradeoff
     for tab, (text, tip) in enumerate(p.MENU):

@@ -53,6 +53,7 @@ class RateDistortionPlot(QWidget):
         super().__init__(parent)
         self.runs: dict[str, dict] = {}
         self.live: dict | None = None
+        self.extra = (np.zeros(0), np.zeros(0))     # more points the view must show (`include_points`)
         self.plot = make_plot(left="distortion = −E_q[log p(x|z)]  [nats]",
                               bottom="rate = KL(q(z|x) ‖ p(z))  [nats]", grid=0.15,
                               tip="Each run's validation rate (KL) and distortion (reconstruction). Grey lines "
@@ -80,9 +81,11 @@ class RateDistortionPlot(QWidget):
         self._timer = make_timer(self, self.REDRAW_MS, self.redraw)
 
     # -- inputs --------------------------------------------------------------------------------------
-    def add_run(self, key: str, beta: float, history: list[dict], label: str | None = None) -> None:
+    def add_run(self, key: str, beta: float, history: list[dict], label: str | None = None,
+                final: tuple[float, float] | None = None) -> None:
         """A run on the plane (again: its entry is replaced). ``key``: its folder, the same run however
-        the path is spelled."""
+        the path is spelled. ``final``: the run's (rate, distortion) measured after training (e.g. the
+        lesson's many-sample evaluation) places its point, instead of its last epoch's."""
         key = _key(key)
         rate, dist = rate_distortion(history)
         entry = self.runs.get(key)
@@ -97,8 +100,13 @@ class RateDistortionPlot(QWidget):
             entry = {"path_item": path, "point_item": point, "label_item": text}
             self.runs[key] = entry
         entry.update(beta=float(beta), label=label or f"β = {beta:g}", rate=rate, dist=dist,
-                     history=list(history))
+                     history=list(history), final=final)
         entry["label_item"].setText(entry["label"])
+        self._schedule()
+
+    def include_points(self, rates, distortions) -> None:
+        """Points drawn by an owner on this plot (e.g. each seed's runs) that the view must also show."""
+        self.extra = (np.asarray(rates, np.float64).ravel(), np.asarray(distortions, np.float64).ravel())
         self._schedule()
 
     def labels(self) -> list[str]:
@@ -107,7 +115,7 @@ class RateDistortionPlot(QWidget):
         return names + ([self.live["label"]] if self.live is not None else [])
 
     def markers(self, key: str) -> int:
-        """How many markers ``key``'s run has on the plane (one: its last epoch)."""
+        """How many markers ``key``'s run has on the plane (one: its last epoch, or its final point)."""
         return len(self.runs[_key(key)]["point_item"].points())
 
     def remove_run(self, key: str) -> None:
@@ -118,6 +126,7 @@ class RateDistortionPlot(QWidget):
             self._schedule()
 
     def clear_runs(self) -> None:
+        self.extra = (np.zeros(0), np.zeros(0))
         for key in list(self.runs):
             self.remove_run(key)
         self.stop_live()
@@ -161,17 +170,22 @@ class RateDistortionPlot(QWidget):
             self._timer.start()
 
     def all_points(self) -> tuple[np.ndarray, np.ndarray]:
-        rs, ds = [], []
+        paths = self.show_paths.isChecked()      # hidden paths do not widen the view
+        rs, ds = [self.extra[0]], [self.extra[1]]
         for e in self.runs.values():
-            rs.append(e["rate"])
-            ds.append(e["dist"])
+            x, y = self._point(e)
+            rs += [e["rate"], np.asarray(x)] if paths else [np.asarray(x)]
+            ds += [e["dist"], np.asarray(y)] if paths else [np.asarray(y)]
         if self.live is not None:
             r, d = rate_distortion(self.live["rows"])
             rs.append(r)
             ds.append(d)
-        if not rs:
-            return np.zeros(0), np.zeros(0)
         return np.concatenate(rs), np.concatenate(ds)
+
+    @staticmethod
+    def _point(e: dict):
+        """A run's point: its final (rate, distortion) when given, else its last epoch's."""
+        return (e["rate"][-1:], e["dist"][-1:]) if e["final"] is None else ([e["final"][0]], [e["final"][1]])
 
     @Slot()
     def redraw(self) -> None:
@@ -188,11 +202,12 @@ class RateDistortionPlot(QWidget):
                 self.live["label_item"].setPos(float(r[-1]), float(d[-1]))
                 lines.append(f"training: epoch {len(r)}, rate {r[-1]:.2f}, distortion {d[-1]:.2f}, "
                              f"−ELBO {r[-1] + d[-1]:.2f} nats")
-        for key, e in self.runs.items():
-            e["point_item"].setData(e["rate"][-1:], e["dist"][-1:])     # one marker: the last epoch
-            e["label_item"].setVisible(len(e["rate"]) > 0)
-            if len(e["rate"]):
-                e["label_item"].setPos(float(e["rate"][-1]), float(e["dist"][-1]))
+        for e in self.runs.values():
+            x, y = self._point(e)
+            e["point_item"].setData(x, y)      # one marker: the last epoch (or the final point)
+            e["label_item"].setVisible(len(x) > 0)
+            if len(x):
+                e["label_item"].setPos(float(x[-1]), float(y[-1]))
         self._draw_iso()
         self.readout.setText(" · ".join(lines) if lines else
                              f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} on the plane")

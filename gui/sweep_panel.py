@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
+from gui.widgets import check
 from gui.threads import Task
 from gui.workers import SweepWorker
 from latentlab.config import ConfigError
@@ -65,6 +66,13 @@ class SweepPanel(QWidget):
         self.browse_button = QPushButton("…")
         self.browse_button.setToolTip("Choose the sweep folder.")
         self.browse_button.clicked.connect(self._browse)
+        self.design_check = check("shared start, same random numbers", "Designed to show the trade-off beyond "
+                                  "training noise: the smallest β trains about two thirds of the epochs, then each β "
+                                  "continues a copy of it with the same data order and random draws, so that β is "
+                                  "the only difference between the runs (see docs/lesson.md). Off: every β trains "
+                                  "from scratch.", checked=True)
+        self._design_tip = self.design_check.toolTip()
+        self.cluster_edit.textChanged.connect(self._update_buttons)   # a cluster sweep trains every β from scratch
         self.start_button = QPushButton("Start sweep")
         self.start_button.setToolTip("Train one model per β, one after another, in the background; each finished "
                                      "run appears on the rate–distortion plane.")
@@ -103,6 +111,7 @@ class SweepPanel(QWidget):
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(self.browse_button)
         form.addRow("sweep folder", out_row)
+        form.addRow("design", self.design_check)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -152,6 +161,10 @@ class SweepPanel(QWidget):
         self.stop_button.setEnabled(running)
         for w in (self.betas_edit, self.cluster_edit, self.out_edit, self.browse_button):
             w.setEnabled(not running)
+        on_cluster = bool(self.cluster_edit.text().strip())
+        self.design_check.setEnabled(not running and not on_cluster)
+        self.design_check.setToolTip("The shared start trains on this machine: a sweep on a cluster trains every β "
+                                     "from scratch, one task each." if on_cluster else self._design_tip)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Sweep folder", self.out_edit.text())
@@ -160,6 +173,7 @@ class SweepPanel(QWidget):
 
     # -- running ----------------------------------------------------------------------------------------
     def start(self) -> bool:
+        from latentlab.lesson import design_for_sweep
         from latentlab.sweep import DONE, Sweep, parse_betas
 
         if self.is_running:
@@ -173,14 +187,21 @@ class SweepPanel(QWidget):
             if not out:
                 raise ConfigError("choose a sweep folder")
             cluster = parse_cluster(self.cluster_edit.text())
-            todo = Sweep(self.config, betas, out).check_out_dir()
-            if todo and all(action == DONE for _, action in todo):
-                raise ConfigError(f"every run in {out} has all its {self.config.epochs} epochs already: choose a new "
-                                  "sweep folder, or more epochs to continue them")
+            design = None
+            if self.design_check.isChecked() and not cluster:   # on a cluster, each β from scratch (one task each)
+                design = design_for_sweep(betas, self.config.epochs, self.config.seed)
+            else:
+                todo = Sweep(self.config, betas, out).check_out_dir()
+                if todo and all(action == DONE for _, action in todo):
+                    raise ConfigError(f"every run in {out} has all its {self.config.epochs} epochs already: choose "
+                                      "a new sweep folder, or more epochs to continue them")
             if cluster:
                 from latentlab.cluster import require_distributed
 
                 require_distributed("the cluster field")
+            worker = SweepWorker(self.config, betas, out, self.dataset, cluster=cluster, design=design)
+            if design is not None:
+                worker.sweep.check_out_dir()
         except (ConfigError, RuntimeError) as e:
             self.message.setText(str(e))
             self.message.setStyleSheet("color: #8a0010;")
@@ -193,12 +214,12 @@ class SweepPanel(QWidget):
         for beta in betas:
             self._set_row(beta, status="waiting")
         self.total = len(betas)
-        self.epochs = self.config.epochs
+        self.epochs = design.warm_epochs + design.epochs if design else self.config.epochs
         self.progress.setRange(0, self.total * self.epochs)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        worker = SweepWorker(self.config, betas, out, self.dataset, cluster=cluster)
         worker.event.connect(self._on_event)
+        worker.summary.connect(self._on_summary)
         self.task.start(worker)
         self._update_buttons()
         self.runningChanged.emit(True)
@@ -216,11 +237,17 @@ class SweepPanel(QWidget):
 
         if isinstance(ev, RunEvent):
             self._on_run_event(ev)
+        elif isinstance(ev, SweepStep) and Path(ev.run_dir).parent.name == "warm-start":   # a designed sweep's start
+            self.current_beta = None
+            for beta in self.rows:
+                self._set_row(beta, status="shared start")
+            self.progress.setFormat(f"shared start at β = {ev.beta:g}")
         elif isinstance(ev, SweepStep):
+            index = ev.index - (ev.total - self.total)      # a designed sweep's shared start comes first
             self.current_beta = ev.beta
             self._set_row(ev.beta, status="training", run_dir=ev.run_dir)
-            self.progress.setValue(ev.index * self.epochs)
-            self.progress.setFormat(f"β = {ev.beta:g}: run {ev.index + 1} of {ev.total}")
+            self.progress.setValue(index * self.epochs)
+            self.progress.setFormat(f"β = {ev.beta:g}: run {index + 1} of {self.total}")
         elif isinstance(ev, EpochEnd) and self.current_beta is not None:
             row = ev.history[-1] if ev.history else ev.logs
             self._set_row(self.current_beta, history_row=row, status=f"epoch {ev.epoch}/{self.epochs}")
@@ -270,6 +297,13 @@ class SweepPanel(QWidget):
         self.progress.setFormat(f"{training} of {self.total} runs training on the cluster")
 
     @Slot(object)
+    def _on_summary(self, summary: dict) -> None:
+        """A designed sweep's summary (latentlab.lesson): its verdict under the progress bar."""
+        if summary.get("verdict") and summary.get("runs"):
+            self.message.setText(summary["verdict"][0])
+            self.message.setStyleSheet("")
+
+    @Slot(object)
     def _on_sweep_finished(self, worker) -> None:
         self.current_beta = None
         done = [r for r in self.rows.values() if r.get("status") == "finished"]
@@ -277,7 +311,7 @@ class SweepPanel(QWidget):
         if len(done) == self.total:
             self.progress.setValue(self.progress.maximum())
         for beta, row in self.rows.items():
-            if row.get("status") == "waiting":
+            if row.get("status") in ("waiting", "shared start"):
                 self._set_row(beta, status="skipped")
         self._update_buttons()
         self.runningChanged.emit(False)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QSplitter, QTabWidget
 from gui.epoch_replay import EpochReplay
 from gui.kl_per_dim import KLPerDimPlot
 from gui.latent_tools import LatentTools
+from gui.lesson_view import LessonView
 from gui.loss_terms import LossTermsPanel
 from gui.rate_distortion import RateDistortionPlot
 from gui.run_comparison import RunComparison
@@ -28,7 +29,7 @@ __all__ = ["TradeoffPanel"]
 
 
 class TradeoffPanel(QTabWidget):
-    TAB_LOSS, TAB_RD, TAB_COMPARE, TAB_REPLAY, TAB_EXPLORE = range(5)
+    TAB_LOSS, TAB_RD, TAB_COMPARE, TAB_REPLAY, TAB_EXPLORE, TAB_LESSON = range(6)
     MENU = [   # per tab: the window's menu entry that shows it, and what it shows
         ("&Loss and KL per dimension",
          "The loss written out with the current β, each term's value, and the KL of each latent dimension"),
@@ -68,23 +69,28 @@ class TradeoffPanel(QTabWidget):
         self.comparison = RunComparison()
         self.replay = EpochReplay()
         self.tools = LatentTools()
+        self.lesson = LessonView()
 
         self.addTab(loss_tab, "Loss && KL")
         self.addTab(rd_tab, "Rate–distortion && sweep")
         self.addTab(self.comparison, "Compare runs")
         self.addTab(self.replay, "Replay")
         self.addTab(self.tools, "Traverse && interpolate")
+        self.addTab(self.lesson, "What β does")
         self.setTabToolTip(0, "The loss written out with the current β, each term's value, and the KL of each "
                               "latent dimension.")
         self.setTabToolTip(1, "Runs as points of rate (KL) against distortion (reconstruction); train a β sweep.")
         self.setTabToolTip(2, "Several runs side by side: curves, latent maps and the same z decoded by each.")
         self.setTabToolTip(3, "The latent map as it was at each finished epoch.")
         self.setTabToolTip(4, "Traversals, interpolations and nearest training images for the model shown.")
+        self.setTabToolTip(5, "The lesson: one model per β, trained so that the trade-off shows beyond noise, "
+                              "compared side by side.")
 
         self.kl_plot.collapseChanged.connect(self._on_collapse)
         self.sweep_panel.sweepEvent.connect(self._on_sweep_event)
         self.comparison.runLoaded.connect(self._on_compared_run)
         self.rd_plot.runClicked.connect(self._on_rd_run_clicked)
+        self.lesson.status.connect(self.status)
 
     # -- inputs from the main window -----------------------------------------------------------------------
     @Slot(float)
@@ -262,8 +268,14 @@ class TradeoffPanel(QTabWidget):
     # -- lifetime ------------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.sweep_panel.is_running or self.comparison.is_loading
+        return self.sweep_panel.is_running or self.comparison.is_loading or self.lesson.busy
+
+    @property
+    def training_busy(self) -> bool:
+        """A sweep or the lesson is training (the window's own training must wait)."""
+        return self.sweep_panel.is_running or self.lesson.is_running
 
     def shutdown(self) -> None:
         self.sweep_panel.shutdown()
+        self.lesson.shutdown()
         self.comparison.shutdown()

@@ -150,26 +150,34 @@ class RunLoadWorker(QObject):
 
 
 class SweepWorker(QObject):
-    """Owns a `latentlab.sweep.Sweep` (here) or, with ``cluster`` ({"address": ...} or {"workers": N}), a
-    `latentlab.cluster.ClusterSweep`; re-emits every engine event (SweepStep, then the Trainer's events
-    per run; on a cluster, RunEvents) as ``event``. ``stop()`` may be called from any thread."""
+    """Owns a `latentlab.sweep.Sweep` (here), with ``cluster`` ({"address": ...} or {"workers": N}) a
+    `latentlab.cluster.ClusterSweep`, or with a ``design`` a `latentlab.lesson.Lesson` (the sweep designed
+    to show the trade-off beyond noise, here); re-emits every engine event (SweepStep, then the Trainer's
+    events per run; on a cluster, RunEvents) as ``event``, and a lesson's summary (a dict) as ``summary``
+    at the end. ``stop()`` may be called from any thread."""
 
     event = Signal(object)
+    summary = Signal(object)
     done = Signal()
 
-    def __init__(self, config, betas, out_dir, dataset, cluster: dict | None = None):
+    def __init__(self, config, betas, out_dir, dataset, cluster: dict | None = None, design=None):
         super().__init__()
         self.cluster = cluster
         if cluster:   # the client trains nothing: no TensorFlow, no model pool
             from latentlab.cluster import ClusterSweep
 
             self.sweep = ClusterSweep(config, betas, out_dir, dataset, self.event.emit, **cluster)
-        else:
+        else:         # both validate only: no TF here
             from latentlab.runtime import model_pool
-            from latentlab.sweep import Sweep
 
-            self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit,  # validates only: no TF here
-                               model_pool=model_pool())
+            if design is None:
+                from latentlab.sweep import Sweep
+
+                self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit, model_pool=model_pool())
+            else:
+                from latentlab.lesson import Lesson
+
+                self.sweep = Lesson(config, out_dir, dataset, self.event.emit, design, model_pool=model_pool())
 
     @Slot()
     def run(self) -> None:
@@ -179,7 +187,9 @@ class SweepWorker(QObject):
         try:
             if not self.cluster:
                 import_tensorflow()
-            self.sweep.run()
+            result = self.sweep.run()
+            if isinstance(result, dict):
+                self.summary.emit(result)
         except BaseException as e:  # the Trainer reports its own failures; this is the last resort
             self.event.emit(Failed(f"sweep failed: {one_line(e)}", 0, None))
         self.done.emit()

@@ -83,6 +83,22 @@ class ModelPool:
             self.reused += 1
         return model
 
+    def acquire_saved(self, image_shape, config: TrainConfig, model_file):
+        """A pooled VAE for ``config`` holding the weights *and* optimizer state saved in ``model_file``
+        (a run's model.keras, read as weights only: no code in it runs), as ``keras.models.load_model``
+        would give them, without building and tracing another model. ValueError (after giving the
+        model back) when the file does not fit ``config``'s architecture."""
+        model = self.acquire(image_shape, config)
+        try:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(model_file))
+            if int(model.optimizer.iterations.numpy()) == 0:   # Keras only warns when it skips that state
+                raise ValueError("no optimizer state")
+        except Exception as e:
+            self.release(model)
+            raise ValueError(f"{model_file} does not fit the run's settings ({e})") from None
+        return model
+
     def release(self, model) -> None:
         """Give a model back once its run is over (any compiled VAE; the newest one per key is kept)."""
         if model is None or getattr(model, "optimizer", None) is None:

@@ -209,7 +209,7 @@ class Trainer:
             runs.remove_stale_temp_files(self.run_dir)   # left by a crash mid-write
             self.history = list(run.history)
             initial_epoch = len(self.history)
-            model = run.load_model()
+            model = self._resumed_model(run)
             if tuple(model.image_shape) != tuple(self.dataset.images.shape[1:]):
                 raise TrainingError(f"{self.run_dir}: the run's model takes {model.image_shape} images but the "
                                     f"dataset gives {self.dataset.images.shape[1:]}; use the run's image settings")
@@ -229,6 +229,18 @@ class Trainer:
         self.model = model
         self._good_weights = model.get_weights() if initial_epoch else None
         return initial_epoch
+
+    def _resumed_model(self, run):
+        """The run's saved model. With a pool: a pooled model of the run's settings given the file's
+        weights and optimizer state (the same numbers, nothing built or traced again); without one, or
+        when the file does not fit them, the model loaded from the file."""
+        if self.model_pool is not None:
+            try:
+                return self.model_pool.acquire_saved(self.dataset.images.shape[1:], run.config,
+                                                     run.path / runs.MODEL_FILE)
+            except ValueError:
+                pass
+        return run.load_model()
 
     def _run(self):
         cfg = self.config

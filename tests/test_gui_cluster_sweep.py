@@ -38,6 +38,7 @@ def test_the_sweep_panel_trains_on_a_cluster_and_shows_the_runs_moving(qtbot, tm
     assert "tcp://HOST:PORT" in sp.message.text() and not sp.is_running
 
     sp.cluster_edit.setText(dask_cluster.address)
+    assert not sp.design_check.isEnabled() and "cluster" in sp.design_check.toolTip()   # each β from scratch there
     live = []   # (runs on the plane, rows with a finished epoch, rows still training) after each remote epoch
 
     def on_event(ev):

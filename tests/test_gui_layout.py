@@ -194,3 +194,16 @@ def test_a_hundred_thousand_points_are_one_light_item(qtbot):
     m.vb.setRange(xRange=(x - 0.01, x + 0.01), yRange=(y - 0.01, y + 0.01), padding=0)
     m.click_at(float(z[idx, 0]), float(z[idx, 1]))
     assert got == [idx]
+
+
+def test_every_shortcut_does_one_thing(window):
+    """Two actions on one key: Qt runs neither ('ambiguous shortcut'), so a key a menu shows would do nothing."""
+    from PySide6.QtGui import QAction
+
+    seen = {}
+    for action in window.findChildren(QAction):
+        for key in action.shortcuts():
+            text = key.toString()
+            assert text not in seen, f"{text}: {seen[text]!r} and {action.text()!r}"
+            seen[text] = action.text()
+    assert len(seen) >= 8, seen      # the menus' shortcuts were found

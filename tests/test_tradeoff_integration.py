@@ -96,7 +96,7 @@ def test_closing_the_window_mid_sweep_stops_it(window, qtbot, gui_digits, tmp_pa
     sp.out_edit.setText(str(tmp_path / "sw"))
     sp.betas_edit.setText("1, 2")
     sp.start()
-    qtbot.waitUntil(lambda: sp.rows.get(1.0, {}).get("status") == "training", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: sp.rows.get(1.0, {}).get("status") in ("training", "shared start"), timeout=WAIT_MS)
     win.confirm_stop = lambda: True
     win.close()
     assert not sp.is_running

@@ -39,6 +39,7 @@ def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_
     assert "banana" in sp.message.text() and not sp.is_running
 
     out = tmp_path / "sweep"
+    sp.design_check.setChecked(False)                            # every β from scratch (the designed one: test_lesson_app)
     sp.betas_edit.setText("0.2, 5")
     sp.out_edit.setText(str(out))
     live_rates = []
@@ -80,6 +81,7 @@ def test_stopping_a_sweep_keeps_the_current_run_and_skips_the_rest(qtbot, tmp_pa
     qtbot.addWidget(sp)
     sp.show()
     sp.set_source(tiny_sweep["config"].replace(epochs=50), dataset)
+    sp.design_check.setChecked(False)
     sp.betas_edit.setText("1, 2, 3")
     sp.out_edit.setText(str(tmp_path / "stopped"))
     seen = []

@@ -1,5 +1,5 @@
-"""The headless ``latentlab`` sub-commands: ``train``, ``info``, ``export``, ``sweep``, ``eval``,
-``tensorboard``.
+"""The headless ``latentlab`` sub-commands: ``train``, ``info``, ``export``, ``sweep``, ``lesson``,
+``eval``, ``tensorboard``.
 
 The ``latentlab`` console script enters through ``gui.app``, which hands these sub-commands here and
 opens the window otherwise; ``python -m latentlab SUBCOMMAND`` comes here directly. Nothing here knows
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sys
 
-from latentlab.cli import cmd_eval, cmd_export, cmd_info, cmd_sweep, cmd_tensorboard, cmd_train
+from latentlab.cli import cmd_eval, cmd_export, cmd_info, cmd_lesson, cmd_sweep, cmd_tensorboard, cmd_train
 from latentlab.cli.common import CliError, Parser, number_arg
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "CliError", "number_arg"]
 
-COMMANDS = {m.NAME: m for m in (cmd_train, cmd_info, cmd_export, cmd_sweep, cmd_eval, cmd_tensorboard)}
+COMMANDS = {m.NAME: m for m in (cmd_train, cmd_info, cmd_export, cmd_sweep, cmd_lesson, cmd_eval, cmd_tensorboard)}
 SUBCOMMANDS = tuple(COMMANDS)
 
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check_paths(args) -> None:
     from latentlab.cli.common import check_folder
 
-    if args.command in ("train", "sweep") and getattr(args, "folder", None):
+    if args.command in ("train", "sweep", "lesson") and getattr(args, "folder", None):
         check_folder(args.folder)
     for attr in ("resume", "run"):
         value = getattr(args, attr, None)

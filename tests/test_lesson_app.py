@@ -1,0 +1,131 @@
+""""Show the trade-off" in the app: the menu/toolbar action runs the lesson on the loaded folder in the
+background, then the comparison opens with one entry per β (plane, reconstructions, maps, one z decoded by
+every β, the verdict); Stop ends it cleanly; the sweep panel's designed sweeps (on by default)."""
+
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
+
+SHOT = os.environ.get("LATENTLAB_LESSON_SCREENSHOT")   # set it to keep the comparison's screenshot
+
+
+def load(qtbot, win, folder):
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=30_000):
+        win.dataset_panel.open_folder(folder)
+    qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=5000)
+
+
+def tiny_design(**kw):
+    from latentlab.lesson import Design
+
+    return Design(**{"betas": (0.1, 1.0, 10.0), "warm_epochs": 2, "epochs": 1, "draws": 4, **kw})
+
+
+def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, qtbot, gui_digits, tmp_path):
+    from PySide6.QtWidgets import QToolBar
+
+    win, panel = window, window.tradeoff
+    view = panel.lesson
+    assert not win.lesson_action.isEnabled()                         # nothing loaded yet
+    load(qtbot, win, gui_digits)
+    assert win.lesson_action.isEnabled() and len(win.lesson_action.statusTip()) > 40
+    assert win.lesson_action in win.tradeoff_menu.actions()
+    assert win.lesson_action in win.findChild(QToolBar, "main-toolbar").actions()
+    view.design = tiny_design()
+    with qtbot.waitSignal(view.comparisonReady, timeout=240_000):
+        win.lesson_action.trigger()
+        assert view.is_running and panel.currentIndex() == panel.TAB_LESSON and win.tradeoff_dock.isVisible()
+        assert not win.training_panel.train_button.isEnabled() and not win.lesson_action.isEnabled()
+        qtbot.waitUntil(lambda: view.progress.value() > 0, timeout=120_000)   # the window stays responsive
+    s = view.summary
+    betas = [0.1, 1.0, 10.0]
+    assert [r["beta"] for r in s["runs"]] == betas
+    cmp = view.comparison
+    assert [e["beta"] for e in cmp.entries] == betas and len(cmp.maps) == 3          # maps side by side
+    assert [b for b, _ in cmp.decoded] == betas                                       # one z, every β
+    assert list(cmp.z) == [0.0, 0.0]
+    assert set(view.plane.runs) == {r["run_dirs"][0] for r in s["runs"]}             # the plane: one point per β
+    for r in s["runs"]:                                          # the mean over both seeds, each seed's curve
+        point = view.plane.runs[r["run_dirs"][0]]["point_item"].getData()
+        assert point[0][0] == pytest.approx(r["rate"]) and point[1][0] == pytest.approx(r["distortion"])
+        assert len(r["run_dirs"]) == 2 and "vs_first" in r
+    assert len(view.seed_curves) == 2 and all(len(c.getData()[0]) == 3 for c in view.seed_curves)
+    rec = view.recon_view.image                                  # originals + one row of reconstructions per β
+    assert rec is not None and rec.height() >= 4 * 52
+    text = view.verdict.text()
+    assert "Raising β from 0.1 to 10" in text and "β 10: rate" in text and "vs β 0.1" in text
+    assert "rate" in view.intro.text() and "distortion" in view.intro.text()
+    assert win.training_panel.train_button.isEnabled() and win.lesson_action.isEnabled()
+    assert (win.runs_root / view.out_dir.name / "lesson.json").is_file()
+    if SHOT:
+        win.tradeoff_dock.setFloating(True)
+        win.tradeoff_dock.resize(1500, 1050)
+        qtbot.wait(200)
+        view.grab().save(SHOT)
+    # the same lesson, opened later from its folder
+    view.open_folder(view.out_dir)
+    qtbot.waitUntil(lambda: len(cmp.entries) == 3 and not cmp.is_loading, timeout=60_000)
+
+
+def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
+    from latentlab.events import BatchEnd
+
+    win, view = window, window.tradeoff.lesson
+    load(qtbot, win, gui_digits)
+    view.design = tiny_design(warm_epochs=30)
+    seen = []
+    with qtbot.waitSignal(view.lessonFinished, timeout=120_000) as blocker:
+        assert win.start_lesson()
+        view.task.worker.event.connect(lambda ev: seen.append(ev) if isinstance(ev, BatchEnd) else None)
+        qtbot.waitUntil(lambda: len(seen) > 0, timeout=60_000)
+        qtbot.mouseClick(view.stop_button, Qt.LeftButton)
+    assert blocker.args[0] is None and not view.is_running           # stopped during the shared start
+    assert view.progress.format() == "stopped" and view.start_button.isEnabled()
+    assert win.training_panel.train_button.isEnabled()
+
+
+def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_path, monkeypatch):
+    from gui.sweep_panel import SweepPanel
+    from latentlab import runs
+    from latentlab.config import TrainConfig
+    from latentlab.data import load_folder
+
+    monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
+    sp = SweepPanel()
+    qtbot.addWidget(sp)
+    sp.show()
+    assert sp.design_check.isChecked() and len(sp.design_check.toolTip()) > 80
+    sp.set_source(TrainConfig(dataset=str(gui_digits), epochs=3, batch_size=64, seed=2), load_folder(gui_digits))
+    sp.betas_edit.setText("0.5, 4")
+    sp.out_edit.setText(str(tmp_path / "sw"))
+    statuses = []
+    sp.sweepEvent.connect(lambda ev: statuses.append(sp.rows[0.5].get("status")))
+    with qtbot.waitSignal(sp.sweepFinished, timeout=120_000):
+        qtbot.mouseClick(sp.start_button, Qt.LeftButton)
+        assert not sp.design_check.isEnabled()
+    assert "shared start" in statuses and [sp.table.item(r, 5).text() for r in range(2)] == ["finished"] * 2
+    warm = runs.open_run(tmp_path / "sw" / "warm-start" / "seed-2")
+    for beta in ("0.5", "4"):
+        run = runs.open_run(tmp_path / "sw" / f"beta-{beta}")
+        assert run.epochs_done == 3 and run.history[:2] == warm.history and run.config.beta == float(beta)
+    assert sp.message.text().startswith("Raising β from 0.5 to 4")
+    assert sp.progress.format() == "2 of 2 runs finished"
+
+
+def test_closing_the_window_mid_lesson_stops_it(window, qtbot, gui_digits):
+    from latentlab.events import BatchEnd
+
+    win, view = window, window.tradeoff.lesson
+    load(qtbot, win, gui_digits)
+    view.design = tiny_design(warm_epochs=30)
+    seen = []
+    assert win.start_lesson()
+    view.task.worker.event.connect(lambda ev: seen.append(ev) if isinstance(ev, BatchEnd) else None)
+    qtbot.waitUntil(lambda: len(seen) > 0, timeout=60_000)
+    asked = []
+    win.confirm_stop = lambda: asked.append(True) or True
+    win.close()
+    assert asked and not view.is_running
