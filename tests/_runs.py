@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from _wait import WAIT_MS
 
 EPOCHS = 3
 
@@ -34,7 +35,7 @@ def copy_run(run, dest):
 
 
 def open_run(qtbot, win, path) -> None:
-    with qtbot.waitSignal(win.runOpened, timeout=60_000):
+    with qtbot.waitSignal(win.runOpened, timeout=WAIT_MS):
         assert win.open_run_path(path)
     qtbot.waitUntil(lambda: win.map_view.point_decoder is not None and win.latent_map.mosaic is not None
-                    and win.is_idle(), timeout=60_000)
+                    and win.is_idle(), timeout=WAIT_MS)

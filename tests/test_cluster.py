@@ -19,6 +19,7 @@ import pytest
 from latentlab import runs
 from latentlab.config import TrainConfig
 from latentlab.events import EpochEnd, Failed, Finished, RunEvent, Started
+from _wait import WAIT_S
 
 RTOL = ATOL = 1e-3     # sequential vs a Dask worker: the same ops, other threads (TensorFlow's sums)
 METRICS = ("loss", "reconstruction_loss", "kl_loss", "neg_elbo", "val_loss", "val_reconstruction_loss",
@@ -159,7 +160,7 @@ def _free_port() -> int:
 
 def _cli(*args, env=None, code=None):
     argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "latentlab", *map(str, args)]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=WAIT_S,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     return p.returncode, p.stdout, p.stderr
 

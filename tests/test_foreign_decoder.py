@@ -10,6 +10,7 @@ import sys
 import _engine
 import _reliability as R
 from _cli import _cache, folder, in_process  # noqa: F401  (fixtures)
+from _wait import WAIT_MS, WAIT_S
 import numpy as np
 import pytest
 from PIL import Image
@@ -177,14 +178,14 @@ def test_the_decoder_opened_and_refused_as_the_user_sees_it(models):
     code, _, err = R.run_cli("export", "--decoder", tmp / "bad" / "lambda.keras", "--grid", tmp / "x.png")
     R.one_line_error(code, err, "refused", "times_two")
     app = subprocess.run([sys.executable, "-m", "gui.app", "--decoder", tmp / "bad" / "registered.keras",
-                          "--quit-when-done"], capture_output=True, text=True, timeout=300, cwd=R.REPO,
+                          "--quit-when-done"], capture_output=True, text=True, timeout=WAIT_S, cwd=R.REPO,
                          env=R.child_env(QT_QPA_PLATFORM="offscreen"))
     R.one_line_error(app.returncode, app.stderr, "refused", "mylab>Brighten")
     assert app.returncode == 2
     shot = tmp / "app.png"
     app = subprocess.run([sys.executable, "-m", "gui.app", "--decoder", tmp / "decoder.keras", "--encoder",
                           tmp / "encoder.keras", "--dataset", digits, "--quit-when-done", "--screenshot", shot],
-                         capture_output=True, text=True, timeout=300, cwd=R.REPO,
+                         capture_output=True, text=True, timeout=WAIT_S, cwd=R.REPO,
                          env=R.child_env(QT_QPA_PLATFORM="offscreen", LATENTLAB_RUNS_DIR=tmp / "runs"))
     assert app.returncode == 0 and "Traceback" not in app.stderr, app.stderr
     assert Image.open(shot).size[0] > 600
@@ -197,7 +198,7 @@ def test_the_app_opens_a_decoder_from_elsewhere(models, window, qtbot, tmp_path)
     win = window
     assert win.foreign.open(tmp / "decoder.keras", tmp / "encoder.keras", digits)
     qtbot.waitUntil(lambda: len(win.latent_map.z) == 200 and win.latent_map.mosaic is not None
-                    and win.map_view.point_decoder is not None and not win.dataset_panel.is_loading, timeout=120_000)
+                    and win.map_view.point_decoder is not None and not win.dataset_panel.is_loading, timeout=WAIT_MS)
     assert "logits" in win.statusBar().currentMessage() and "200 images" in win.statusBar().currentMessage()
     assert win.windowTitle().endswith("decoder.keras")
     assert isinstance(win.map_view.point_decoder, ForeignDecoder)
@@ -220,7 +221,7 @@ def test_the_app_opens_a_decoder_from_elsewhere(models, window, qtbot, tmp_path)
     win.show_tradeoff(win.tradeoff.TAB_EXPLORE)
     tools = win.tradeoff.tools
     tools.set_point(z)
-    qtbot.waitUntil(lambda: len(tools.traversal.rows) == 2, timeout=20_000)
+    qtbot.waitUntil(lambda: len(tools.traversal.rows) == 2, timeout=WAIT_MS)
     assert tools.traversal.rows[0].shape[1:] == (SIDE, SIDE, 1)
     tools.interpolation.set_endpoint("a", win.latent_map.z[0])
     tools.interpolation.set_endpoint("b", win.latent_map.z[1])
@@ -231,6 +232,6 @@ def test_the_app_opens_a_decoder_from_elsewhere(models, window, qtbot, tmp_path)
 def test_the_app_says_in_the_banner_when_a_decoder_does_not_fit(models, window, qtbot):
     tmp, _ = models
     assert window.foreign.open(tmp / "bad" / "flat.keras")
-    qtbot.waitUntil(lambda: window.banner.isVisible() and not window.foreign.loading, timeout=60_000)
+    qtbot.waitUntil(lambda: window.banner.isVisible() and not window.foreign.loading, timeout=WAIT_MS)
     text = window.banner.label.text()
     assert "(None, 256)" in text and "\n" not in text

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 import _engine
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -53,7 +54,7 @@ def test_the_sweep_panel_trains_on_a_cluster_and_shows_the_runs_moving(qtbot, tm
                     panel.grab().save(os.path.join(os.environ["LATENTLAB_SCREENSHOTS"], "cluster-sweep.png"))
 
     sp.sweepEvent.connect(on_event)
-    with qtbot.waitSignal(sp.sweepFinished, timeout=240_000) as blocker:
+    with qtbot.waitSignal(sp.sweepFinished, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(sp.start_button, Qt.LeftButton)
         assert sp.is_running and not sp.cluster_edit.isEnabled()
     results = blocker.args[0]

@@ -11,6 +11,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from _runs import open_run, tiny_run  # noqa: F401  (a fixture)
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -31,7 +32,7 @@ def test_the_map_has_the_most_room_and_keeps_half_the_height(window, qtbot):
 
     dock = win.tradeoff_dock
     QTest.keyClick(win, Qt.Key_B, Qt.ControlModifier)        # the trade-off views: too little room below the
-    qtbot.waitUntil(dock.isVisible, timeout=2000)            # map of a 1280×800 window: a window of their own
+    qtbot.waitUntil(dock.isVisible, timeout=WAIT_MS)            # map of a 1280×800 window: a window of their own
     settle(qtbot)
     assert dock.isFloating() and dock.height() >= 360 and win.latent_map.height() >= win.height() / 2
     dock.setFloating(False)                                  # docked again by the user: below the map, capped
@@ -42,22 +43,22 @@ def test_the_map_has_the_most_room_and_keeps_half_the_height(window, qtbot):
     assert win.latent_map.height() >= win.height() / 2
     for w, h in ((1280, 700), (1024, 640), (1920, 1080), (1280, 800)):
         win.resize(w, h)
-        qtbot.waitUntil(lambda: win.height() == h, timeout=2000)
+        qtbot.waitUntil(lambda: win.height() == h, timeout=WAIT_MS)
         settle(qtbot)
         assert win.latent_map.height() >= h / 2, (w, h, win.latent_map.height())
     win.tradeoff_toggle_action.trigger()                     # hidden, then shown where it was
-    qtbot.waitUntil(lambda: not dock.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: not dock.isVisible(), timeout=WAIT_MS)
     win.tradeoff_toggle_action.trigger()
-    qtbot.waitUntil(dock.isVisible, timeout=2000)
+    qtbot.waitUntil(dock.isVisible, timeout=WAIT_MS)
     assert not dock.isFloating()
     dock.setFloating(True)                                   # floating: any height
-    qtbot.waitUntil(lambda: dock.maximumHeight() > 10_000, timeout=2000)
+    qtbot.waitUntil(lambda: dock.maximumHeight() > 10_000, timeout=WAIT_MS)
 
 
 def test_a_tall_window_docks_the_tradeoff_views_below_the_map(window, qtbot):
     win, dock = window, window.tradeoff_dock
     win.resize(1920, 1200)
-    qtbot.waitUntil(lambda: win.height() == 1200, timeout=2000)
+    qtbot.waitUntil(lambda: win.height() == 1200, timeout=WAIT_MS)
     settle(qtbot)
     win.show_tradeoff(win.tradeoff.TAB_LOSS)
     settle(qtbot)
@@ -86,7 +87,7 @@ def test_the_layout_survives_a_restart_and_resets(qtbot, no_thread_leaks, gui_en
     assert (first.width(), first.height()) == FIRST_SIZE                 # a first start (offscreen: no screen)
     assert not first.tradeoff_dock.isVisible() and first.loss_plot.isVisible()
     first.resize(1500, 950)
-    qtbot.waitUntil(lambda: first.height() == 950, timeout=2000)
+    qtbot.waitUntil(lambda: first.height() == 950, timeout=WAIT_MS)
     first.show_tradeoff(first.tradeoff.TAB_RD)
     first.layout_state.map_split.setSizes([800, 420])
     settle(qtbot)
@@ -139,9 +140,9 @@ def test_tiles_are_square_about_an_image_wide_and_follow_a_zoom(window, qtbot, t
     assert r.left() <= x0 and r.right() >= x1 and r.top() <= y0 and r.bottom() >= y1
     before = m.mosaic.shape
 
-    with qtbot.waitSignal(win.gridShown, timeout=30_000):
+    with qtbot.waitSignal(win.gridShown, timeout=WAIT_MS):
         wheel(win, 1)                                                    # one wheel click in
-    qtbot.waitUntil(win.is_idle, timeout=30_000)
+    qtbot.waitUntil(win.is_idle, timeout=WAIT_MS)
     assert not m.autofit and m.mosaic.shape != before, "the zoom did not change the grid's tiles"
     w2, h2 = tile_pixels(win)
     assert w2 == pytest.approx(h2, rel=1e-6) and 16 * 2 ** -0.25 - 0.5 <= w2 <= 16 * 2 ** 0.75
@@ -173,7 +174,7 @@ def test_a_hundred_thousand_points_are_one_light_item(qtbot):
     labels = rng.integers(0, 10, len(z))
     m.set_points(z, labels, [f"c{i}" for i in range(10)])
     item = m.points_item
-    qtbot.waitUntil(lambda: item.renders >= 1, timeout=5000)
+    qtbot.waitUntil(lambda: item.renders >= 1, timeout=WAIT_MS)
     settle(qtbot)
     qtbot.wait(int(REFRESH_S * 1000) + 50)                              # a redraw at the dots' size is due
     m.plot.viewport().repaint()

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 
 from _runs import EPOCHS, copy_run, open_run, tiny_run  # noqa: F401  (a fixture)
 from _tradeoff import FakeDecoder
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -38,7 +39,7 @@ def test_an_opened_run_shows_its_epochs_kl_per_dimension_and_one_marker(window, 
     assert (label.x(), label.y()) == pytest.approx((pt.x(), pt.y()))      # the label sits on the last epoch
     # the form offers to go on with it
     tp = win.training_panel
-    qtbot.waitUntil(lambda: tp.continue_button.isEnabled(), timeout=30_000)
+    qtbot.waitUntil(lambda: tp.continue_button.isEnabled(), timeout=WAIT_MS)
     assert tp.continue_button.isVisible() and tp.train_button.text() == "New run"
 
 
@@ -49,12 +50,12 @@ def test_continue_training_goes_on_from_the_last_epoch(window, qtbot, tiny_run, 
     run_dir = copy_run(tiny_run, tmp_path / "run")
     before = read_run(run_dir).history
     open_run(qtbot, win, run_dir)
-    qtbot.waitUntil(lambda: tp.continue_button.isEnabled(), timeout=30_000)
+    qtbot.waitUntil(lambda: tp.continue_button.isEnabled(), timeout=WAIT_MS)
     tp.epochs_spin.setValue(EPOCHS)                                      # nothing to add: a clear reason
     qtbot.mouseClick(tp.continue_button, Qt.LeftButton)
     assert not win.is_training and f"has {EPOCHS} epochs already" in win.banner.label.text()
     tp.epochs_spin.setValue(EPOCHS + 2)
-    with qtbot.waitSignal(win.trainingFinished, timeout=120_000) as blocker:
+    with qtbot.waitSignal(win.trainingFinished, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(tp.continue_button, Qt.LeftButton)
         assert win.is_training
     result = blocker.args[0]
@@ -66,7 +67,7 @@ def test_continue_training_goes_on_from_the_last_epoch(window, qtbot, tiny_run, 
     assert win.loss_plot.point_counts()["epochs"] == EPOCHS + 2
     assert list(win.runs_root.glob("run-*")) == []                            # no new run folder
     rd = win.tradeoff.rd_plot
-    qtbot.waitUntil(lambda: str(run_dir) in rd.runs and rd.live is None, timeout=10_000)
+    qtbot.waitUntil(lambda: str(run_dir) in rd.runs and rd.live is None, timeout=WAIT_MS)
     assert len(rd.runs) == 1 and rd.markers(str(run_dir)) == 1
 
 
@@ -115,7 +116,7 @@ def test_the_windows_prior_samples_use_the_runs_decoder(window, qtbot, tiny_run)
     win = window
     open_run(qtbot, win, tiny_run)
     win.layout_state.side_tabs.setCurrentWidget(win.prior)
-    qtbot.waitUntil(lambda: win.prior.images is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: win.prior.images is not None, timeout=WAIT_MS)
     assert win.prior.z.shape[1] == 2
     assert np.allclose(win.prior.images, win.map_view.point_decoder.decode(win.prior.z), atol=1e-5)
     win.latent_map.click_at(0.1, 0.2)                                     # a click on the map shows its image

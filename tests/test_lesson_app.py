@@ -6,6 +6,7 @@ import os
 
 import pytest
 from PySide6.QtCore import Qt
+from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -13,9 +14,9 @@ SHOT = os.environ.get("LATENTLAB_LESSON_SCREENSHOT")   # set it to keep the comp
 
 
 def load(qtbot, win, folder):
-    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=30_000):
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
         win.dataset_panel.open_folder(folder)
-    qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: win.training_panel.train_button.isEnabled(), timeout=WAIT_MS)
 
 
 def tiny_design(**kw):
@@ -35,11 +36,11 @@ def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, 
     assert win.lesson_action in win.tradeoff_menu.actions()
     assert win.lesson_action in win.findChild(QToolBar, "main-toolbar").actions()
     view.design = tiny_design()
-    with qtbot.waitSignal(view.comparisonReady, timeout=240_000):
+    with qtbot.waitSignal(view.comparisonReady, timeout=WAIT_MS):
         win.lesson_action.trigger()
         assert view.is_running and panel.currentIndex() == panel.TAB_LESSON and win.tradeoff_dock.isVisible()
         assert not win.training_panel.train_button.isEnabled() and not win.lesson_action.isEnabled()
-        qtbot.waitUntil(lambda: view.progress.value() > 0, timeout=120_000)   # the window stays responsive
+        qtbot.waitUntil(lambda: view.progress.value() > 0, timeout=WAIT_MS)   # the window stays responsive
     s = view.summary
     betas = [0.1, 1.0, 10.0]
     assert [r["beta"] for r in s["runs"]] == betas
@@ -67,7 +68,7 @@ def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, 
         view.grab().save(SHOT)
     # the same lesson, opened later from its folder
     view.open_folder(view.out_dir)
-    qtbot.waitUntil(lambda: len(cmp.entries) == 3 and not cmp.is_loading, timeout=60_000)
+    qtbot.waitUntil(lambda: len(cmp.entries) == 3 and not cmp.is_loading, timeout=WAIT_MS)
 
 
 def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
@@ -77,10 +78,10 @@ def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
     load(qtbot, win, gui_digits)
     view.design = tiny_design(warm_epochs=30)
     seen = []
-    with qtbot.waitSignal(view.lessonFinished, timeout=120_000) as blocker:
+    with qtbot.waitSignal(view.lessonFinished, timeout=WAIT_MS) as blocker:
         assert win.start_lesson()
         view.task.worker.event.connect(lambda ev: seen.append(ev) if isinstance(ev, BatchEnd) else None)
-        qtbot.waitUntil(lambda: len(seen) > 0, timeout=60_000)
+        qtbot.waitUntil(lambda: len(seen) > 0, timeout=WAIT_MS)
         qtbot.mouseClick(view.stop_button, Qt.LeftButton)
     assert blocker.args[0] is None and not view.is_running           # stopped during the shared start
     assert view.progress.format() == "stopped" and view.start_button.isEnabled()
@@ -103,7 +104,7 @@ def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_p
     sp.out_edit.setText(str(tmp_path / "sw"))
     statuses = []
     sp.sweepEvent.connect(lambda ev: statuses.append(sp.rows[0.5].get("status")))
-    with qtbot.waitSignal(sp.sweepFinished, timeout=120_000):
+    with qtbot.waitSignal(sp.sweepFinished, timeout=WAIT_MS):
         qtbot.mouseClick(sp.start_button, Qt.LeftButton)
         assert not sp.design_check.isEnabled()
     assert "shared start" in statuses and [sp.table.item(r, 5).text() for r in range(2)] == ["finished"] * 2
@@ -124,7 +125,7 @@ def test_closing_the_window_mid_lesson_stops_it(window, qtbot, gui_digits):
     seen = []
     assert win.start_lesson()
     view.task.worker.event.connect(lambda ev: seen.append(ev) if isinstance(ev, BatchEnd) else None)
-    qtbot.waitUntil(lambda: len(seen) > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: len(seen) > 0, timeout=WAIT_MS)
     asked = []
     win.confirm_stop = lambda: asked.append(True) or True
     win.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import _engine
 import pytest
+from _wait import WAIT_S
 
 KEYS = ("loss", "reconstruction_loss", "kl_loss", "neg_elbo", "val_loss", "val_reconstruction_loss", "val_kl_loss")
 
@@ -22,7 +23,7 @@ def test_two_cpu_replicas_train_what_one_device_trains(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "LATENTLAB_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join([str(child.parent), os.environ.get("PYTHONPATH", "")])}
     p = subprocess.run([sys.executable, str(child), str(folder), str(tmp_path / "runs")], capture_output=True,
-                       text=True, timeout=600, env=env)
+                       text=True, timeout=2 * WAIT_S, env=env)
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     assert p.returncode == 0 and line, p.stdout[-2000:] + p.stderr[-4000:]
     r = json.loads(line[0][len("RESULT "):])
@@ -41,7 +42,7 @@ def test_two_cpu_replicas_train_what_one_device_trains(tmp_path):
 def test_mirrored_without_gpus_or_replicas_is_one_line(tmp_path):
     folder = _engine.write_digits_folder(tmp_path / "digits", per_class=2, size=8)
     p = subprocess.run([sys.executable, "-m", "latentlab", "train", str(folder), "--out", str(tmp_path / "r"),
-                        "--strategy", "mirrored", "--epochs", "1"], capture_output=True, text=True, timeout=300,
+                        "--strategy", "mirrored", "--epochs", "1"], capture_output=True, text=True, timeout=WAIT_S,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "LATENTLAB_CACHE_DIR": str(tmp_path / "c")})
     err = [ln for ln in p.stderr.splitlines() if ln.strip() and "images of" not in ln]
     assert p.returncode == 2 and len(err) == 1 and "Traceback" not in p.stderr, p.stderr

@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from PIL import Image
 
 from latentlab import runs
+from _wait import WAIT_S
 
 SCALARS = ("epoch_loss", "epoch_reconstruction_loss", "epoch_kl_loss", "epoch_neg_elbo")
 
@@ -174,9 +174,9 @@ def serve_and_stop(folder, *paths: str) -> tuple[str, list[bytes], str]:
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert m, (line, p.stderr.read() if p.poll() is not None else "")
         assert _listening_on_loopback_only(int(m.group(1))) or not Path("/proc/net/tcp").exists()
-        pages = [urllib.request.urlopen(m.group(0) + path, timeout=120).read() for path in paths]
+        pages = [urllib.request.urlopen(m.group(0) + path, timeout=WAIT_S).read() for path in paths]
         p.send_signal(signal.SIGINT)                       # what Ctrl+C sends
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=WAIT_S)
     finally:
         if p.poll() is None:
             p.kill()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from _runs import tiny_run  # noqa: F401  (a fixture)
+from _wait import WAIT_S
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
@@ -104,7 +105,7 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
             _alive(app, xvfb)
             assert time.monotonic() < deadline, "clicks on the map never changed the decoded image"
         _xdotool(display, "search", "--name", title, "key", "--clearmodifiers", "ctrl+q")   # File → Quit
-        assert app.wait(timeout=60) == 0
+        assert app.wait(timeout=WAIT_S) == 0
     finally:
         if app is not None and app.poll() is None:
             app.kill()
