@@ -1,7 +1,7 @@
 """`LessonView`: "Show the trade-off". It runs `latentlab.lesson.Lesson` (a β sweep designed so that
 rate falls and distortion rises with β beyond training noise) on the loaded folder in the background,
 then shows what β did, for someone who has never heard of β: the verdict in words, the rate–distortion
-plane (seed spread as error bars), the same validation images reconstructed by every β, and the runs
+plane (dots: the mean over seeds; thin grey lines: each seed's own runs), the same validation images reconstructed by every β, and the runs
 compared (`gui.run_comparison.RunComparison`: latent maps side by side, one z decoded by every β).
 
 The window calls ``start(config, dataset)`` (its menu, toolbar and this view's button, through

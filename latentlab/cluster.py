@@ -36,6 +36,8 @@ from latentlab.config import ConfigError, TrainConfig
 from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, RunEvent, Started
 from latentlab.sweep import DONE, finished_event, grid, plan
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ClusterError", "ClusterSweep", "connect", "require_distributed", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'latentlab[cluster]'"
@@ -297,6 +299,8 @@ class ClusterSweep:
             self.bytes_back[spec.name] = run_pack.size(files)
         done = self._written.get(spec.name, 0)
         history = _history(run_dir) if done else []
+        if history:
+            _write_tensorboard(run_dir, history)
         if status in ("finished", "stopped"):
             event = Finished(done, status == "stopped", res["message"], str(run_dir), history)
         elif status in ("skipped", "cancelled"):
@@ -329,6 +333,22 @@ class ClusterSweep:
                     thing.close(timeout=20)
                 except Exception:
                     pass
+
+
+def _write_tensorboard(run_dir: Path, history: list[dict]) -> None:
+    """The run's TensorBoard scalars (epoch_loss, …, with Keras' tag names) from its whole history, written
+    here under the run's lock: a worker's own event files stay on the worker. The KL histogram and the grid
+    image are not rebuilt (they need the model of every epoch)."""
+    import shutil
+
+    from latentlab.tensorboard_logs import TENSORBOARD_DIR, write_history
+
+    log_dir = run_dir / TENSORBOARD_DIR
+    try:
+        shutil.rmtree(log_dir, ignore_errors=True)   # a resumed run: the curves again, all its epochs
+        write_history(log_dir, history)
+    except Exception as e:   # the run itself is whole: TensorBoard only misses it
+        log.warning("%s: its TensorBoard files could not be written (%s)", run_dir, e)
 
 
 def _history(run_dir) -> list[dict]:

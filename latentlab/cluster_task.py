@@ -120,7 +120,8 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
 
         # latents.npz of every image only at the end (it is the final model's): not re-encoded and shipped per epoch
         trainer = Trainer(TrainConfig.from_dict(spec["config"]), _dataset(data), run_dir, on_event,
-                          resume=resume, model_pool=model_pool(), latents_every_epoch_max=0)
+                          resume=resume, model_pool=model_pool(), latents_every_epoch_max=0,
+                          tensorboard=False)   # its folder is thrown away: the client writes the run's curves
         done = threading.Event()
 
         def watch_stop():

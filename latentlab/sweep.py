@@ -8,6 +8,7 @@ epochs are resumed from the last one, and a folder holding something else is ref
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def plan(specs: list[RunSpec], out_dir) -> list[tuple[RunSpec, str]]:
     result = []
     for spec in specs:
         d = out_dir / spec.name
-        if not d.exists() or runs.is_empty_folder(d):
+        # empty, or only a lock: a new run (when another writer holds that lock, it refuses the run, not the sweep)
+        if not d.exists() or runs.is_empty_folder(d) or (d.is_dir()
+                                                         and {e.name for e in os.scandir(d)} <= {runs.LOCK_FILE}):
             result.append((spec, NEW))
             continue
         if not (d / runs.CONFIG_FILE).is_file():

@@ -15,11 +15,12 @@ import sys
 
 import _engine
 import pytest
+from _wait import WAIT_S
+from tensorboard.backend.event_processing import event_accumulator
 
 from latentlab import runs
 from latentlab.config import TrainConfig
 from latentlab.events import EpochEnd, Failed, Finished, RunEvent, Started
-from _wait import WAIT_S
 
 RTOL = ATOL = 1e-3     # sequential vs a Dask worker: the same ops, other threads (TensorFlow's sums)
 METRICS = ("loss", "reconstruction_loss", "kl_loss", "neg_elbo", "val_loss", "val_reconstruction_loss",
@@ -83,6 +84,10 @@ def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequent
             for key in METRICS:
                 assert got[key] == pytest.approx(ref[key], rel=RTOL, abs=ATOL), (d.name, got["epoch"], key)
         assert not [p for p in os.listdir(d) if p.startswith(".") and p != runs.LOCK_FILE]   # no temporary or staged file
+        # its TensorBoard curves, written by the client from the whole history (one value per epoch, resumed or not)
+        acc = event_accumulator.EventAccumulator(str(d / "tensorboard" / "validation"))
+        acc.Reload()
+        assert sorted(e.step for e in acc.Tensors("epoch_neg_elbo")) == list(range(cfg.epochs)), d.name
     assert all(v for v in sweep.bytes_back.values())
 
 
