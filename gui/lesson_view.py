@@ -95,7 +95,6 @@ class LessonView(QWidget):
         self.plane.setMinimumHeight(320)
         self.curve = self.plane.plot.plot([], [], pen=pg.mkPen((120, 120, 120), width=1.5, style=Qt.DashLine))
         self.curve.setZValue(-5)
-        self.beta_labels: list[pg.TextItem] = []
         self.seed_curves: list[pg.PlotDataItem] = []
         self.recon_view = MosaicView("The same validation images, rebuilt by every β, appear here.")
         self.recon_note = note_label("Top row: validation images the models never trained on; below: each β's "
@@ -253,9 +252,9 @@ class LessonView(QWidget):
         self.summary = None
         self.plane.clear_runs()
         self.curve.setData([], [])
-        for item in self.beta_labels + self.seed_curves:
+        for item in self.seed_curves:
             self.plane.plot.removeItem(item)
-        self.beta_labels, self.seed_curves = [], []
+        self.seed_curves = []
         self.comparison.clear()
         self.recon_view.set_image(None, "The same validation images, rebuilt by every β, appear here.")
 
@@ -271,11 +270,8 @@ class LessonView(QWidget):
                 history = runs.read_history(Path(path) / runs.HISTORY_FILE)
             except (OSError, runs.RunError):
                 history = []
+            # the plane labels each run's marker itself ("β = 10" beside its point)
             self.plane.add_run(path, r["beta"], history, f"β = {r['beta']:g}", final=(r["rate"], r["distortion"]))
-            label = pg.TextItem(f"β {r['beta']:g}", color=(30, 30, 30), anchor=(-0.15, 1.1))
-            label.setPos(r["rate"], r["distortion"])
-            self.plane.plot.addItem(label)
-            self.beta_labels.append(label)
         # the curve the β values trace, from the simplest code (top left) to the richest; with seeds, each one's
         self.curve.setData([r["rate"] for r in summary["runs"]], [r["distortion"] for r in summary["runs"]])
         seeds = summary.get("seeds", [])

@@ -215,6 +215,11 @@ def _n(v: float) -> str:
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
+def _places(x: float) -> int:
+    """Decimals that keep a small difference readable: +0.4 ± 0.03, not ± 0.0."""
+    return 1 if abs(x) >= 0.1 or x == 0 else 2
+
+
 def verdict_lines(summary: dict) -> list[str]:
     """What the lesson found, in plain words: the headline, one line per β, and what to read from them."""
     runs_ = summary["runs"]
@@ -240,7 +245,8 @@ def verdict_lines(summary: dict) -> list[str]:
                          f"start)")
         elif multi:
             v = r["vs_first"]
-            text += f"{v['distortion']:+.1f} ± {v['distortion_spread']:.1f} nats vs β {first['beta']:g} ({seeds})"
+            d, spread = v["distortion"], v["distortion_spread"]
+            text += f"{d:+.{_places(d)}f} ± {spread:.{_places(spread)}f} nats vs β {first['beta']:g} ({seeds})"
         else:
             text += f"{r['distortion'] - first['distortion']:+.1f} nats vs β {first['beta']:g}"
         text += f"; {r['active_units']} active unit{'s' if r['active_units'] != 1 else ''}"

@@ -54,6 +54,9 @@ def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, 
         assert point[0][0] == pytest.approx(r["rate"]) and point[1][0] == pytest.approx(r["distortion"])
         assert len(r["run_dirs"]) == 2 and "vs_first" in r
     assert len(view.seed_curves) == 2 and all(len(c.getData()[0]) == 3 for c in view.seed_curves)
+    import pyqtgraph as pg                                       # one label per β on the plane, beside its dot
+    texts = [i.toPlainText() for i in view.plane.plot.getPlotItem().items if isinstance(i, pg.TextItem)]
+    assert sorted(t for t in texts if t.startswith("β")) == sorted(f"β = {b:g}" for b in betas), texts
     rec = view.recon_view.image                                  # originals + one row of reconstructions per β
     assert rec is not None and rec.height() >= 4 * 52
     text = view.verdict.text()
