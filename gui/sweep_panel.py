@@ -234,10 +234,11 @@ class SweepPanel(QWidget):
     @Slot(object)
     def _on_event(self, ev) -> None:
         from latentlab.events import EpochEnd, Failed, Finished, RunEvent, SweepStep
+        from latentlab.lesson import is_shared_start
 
         if isinstance(ev, RunEvent):
             self._on_run_event(ev)
-        elif isinstance(ev, SweepStep) and Path(ev.run_dir).parent.name == "warm-start":   # a designed sweep's start
+        elif isinstance(ev, SweepStep) and is_shared_start(ev.run_dir):   # a designed sweep's start
             self.current_beta = None
             for beta in self.rows:
                 self._set_row(beta, status="shared start")

@@ -50,6 +50,7 @@ class TradeoffPanel(QTabWidget):
         self._live_key = None
         self._live_beta = None
         self._sweep_live = False
+        self._shared_start = None      # the run folder of a designed sweep's shared start, while it trains
         self._run_opened = True
 
         self.loss_terms = LossTermsPanel()
@@ -157,9 +158,16 @@ class TradeoffPanel(QTabWidget):
                 self.rd_plot.add_run(ev.run_dir, ev.beta, ev.event.history)
             return
         if isinstance(ev, SweepStep):
+            from latentlab.lesson import is_shared_start
+
             self._sweep_live = True
             self._live_beta = ev.beta
+            self._shared_start = ev.run_dir if is_shared_start(ev.run_dir) else None
             self.loss_terms.set_beta(ev.beta)
+            return
+        if isinstance(ev, Finished) and ev.run_dir and ev.run_dir == self._shared_start:
+            self.rd_plot.stop_live()        # a designed sweep's shared start: every β continues it, it is none of them
+            self._live_beta, self._shared_start, self._sweep_live = None, None, False
             return
         self.on_train_event(ev, sweep=True)
         if isinstance(ev, (Finished, Failed)):

@@ -215,6 +215,14 @@ def _n(v: float) -> str:
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
+SHARED_START_DIR = "warm-start"   # the designed sweep's shared start, one run per seed, inside its folder
+
+
+def is_shared_start(run_dir) -> bool:
+    """Whether ``run_dir`` is a designed sweep's shared start (not one of its β runs)."""
+    return run_dir is not None and Path(run_dir).parent.name == SHARED_START_DIR
+
+
 def _places(x: float) -> int:
     """Decimals that keep a small difference readable: +0.4 ± 0.03, not ± 0.0."""
     return 1 if abs(x) >= 0.1 or x == 0 else 2
@@ -314,7 +322,7 @@ class Lesson:
         return (self.out_dir if first else self.out_dir / "seeds" / f"seed-{seed}") / run_name(beta)
 
     def warm_dir(self, seed: int) -> Path:
-        return self.out_dir / "warm-start" / f"seed-{seed}"
+        return self.out_dir / SHARED_START_DIR / f"seed-{seed}"
 
     def plans(self) -> list[_Plan]:
         out = []

@@ -92,17 +92,19 @@ def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
 
 
 def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_path, monkeypatch):
-    from gui.sweep_panel import SweepPanel
+    from gui.tradeoff_panel import TradeoffPanel
     from latentlab import runs
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
 
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
-    sp = SweepPanel()
-    qtbot.addWidget(sp)
-    sp.show()
+    panel = TradeoffPanel()               # the sweep panel with the rate–distortion plane it feeds
+    qtbot.addWidget(panel)
+    panel.show()
+    sp = panel.sweep_panel
     assert sp.design_check.isChecked() and len(sp.design_check.toolTip()) > 80
-    sp.set_source(TrainConfig(dataset=str(gui_digits), epochs=3, batch_size=64, seed=2), load_folder(gui_digits))
+    panel.set_sweep_source(TrainConfig(dataset=str(gui_digits), epochs=3, batch_size=64, seed=2),
+                           load_folder(gui_digits))
     sp.betas_edit.setText("0.5, 4")
     sp.out_edit.setText(str(tmp_path / "sw"))
     statuses = []
@@ -117,6 +119,8 @@ def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_p
         assert run.epochs_done == 3 and run.history[:2] == warm.history and run.config.beta == float(beta)
     assert sp.message.text().startswith("Raising β from 0.5 to 4")
     assert sp.progress.format() == "2 of 2 runs finished"
+    # the plane: one point per β; the shared start, which every β continues, is none of them
+    assert sorted(panel.rd_plot.labels()) == ["β = 0.5", "β = 4"], panel.rd_plot.labels()
 
 
 def test_closing_the_window_mid_lesson_stops_it(window, qtbot, gui_digits):
