@@ -71,7 +71,7 @@ class SweepPanel(QWidget):
                                   "continues a copy of it with the same data order and random draws, so that β is "
                                   "the only difference between the runs (see docs/lesson.md). Off: every β trains "
                                   "from scratch.", checked=True)
-        self._design_tip = self.design_check.toolTip()
+        self._design_tip, self._design_text = self.design_check.toolTip(), self.design_check.text()
         self.cluster_edit.textChanged.connect(self._update_buttons)   # a cluster sweep trains every β from scratch
         self.start_button = QPushButton("Start sweep")
         self.start_button.setToolTip("Train one model per β, one after another, in the background; each finished "
@@ -165,6 +165,7 @@ class SweepPanel(QWidget):
         self.design_check.setEnabled(not running and not on_cluster)
         self.design_check.setToolTip("The shared start trains on this machine: a sweep on a cluster trains every β "
                                      "from scratch, one task each." if on_cluster else self._design_tip)
+        self.design_check.setText("not on a cluster: each β from scratch" if on_cluster else self._design_text)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Sweep folder", self.out_edit.text())

@@ -40,6 +40,7 @@ def test_the_sweep_panel_trains_on_a_cluster_and_shows_the_runs_moving(qtbot, tm
 
     sp.cluster_edit.setText(dask_cluster.address)
     assert not sp.design_check.isEnabled() and "cluster" in sp.design_check.toolTip()   # each β from scratch there
+    assert "from scratch" in sp.design_check.text()
     live = []   # (runs on the plane, rows with a finished epoch, rows still training) after each remote epoch
 
     def on_event(ev):
