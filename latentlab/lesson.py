@@ -258,7 +258,11 @@ def verdict_lines(summary: dict) -> list[str]:
         else:
             text += f"{r['distortion'] - first['distortion']:+.1f} nats vs β {first['beta']:g}"
         text += f"; {r['active_units']} active unit{'s' if r['active_units'] != 1 else ''}"
-        if r["collapsed"]:
+        if r["collapsed"] and first["collapsed"]:
+            # collapsed at the smallest β too: not β's doing but the start's (a seed's start can collapse)
+            text += (" (a seed's run collapsed" + (": its shared start carried nothing already, at the smallest β; "
+                     "another --seed or more images usually avoids that" if r is first else "") + ")")
+        elif r["collapsed"]:
             text += (" — posterior collapse: the code carries nothing and the decoder draws the average image. "
                      "That is the other half of the lesson: too large a β switches the latent space off")
         lines.append(text + ".")

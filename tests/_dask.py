@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from _wait import WAIT_S
 
 BIN = Path(sys.executable).parent
-READY_S = 120.0     # a busy 2-core machine can take long to start a process that imports distributed
+READY_S = WAIT_S      # a busy 2-core machine can take long to start a process that imports distributed
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -57,7 +58,7 @@ class DaskCluster:
     def info(self) -> dict:
         from distributed import Client
 
-        with Client(self.address, timeout=30, set_as_default=False) as c:
+        with Client(self.address, timeout=WAIT_S, set_as_default=False) as c:
             return c.scheduler_info().get("workers", {})
 
     def ensure_workers(self, n: int = 2) -> dict:
@@ -77,7 +78,7 @@ class DaskCluster:
         name = self.info()[address]["name"]
         p = self.workers.pop(name)
         p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
+        p.wait(timeout=WAIT_S)
         return name
 
     def listening(self) -> set[str]:

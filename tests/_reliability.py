@@ -32,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from _wait import WAIT_S
 
 REPO = Path(__file__).resolve().parents[1]
 TMP_NAME = re.compile(r"^\..+\.tmp")          # what runs.atomic_write leaves behind when killed
@@ -41,7 +42,9 @@ NOBODY = 65534
 
 # -- running the command line ------------------------------------------------------------------
 def child_env(**extra) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # PYTHONFAULTHANDLER: a child that hangs prints every thread's stack on SIGABRT (see `stacks_of`)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONFAULTHANDLER": "1"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -206,6 +209,15 @@ class TrainProcess:
                 self.started.set()
             elif re.match(r"^\r?epoch \d+/\d+:", line):
                 self.epoch_lines += 1
+
+    def stacks(self) -> str:
+        """A child that does not end: its threads' Python stacks (faulthandler, on SIGABRT), for the failure."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(30)
+        self._reader.join(5)
+        return "\n".join(self.lines[-150:])
 
     def kill(self):
         with contextlib.suppress(ProcessLookupError):
@@ -434,7 +446,7 @@ def can_drop_privileges() -> bool:
         return False
     try:
         r = subprocess.run([sys.executable, "-c", "import os; print(os.getuid())"], capture_output=True,
-                           text=True, timeout=120, preexec_fn=drop_privileges())
+                           text=True, timeout=WAIT_S, preexec_fn=drop_privileges())
     except (OSError, subprocess.SubprocessError):
         return False
     return r.returncode == 0 and r.stdout.strip() == str(NOBODY)

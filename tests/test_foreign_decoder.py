@@ -102,7 +102,7 @@ def models(tmp_path_factory):
                      ).save(tmp / "rgb.keras")
     (tmp / "bad").mkdir()
     p = subprocess.run([sys.executable, "-c", BAD_MODELS, str(tmp / "bad")], capture_output=True, text=True,
-                       env=R.child_env(), timeout=300)
+                       env=R.child_env(), timeout=WAIT_S)
     assert p.returncode == 0, p.stderr
     return tmp, digits
 

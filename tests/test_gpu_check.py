@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _wait import WAIT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check"
 
 
-def _run(*args, env=None, timeout=120):
+def _run(*args, env=None, timeout=WAIT_S):
     return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
@@ -42,7 +43,7 @@ def test_without_a_gpu_it_refuses_in_one_line():
 def test_the_cpu_tiny_mode_runs_every_step(tmp_path):
     out = tmp_path / "gpu-check.json"
     p = _run("--cpu-tiny", "--json", str(out), env={"LATENTLAB_CACHE_DIR": str(tmp_path / "cache"),
-                                                    "XDG_CONFIG_HOME": str(tmp_path / "config")}, timeout=1200)
+                                                    "XDG_CONFIG_HOME": str(tmp_path / "config")}, timeout=4 * WAIT_S)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["mode"] == "tiny" and not res["reasons"], res["reasons"]

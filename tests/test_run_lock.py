@@ -64,8 +64,10 @@ def _interrupt(p: R.TrainProcess) -> int:
     try:
         return p.wait(timeout=WAIT_S)
     except subprocess.TimeoutExpired:
+        stacks = p.stacks()
         p.kill()
-        raise
+        raise AssertionError(f"the child did not stop on Ctrl+C within {WAIT_S:.0f} s; its last lines and "
+                             f"stacks:\n{stacks}") from None
 
 
 def _status(run_dir) -> str:

@@ -176,7 +176,12 @@ def serve_and_stop(folder, *paths: str) -> tuple[str, list[bytes], str]:
         assert _listening_on_loopback_only(int(m.group(1))) or not Path("/proc/net/tcp").exists()
         pages = [urllib.request.urlopen(m.group(0) + path, timeout=WAIT_S).read() for path in paths]
         p.send_signal(signal.SIGINT)                       # what Ctrl+C sends
-        out, err = p.communicate(timeout=WAIT_S)
+        try:
+            out, err = p.communicate(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:                  # say where it hangs: its threads' stacks
+            p.send_signal(signal.SIGABRT)
+            out, err = p.communicate(timeout=60)
+            raise AssertionError(f"TensorBoard did not stop on Ctrl+C within {WAIT_S:.0f} s:\n{err[-6000:]}") from None
     finally:
         if p.poll() is None:
             p.kill()
