@@ -41,6 +41,12 @@ NOBODY = 65534
 
 
 # -- running the command line ------------------------------------------------------------------
+def default_sigint() -> None:
+    """A child's Ctrl+C as in a terminal (a ``preexec_fn``): a shell that started the suite in the background
+    leaves SIGINT ignored, a child inherits that, and Python then keeps ignoring it (a Ctrl+C test would hang)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def child_env(**extra) -> dict:
     # PYTHONFAULTHANDLER: a child that hangs prints every thread's stack on SIGABRT (see `stacks_of`)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "",
@@ -192,7 +198,7 @@ class TrainProcess:
     def __init__(self, argv: list[str], env=None):
         self.start = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env or child_env(), cwd=REPO)
+                                     env=env or child_env(), cwd=REPO, preexec_fn=default_sigint)
         self.lines: list[str] = []
         self.out = ""
         self.started = threading.Event()

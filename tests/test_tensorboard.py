@@ -168,7 +168,7 @@ def serve_and_stop(folder, *paths: str) -> tuple[str, list[bytes], str]:
     """Start `latentlab tensorboard FOLDER --port 0`, read ``paths`` from the address it prints, Ctrl+C it;
     (stdout, pages, stderr)."""
     p = subprocess.Popen(R.cli_argv("tensorboard", folder, "--port", 0), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=R.child_env())
+                         stderr=subprocess.PIPE, text=True, env=R.child_env(), preexec_fn=R.default_sigint)
     try:
         line = p.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
