@@ -104,8 +104,7 @@ def plan(specs: list[RunSpec], out_dir) -> list[tuple[RunSpec, str]]:
     for spec in specs:
         d = out_dir / spec.name
         # empty, or only a lock: a new run (when another writer holds that lock, it refuses the run, not the sweep)
-        if not d.exists() or runs.is_empty_folder(d) or (d.is_dir()
-                                                         and {e.name for e in os.scandir(d)} <= {runs.LOCK_FILE}):
+        if not d.exists() or (d.is_dir() and {e.name for e in os.scandir(d)} <= {runs.LOCK_FILE}):
             result.append((spec, NEW))
             continue
         if not (d / runs.CONFIG_FILE).is_file():
