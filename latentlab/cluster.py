@@ -201,7 +201,9 @@ class ClusterSweep:
         ds = self.dataset
         payload = {"root": str(ds.root), "images": pack_images(ds.images), "labels": np.asarray(ds.labels),
                    "class_names": list(ds.class_names), "paths": list(ds.paths)}
-        data = client.scatter(payload, hash=False)          # once per sweep; each worker fetches it once
+        # One future under a key of its own: a dict given to scatter is sent under its own keys ('images',
+        # 'paths', ...), which two sweeps on one scheduler would share. Once per sweep; each worker fetches it once.
+        [data] = client.scatter([payload], hash=False)
         self._vars, futures = {}, {}
         for spec, _ in pending:
             d = self.out_dir / spec.name

@@ -157,6 +157,48 @@ def test_a_run_another_process_trains_is_refused_with_the_lock_s_line_and_the_ot
     assert not runs.is_locked(out / "beta-0.5")        # the sweep let go of its own runs
 
 
+def test_two_sweeps_on_one_scheduler_at_once_each_train_on_their_own_images(dask_cluster, digits, tmp_path):
+    """Two people of a lab sweep on the same scheduler at the same moment, on different image folders: each
+    sweep's data travels under a key of its own (a shared key let one sweep train on the other's images, and
+    corrupted the scheduler's state when one sweep let go of its data while the other used it)."""
+    import threading
+
+    from latentlab.cluster import ClusterSweep
+    from latentlab.data import load_folder
+
+    from distributed import Client
+
+    dask_cluster.ensure_workers(2)
+    other = load_folder(_engine.write_digits_folder(tmp_path / "other", per_class=7, size=16), cache=False)
+    jobs = {"mine": (digits, []), "theirs": (other, [])}
+    both_started, held = threading.Barrier(2), []
+
+    def on_event(ev):
+        if isinstance(ev, RunEvent) and isinstance(ev.event, Started):
+            both_started.wait(timeout=WAIT_S)      # both sweeps' runs are on the workers now
+            with Client(dask_cluster.address, timeout=WAIT_S, set_as_default=False) as c:
+                held.append({k for k in c.who_has() if not str(k).startswith("latentlab-")})   # data, not runs
+
+    def sweep(name):
+        ds, out = jobs[name]
+        out.extend(ClusterSweep(_config(ds, epochs=1), [1.0], tmp_path / name, ds, on_event,
+                                address=dask_cluster.address).run())
+
+    threads = [threading.Thread(target=sweep, args=(name,)) for name in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=2 * WAIT_S)
+    assert not any(t.is_alive() for t in threads), "a sweep did not finish"
+    assert held and all(len(keys) == 2 for keys in held), held      # one key of its own per sweep
+    for name, (ds, results) in jobs.items():
+        [(_, d, r)] = results
+        assert isinstance(r, Finished) and not r.stopped, (name, r)
+        run = runs.open_run(d)
+        assert len(run.latents["paths"]) == len(ds.images), name          # its own folder's images, all of them
+        assert sorted(map(str, run.latents["paths"])) == sorted(map(str, ds.paths)), name
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
