@@ -34,14 +34,19 @@ def running_threads() -> list[QThread]:
     return out
 
 
-def start_thread(worker: QObject, name: str, run_slot=None) -> QThread:
+def start_thread(worker: QObject, name: str, run_slot=None, on_finished=None) -> QThread:
     """Move ``worker`` to a new QThread and start it. With ``run_slot`` (a slot of the worker),
     the thread runs it once and quits when the worker emits ``done``; without, the thread keeps
-    an event loop for queued calls until ``quit()``. The caller keeps references to both until
-    the thread has finished and been ``wait()``-ed (then dropping them is safe)."""
+    an event loop for queued calls until ``quit()``. ``on_finished`` is connected to the thread's
+    ``finished`` before it starts: a job that ends at once (a cached load on a busy machine) may
+    finish before the line after ``start()`` runs, and a signal emitted then reaches nobody.
+    The caller keeps references to both until the thread has finished and been ``wait()``-ed
+    (then dropping them is safe)."""
     thread = QThread()
     thread.setObjectName(name)
     worker.moveToThread(thread)
+    if on_finished is not None:
+        thread.finished.connect(on_finished)
     if run_slot is not None:
         thread.started.connect(run_slot)
         # direct: quit() is thread-safe, and a queued call would wait for a GUI thread that may be
@@ -91,8 +96,7 @@ class Task(QObject):
         if self.thread is not None:
             raise RuntimeError(f"{self.name}: a job is running already")
         self.worker = worker
-        self.thread = start_thread(worker, self.name, worker.run)
-        self.thread.finished.connect(self._on_thread_finished)
+        self.thread = start_thread(worker, self.name, worker.run, self._on_thread_finished)
         return worker
 
     def request(self, how: str) -> None:
