@@ -48,7 +48,7 @@ def default_sigint() -> None:
 
 
 def child_env(**extra) -> dict:
-    # PYTHONFAULTHANDLER: a child that hangs prints every thread's stack on SIGABRT (see `stacks_of`)
+    # PYTHONFAULTHANDLER: a child that hangs prints every thread's stack on SIGABRT (see `TrainProcess.stacks`)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "",
            "PYTHONFAULTHANDLER": "1"}
     env.update({k: str(v) for k, v in extra.items()})
