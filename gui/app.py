@@ -180,11 +180,22 @@ def run_app(argv: list[str]) -> int:
             return fail(f"Qt could not start ({e}); on Debian/Ubuntu: sudo apt-get install {HINT_PACKAGES}; "
                         "or set QT_QPA_PLATFORM=offscreen")
 
+    from gui.lifecycle import TerminalSignals, Watchdog
     from gui.main_window import MainWindow
     from gui.threads import wait_until_idle
 
     win = MainWindow()
     win.screenshot_path = args.screenshot
+    watchdog = Watchdog(seconds=float(os.environ.get("LATENTLAB_WATCHDOG_S", "10")), parent=win)
+    watchdog.stalled.connect(win.on_stalled)
+    watchdog.start()
+
+    def quit_on_signal(signum: int) -> None:   # Ctrl+C / SIGTERM: Stop, then Quit (a second one: at once)
+        win.quit_for_signal()
+        app.exit(signals.exit_code)
+
+    signals = TerminalSignals(quit_on_signal, win)
+    signals.install()
     settings = {k: v for k, v in (("beta", args.beta), ("latent_dim", args.latent_dim),
                                   ("hidden_units", args.hidden_units), ("epochs", args.epochs),
                                   ("batch_size", args.batch_size), ("learning_rate", args.lr)) if v is not None}
@@ -278,10 +289,17 @@ def run_app(argv: list[str]) -> int:
     code = app.exec()
     if state["done"]:
         code = state["code"]
+    if signals.exit_code is not None:
+        code = signals.exit_code
     if args.screenshot and not win.screenshot_saved:
         win.save_screenshot(args.screenshot)
     win.shutdown()
     win.close()
+    watchdog.stop()
+    signals.uninstall()
+    if signals.exit_code is not None:
+        print(f"latentlab: quit on {'Ctrl+C' if signals.signum == 2 else 'SIGTERM'}"
+              + (f"; the run folder is {win.run_dir}" if win.run_dir is not None else ""), file=sys.stderr, flush=True)
     win.deleteLater()
     return int(code)
 

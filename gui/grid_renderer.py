@@ -42,6 +42,12 @@ class GridWorker(QObject):
         self.tiles = TileCache()
 
     @Slot()
+    def _post(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the grid thread; nothing once it has shut down (a view changing while the
+        window closes)."""
+        if self.thread is not None:
+            self.thread.call(fn, *args)
+
     def preload(self) -> None:
         """Import TensorFlow early (loading its libraries briefly holds the GIL: better at startup
         than at the first click on Train)."""
@@ -107,10 +113,6 @@ class GridRenderer(QObject):
     pointDecoderReady = Signal(object)        # a Decoder for the GUI thread (single points)
     failed = Signal(str)
     gpusVisible = Signal(int)                 # from the preload: how many GPUs TensorFlow sees
-    _configure = Signal(object)
-    _render = Signal(object)
-    _preload = Signal()
-    _adopt = Signal(object, object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -119,11 +121,7 @@ class GridRenderer(QObject):
         self.worker.rendered.connect(self._on_rendered)
         self.worker.failed.connect(self.failed)
         self.worker.gpusVisible.connect(self.gpusVisible)
-        self._configure.connect(self.worker.configure)
-        self._preload.connect(self.worker.preload)
-        self._adopt.connect(self.worker.adopt)
-        self._render.connect(self.worker.render)
-        self.thread = start_thread(self.worker, "latentlab-grid")
+        self.thread = start_thread(self.worker, "latentlab-grid")   # serves the calls below, in order
         self.key = None
         self.ready_key = None
         self.point_decoder = None     # the GUI thread's Decoder for ready_key
@@ -139,8 +137,14 @@ class GridRenderer(QObject):
         self._defer_timer.setSingleShot(True)
         self._defer_timer.timeout.connect(self._send_deferred)
 
+    def _post(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the grid thread; nothing once it has shut down (a view changing while the
+        window closes)."""
+        if self.thread is not None:
+            self.thread.call(fn, *args)
+
     def preload(self) -> None:
-        self._preload.emit()
+        self._post(self.worker.preload)
 
     @staticmethod
     def make_key(image_shape, latent_dim: int, likelihood: str):
@@ -159,7 +163,7 @@ class GridRenderer(QObject):
         if key != self.key:
             return
         self.ready_key, self.point_decoder = key, point_decoder
-        self._adopt.emit(key, grid_decoder)
+        self._post(self.worker.adopt, key, grid_decoder)
 
     def set_model(self, image_shape, latent_dim: int, likelihood: str):
         """Decoders for this model; returns the GUI thread's point decoder when it is ready
@@ -170,7 +174,7 @@ class GridRenderer(QObject):
             return self.point_decoder if self.ready_key == key else None
         self.key = key
         self.point_decoder = None
-        self._configure.emit(key)
+        self._post(self.worker.configure, key)
         return None
 
     def set_weights(self, weights) -> None:
@@ -210,7 +214,7 @@ class GridRenderer(QObject):
             self._pending = job
         else:
             self._busy = True
-            self._render.emit(job)
+            self._post(self.worker.render, job)
 
     def _schedule_deferred(self) -> None:
         """Send the waiting job when its turn comes (at once without a duty); while a grid is
@@ -250,7 +254,7 @@ class GridRenderer(QObject):
         if self._pending is not None:
             job, self._pending = self._pending, None
             self._busy = True
-            self._render.emit(job)
+            self._post(self.worker.render, job)
         elif self._deferred is not None:
             self._schedule_deferred()
         if out.get("mosaic") is not None and out["key"] == self.key:

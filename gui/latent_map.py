@@ -436,6 +436,10 @@ class LatentMap(QWidget):
         self.grid_item.setVisible(self.show_grid.isChecked())
 
     # -- interaction ---------------------------------------------------------------------------------
+    def clear_preview(self) -> None:
+        self.preview.set_image(None, "")
+        self.preview_label.setText("hover the map\nfor a live preview")
+
     def show_preview(self, image: np.ndarray | None, xy=None) -> None:
         if image is None:
             self.preview.set_image(None, "")

@@ -143,17 +143,21 @@ class LossPlot(QWidget):
         self.readout.setText(f"epoch {int(self.epoch_x[-1])}: " + ", ".join(parts) + " nats")
         self._dirty = True
 
-    def set_history(self, history: list[dict]) -> None:
-        """A run's epochs (an opened run, or one about to be continued): the epoch axis fits them."""
+    def set_history(self, history: list[dict], config=None) -> None:
+        """A run's epochs (an opened run, or one about to be continued): the epoch axis fits them, and a
+        marker stands where β changed (the engine's `beta_changes`; with the run's ``config``, a change at
+        its first epoch too)."""
+        from latentlab.config import TrainConfig
+        from latentlab.run_continue import beta_changes
+
         self.clear()
         self.planned_epochs = len(history) or None
-        prev_beta = None
         for epoch_row in history:
             self.add_epoch(epoch_row)
-            beta = epoch_row.get("beta")
-            if beta is not None and prev_beta is not None and not math.isclose(beta, prev_beta, rel_tol=1e-6):
-                self.add_beta_marker(epoch_row["epoch"] - 1, beta)
-            prev_beta = beta
+        if config is None and history:   # no config: β changes after the first epoch only
+            config = TrainConfig(beta=float(history[0].get("beta_target", history[0].get("beta", 1.0))))
+        for epoch, beta in beta_changes(config, history) if config is not None else []:
+            self.add_beta_marker(epoch - 1, beta)
         self.redraw()
 
     def add_beta_marker(self, x: float, beta: float) -> None:

@@ -10,6 +10,7 @@ Engine work (run folders, latents CSV) is latentlab's.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -310,6 +311,12 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.files.set_training_run(run_dir)
         self.loss_plot.set_history(history)     # a continued run's curves go on where they stopped
+        if resume and history:
+            from latentlab.run_continue import last_beta
+
+            was = last_beta(config, history)
+            if not math.isclose(was, config.beta, rel_tol=1e-6):     # continued at another β: marked where
+                self.loss_plot.add_beta_marker(len(history), config.beta)
         self.image_panel.clear("Training… the decoder appears after the first snapshot.")
         decoder_key = self.map_view.prepare_training((ds.image_shape, config.latent_dim, config.likelihood), ds)
         self.training.start(config, ds, run_dir, snapshot_seconds=self.snapshot_seconds, decoder_key=decoder_key,
@@ -361,21 +368,27 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_run_opened(self, view) -> None:
+        from latentlab.run_continue import beta_label, last_beta
+
         run, cfg = view.run, view.run.config
         self.banner.hide()
         self.training.result = None
-        self.training_panel.apply_settings(**cfg.to_dict())
-        self.loss_plot.set_history(run.history)
+        # the form: the run's settings at the β it last trained at (what Continue training goes on with)
+        self.training_panel.apply_settings(**dict(cfg.to_dict(), beta=last_beta(cfg, run.history)))
+        self.loss_plot.set_history(run.history, cfg)
         self.image_panel.clear()
+        self.latent_map.clear_preview()
+        done = len(run.history)
+        self.training_panel.show_opened(f"opened: {done} of {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, "
+                                        f"{run.status}")
         if self.map_view.show_run(view, self.dataset):
             if cfg.dataset and Path(cfg.dataset).is_dir() and not self.dataset_panel.is_loading:
                 self.dataset_panel.open_folder(cfg.dataset, cfg.image_size, cfg.color)  # the points' originals
         elif run.latents is None:
             self._status("This run has no latents.npz: the map shows the decoder only.")
-        done = len(run.history)
         self.setWindowTitle(f"latentlab — {self.run_dir.name}")
         self._status(f"Opened run {run.path}: {done} epoch{'s' if done != 1 else ''}, status {run.status}, "
-                     f"latent size {cfg.latent_dim}, β {cfg.beta:g}.")
+                     f"latent size {cfg.latent_dim}, {beta_label(cfg, run.history)}.")
         self.runOpened.emit(str(run.path))
 
     @Slot()
@@ -420,9 +433,27 @@ class MainWindow(QMainWindow):
                                       "in the run folder.", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
         return answer == QMessageBox.Yes
 
+    def quit_for_signal(self) -> None:
+        """Ctrl+C or SIGTERM from the terminal: close any dialog, stop what trains (after its current batch,
+        keeping the last finished epoch) and close, without asking."""
+        from PySide6.QtWidgets import QApplication
+
+        self._quitting = True
+        for w in QApplication.topLevelWidgets():
+            if w is not self and w.isVisible() and (w.isModal() or w.isWindow()) and hasattr(w, "reject"):
+                w.reject()
+        self._status("Stopping…")
+        self.close()
+
+    @Slot(float, str)
+    def on_stalled(self, seconds: float, where: str) -> None:
+        """The watchdog found the window unanswering for ``seconds``: said in the banner."""
+        self.show_banner(f"The window did not answer for {seconds:.0f} s; every thread's stack was written to "
+                         f"{where} (please report it).")
+
     def closeEvent(self, event) -> None:
         busy = self.training.running or self.tradeoff.training_busy
-        if busy and not self.confirm_stop():
+        if busy and not getattr(self, "_quitting", False) and not self.confirm_stop():
             event.ignore()
             return
         if self.training.running:

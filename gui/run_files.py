@@ -54,20 +54,13 @@ class RunFiles(QObject):
         ``settings`` (its epochs in all, β, batch size and learning rate; the model's own settings stay
         the run's), as `latentlab train --resume` does. ConfigError or RunError (one line) when it cannot."""
         from latentlab.config import ConfigError
+        from latentlab.run_continue import continue_config
 
         if self.run_dir is None:
             raise ConfigError("there is no run to continue: train one or open one (Ctrl+Shift+O)")
         run = runs.open_run(self.run_dir)
-        keep = {k: settings[k] for k in ("epochs", "beta", "batch_size", "learning_rate") if k in settings}
         h, w, _ = dataset.image_shape
-        cfg = run.config.replace(**keep, dataset=str(dataset.root)).validate()
-        done = len(run.history)
-        if cfg.image_size is not None and list(cfg.image_size) != [h, w]:
-            raise ConfigError(f"{run.path} was trained on {cfg.image_size[0]}×{cfg.image_size[1]} images but "
-                              f"{dataset.root} gives {h}×{w}: open the run's dataset to continue it")
-        if cfg.epochs <= done:
-            raise ConfigError(f"{run.path} has {done} epoch{'s' if done != 1 else ''} already: set Epochs above "
-                              f"{done} to continue it")
+        cfg = continue_config(run, settings, dataset_root=dataset.root, image_hw=(h, w))
         return cfg, list(run.history)
 
     # -- opening -------------------------------------------------------------------------------------

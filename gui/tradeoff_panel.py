@@ -221,7 +221,10 @@ class TradeoffPanel(QTabWidget):
                                 source=f"latents.npz, {kl.images:,} {kl.split} images")
         if run.history:
             self.loss_terms.set_history(run.history)
-            self.rd_plot.add_run(str(run.path), float(run.config.beta), run.history)
+            from latentlab.run_continue import beta_label, last_beta
+
+            self.rd_plot.add_run(str(run.path), last_beta(run.config, run.history), run.history,
+                                 label=beta_label(run.config, run.history).replace("β ", "β = ", 1))
         frames = replay_frames(run)
         if frames is not None:
             self.replay.set_frames(frames["z_mean"], frames["labels"], frames["class_names"])

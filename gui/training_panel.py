@@ -275,6 +275,13 @@ class TrainingPanel(QGroupBox):
         self.progress.setFormat(text)
         self.detail.setText(f"{images_per_second:,.0f} images/s")
 
+    def show_opened(self, text: str) -> None:
+        """A run opened from disk: the progress bar and the speed describe it, not the last training here."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat(text)
+        self.detail.setText("")
+
     def show_finished(self, text: str, full: bool) -> None:
         if full or self.progress.maximum() == 0:   # 0: still the busy bar of "preparing…" (failed at start)
             self.progress.setRange(0, 1)

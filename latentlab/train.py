@@ -384,7 +384,8 @@ class Trainer:
         kl_dims = np.asarray(self.model.kl_per_dim_tracker.result(), dtype=np.float64)
         units = active_units(z_mean)
         beta = float(self.model.beta.numpy())
-        row = {"epoch": epoch + 1, **logs, "beta": beta, "active_units": units, "seconds": seconds}
+        row = {"epoch": epoch + 1, **logs, "beta": beta, "beta_target": self._beta, "active_units": units,
+               "seconds": seconds}
         if "val_neg_log_likelihood" in logs:
             row.update(likelihood_samples=self.likelihood_samples, likelihood_images=len(self.likelihood_idx))
         self.history.append(row)

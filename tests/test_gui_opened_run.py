@@ -121,3 +121,44 @@ def test_the_windows_prior_samples_use_the_runs_decoder(window, qtbot, tiny_run)
     assert np.allclose(win.prior.images, win.map_view.point_decoder.decode(win.prior.z), atol=1e-5)
     win.latent_map.click_at(0.1, 0.2)                                     # a click on the map shows its image
     assert win.layout_state.side_tabs.currentWidget() is win.image_panel and win.image_panel.image is not None
+
+
+def test_continue_after_a_live_beta_change_trains_at_the_last_beta(window, qtbot, gui_digits, tmp_path):
+    """Issue 23: train, move β mid-run, stop, open the run again, Continue: it goes on at the β it ended at
+    (not config.json's first β); the form, the status line, the plane's label and the loss plot say so."""
+    from latentlab.runs import open_run as read_run
+
+    win, tp = window, window.training_panel
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
+        win.open_dataset(gui_digits)
+    tp.apply_settings(beta=1.0, epochs=40, batch_size=32, latent_dim=2)
+    with qtbot.waitSignal(win.trainingFinished, timeout=WAIT_MS):
+        qtbot.mouseClick(tp.train_button, Qt.LeftButton)
+        qtbot.waitUntil(lambda: len(win.loss_plot.epoch_x) >= 1, timeout=WAIT_MS)
+        tp.beta_spin.setValue(33.9)                                       # the slider's box, mid-run
+        qtbot.waitUntil(lambda: abs(win.training.trainer.beta - 33.9) < 1e-6, timeout=WAIT_MS)
+        seen = len(win.loss_plot.epoch_x)
+        qtbot.waitUntil(lambda: len(win.loss_plot.epoch_x) >= seen + 1, timeout=WAIT_MS)
+        qtbot.mouseClick(tp.stop_button, Qt.LeftButton)
+    run_dir = win.run_dir
+    history = read_run(run_dir).history
+    assert history[0]["beta_target"] == 1.0 and history[-1]["beta_target"] == pytest.approx(33.9)
+    changed_at = next(r["epoch"] for r in history if r["beta_target"] > 1)
+    done = len(history)
+
+    tp.apply_settings(beta=1.0)                      # what the form held before: the run must put it right
+    said = []
+    win.statusBar().messageChanged.connect(said.append)
+    open_run(qtbot, win, run_dir)
+    assert tp.beta_spin.value() == pytest.approx(33.9)
+    assert any(m.startswith("Opened run") and f"β 33.9, from 1 at epoch {changed_at}" in m for m in said), said
+    assert [m.value() for m in win.loss_plot.markers] == [changed_at - 1]
+    assert win.tradeoff.rd_plot.labels() == [f"β = 33.9, from 1 at epoch {changed_at}"]
+
+    tp.epochs_spin.setValue(done + 1)
+    with qtbot.waitSignal(win.trainingFinished, timeout=WAIT_MS):
+        qtbot.mouseClick(tp.continue_button, Qt.LeftButton)
+        assert win.training.trainer.beta == pytest.approx(33.9)
+    after = read_run(run_dir).history
+    assert len(after) == done + 1 and after[-1]["beta_target"] == pytest.approx(33.9)
+    assert after[-1]["beta"] == pytest.approx(33.9)                       # a constant schedule: β in effect too

@@ -39,18 +39,19 @@ def test_open_folder_shows_what_was_found(window, qtbot, gui_digits, tmp_path):
 
 def test_a_load_that_ends_before_the_line_after_start_is_still_reported(window, qtbot, gui_digits, monkeypatch):
     """A cached folder loads in milliseconds: on a busy machine the load's thread can end before the
-    GUI thread runs the line after ``QThread.start()``. The window must still get the dataset (it
+    GUI thread runs the line after the thread's ``start()``. The window must still get the dataset (it
     once waited forever, the progress bar spinning). Here the GUI thread is held up that long."""
     import gui.threads as th
 
     wait_loaded(qtbot, window, gui_digits)            # now the folder is in the cache
 
-    class LateThread(th.QThread):
-        def start(self):
-            super().start()
-            assert self.wait(WAIT_MS), "the load's thread did not end"   # it ends before start() returns
+    start = th.WorkerThread.start
 
-    monkeypatch.setattr(th, "QThread", LateThread)
+    def late_start(self):
+        start(self)
+        assert self.wait(WAIT_MS), "the load's thread did not end"   # it ends before start() returns
+
+    monkeypatch.setattr(th.WorkerThread, "start", late_start)
     with qtbot.waitSignal(window.dataset_panel.datasetLoaded, timeout=WAIT_MS) as blocker:
         assert window.dataset_panel.open_folder(gui_digits)
     assert blocker.args[0].from_cache and not window.dataset_panel.is_loading

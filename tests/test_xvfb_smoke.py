@@ -70,6 +70,82 @@ def _alive(app, xvfb) -> None:
     assert app.poll() is None, f"the app exited ({app.returncode}): {app.stdout.read()[-3000:]}"
 
 
+def _start(tmp_path, *args):
+    """Xvfb on a display of its own, and the app in it (a fresh start: settings and runs in tmp_path)."""
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    display = ":" + xvfb.stdout.readline().strip()       # Xvfb picks a free one
+    assert display != ":", "Xvfb did not start"
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONFAULTHANDLER="1",
+               XDG_CONFIG_HOME=str(tmp_path / "config"), LATENTLAB_LOG_DIR=str(tmp_path / "log"),
+               LATENTLAB_RUNS_DIR=str(tmp_path / "runs"), LATENTLAB_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("WAYLAND_DISPLAY", None)
+    exe = Path(sys.executable).with_name("latentlab")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "gui.app"]
+    app = subprocess.Popen(cmd + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return xvfb, app, display
+
+
+def _wait_window(display, app, xvfb, name, what, deadline):
+    while not _xdotool(display, "search", "--name", name).strip():
+        _alive(app, xvfb)
+        assert time.monotonic() < deadline, f"{what} within the time allowed"
+        time.sleep(0.3)
+
+
+# the toolbar's "Open run" button on a 1280×800 first-start window (pixels from the top left)
+OPEN_RUN_BUTTON = (215, 38)
+
+
+@pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_window_answers(tiny_run, tmp_path):
+    """The path a person takes, which froze the app 3 times of 3 (issue 23): a fresh start, the toolbar's
+    *Open run*, a run folder typed into the dialog. The grid thread then traced its decoder and the
+    process stopped for good (or crashed). Now the run opens, its grid is drawn and Ctrl+Q quits."""
+    xvfb, app, display = _start(tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        _wait_window(display, app, xvfb, "^latentlab", "the window did not appear", deadline)
+        time.sleep(1.0)                                           # a person looks before clicking
+        _xdotool(display, "mousemove", *map(str, OPEN_RUN_BUTTON), "click", "1")
+        for _ in range(20):                                       # the toolbar button, else its shortcut
+            if _xdotool(display, "search", "--name", "Open a run folder").strip():
+                break
+            time.sleep(0.25)
+        else:
+            _xdotool(display, "mousemove", str(W // 2), str(H - 10), "click", "1")
+            _xdotool(display, "key", "--clearmodifiers", "ctrl+shift+o")
+        _wait_window(display, app, xvfb, "Open a run folder", "the Open run dialog did not open", deadline)
+        time.sleep(0.5)
+        _xdotool(display, "type", "--delay", "10", str(tiny_run))
+        _xdotool(display, "key", "Return")
+        title = f"latentlab — {Path(tiny_run).name}"
+        _wait_window(display, app, xvfb, title, "the run did not open", deadline)
+        # the decoded grid appears under the points: the map's white plot turns to the decoder's grey tiles
+        while True:
+            shot = _screen(display, Path(os.environ.get("LATENTLAB_TEST_SHOTS", tmp_path)) / "opened.png")
+            h, w = shot.shape
+            plot = shot[int(0.15 * h):int(0.5 * h), int(0.32 * w):int(0.76 * w)]
+            if plot.mean() < 200:
+                break
+            _alive(app, xvfb)
+            assert time.monotonic() < deadline, "the decoded grid never appeared"
+            time.sleep(0.5)
+        _xdotool(display, "mousemove", str(W // 2), str(H - 10), "click", "1")
+        _xdotool(display, "key", "--clearmodifiers", "ctrl+q")      # the window answers: File → Quit
+        try:
+            code = app.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the window stopped answering after the run opened (Ctrl+Q did nothing)") from None
+        assert code == 0, f"the app exited with {code}: {app.stdout.read()[-3000:]}"
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        xvfb.terminate()
+        xvfb.wait(timeout=30)
+
+
 @pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run, tmp_path):
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],

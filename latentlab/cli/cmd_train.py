@@ -47,12 +47,11 @@ def run(args) -> int:
     from latentlab.train import Trainer
 
     if args.resume:
+        from latentlab.run_continue import continue_config
+
         run_folder = runs.open_run(args.resume)
-        changes = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr),
-                                      ("batch_size", args.batch_size), ("beta", args.beta)) if v is not None}
-        cfg = run_folder.config.replace(**changes).validate()
-        if args.folder:
-            cfg = cfg.replace(dataset=str(Path(args.folder).expanduser().resolve()))
+        changes = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size, "beta": args.beta}
+        cfg = continue_config(run_folder, changes, dataset_root=args.folder)   # β: the one it last trained at
         check_folder(cfg.dataset)
         out = Path(args.resume)
         _refuse_if_locked(out)
