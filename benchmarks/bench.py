@@ -76,8 +76,8 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
     from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, Started
-    from latentlab.latent import Decoder, encode
-    from latentlab.train import Trainer
+    from latentlab.model.latent import Decoder, encode
+    from latentlab.training.trainer import Trainer
 
     ds = Dataset.from_arrays(x, y)
     E = size["ref_epochs"]
@@ -272,7 +272,7 @@ def test_log_likelihoods(size: dict, models: dict, snapshots: dict, x_test, seed
     epoch — the last the defaults trained (they stop once they reach the reference's final ELBO) — and of
     the reference after all its epochs. Scored after training, from each epoch's weights."""
     from benchmarks import reference_vae
-    from latentlab.latent import Decoder, encode
+    from latentlab.model.latent import Decoder, encode
 
     xs, k = x_test[:size["iwae_images"]], size["iwae_samples"]
 
@@ -446,7 +446,7 @@ def _tree_rss_kb(pid: int) -> int:
 
 # -- 4: grid decode, engine only -------------------------------------------------------------------------
 def bench_grid_engine(reps: int) -> dict:
-    from latentlab.latent import Decoder, decode_grid, decode_point
+    from latentlab.model.latent import Decoder, decode_grid, decode_point
 
     dec = Decoder((28, 28, 1), 2)
     dec.warm_up()
@@ -488,7 +488,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
     from latentlab.events import BatchEnd
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     n = size["app_images"]
     ds = Dataset.from_arrays(x[:n], y[:n])

@@ -12,7 +12,7 @@ from superqt import QLabeledSlider
 
 from gui.exporting import export_button, save_csv, save_plot_png
 from gui.widgets import button, column, make_plot, make_timer, note_label, row
-from latentlab.latent import PCA
+from latentlab.model.latent import PCA
 from latentlab.tradeoff import rows_to_csv
 
 __all__ = ["EpochReplay", "class_color"]

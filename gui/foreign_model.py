@@ -1,4 +1,4 @@
-"""`ForeignModel`: a decoder trained elsewhere (a Keras file, `latentlab.foreign`) shown in the window.
+"""`ForeignModel`: a decoder trained elsewhere (a Keras file, `latentlab.model.foreign`) shown in the window.
 
 Opening one (``latentlab --decoder FILE.keras [--encoder FILE.keras --dataset DIR]``, or File → Open a
 Keras decoder…) loads it on a worker thread; the window then explores it like one of its own runs: the
@@ -18,14 +18,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog
 
 from gui.threads import Task
-from latentlab.foreign import path_of_key
+from latentlab.model.foreign import path_of_key
 from latentlab.messages import one_line
 
 __all__ = ["ForeignModel", "ForeignLoadWorker"]
 
 
 class ForeignLoadWorker(QObject):
-    """Runs `latentlab.foreign.open_view` once: ``loaded`` carries the `ForeignView`."""
+    """Runs `latentlab.model.foreign.open_view` once: ``loaded`` carries the `ForeignView`."""
 
     loaded = Signal(object)
     failed = Signal(str)
@@ -38,7 +38,7 @@ class ForeignLoadWorker(QObject):
     @Slot()
     def run(self) -> None:
         from latentlab.data import DatasetError
-        from latentlab.foreign import KerasFileError, open_view
+        from latentlab.model.foreign import KerasFileError, open_view
         from latentlab.runtime import import_tensorflow
 
         try:
@@ -54,7 +54,7 @@ class ForeignLoadWorker(QObject):
 
 
 class ForeignModel(QObject):
-    opened = Signal(object)      # latentlab.foreign.ForeignView, once the map shows it
+    opened = Signal(object)      # latentlab.model.foreign.ForeignView, once the map shows it
     failed = Signal(str)
 
     def __init__(self, window):

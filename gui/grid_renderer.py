@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from gui.threads import start_thread
-from latentlab.latent import TileCache
+from latentlab.model.latent import TileCache
 from latentlab.messages import one_line
 from latentlab.runtime import build_decoders, import_tensorflow
 
@@ -20,11 +20,11 @@ __all__ = ["GridWorker", "GridRenderer"]
 
 
 class GridWorker(QObject):
-    """Lives on its own thread for the app's lifetime, with its own `latentlab.latent.Decoder`.
+    """Lives on its own thread for the app's lifetime, with its own `latentlab.model.latent.Decoder`.
 
     ``configure(key)`` builds decoders for key = (image_shape, latent_dim, likelihood): one it
     keeps for grids and one it hands to the GUI thread (``decodersReady``) for single points.
-    ``render(job)`` decodes one grid (the tiles of a `latentlab.latent.Lattice` not decoded already) in
+    ``render(job)`` decodes one grid (the tiles of a `latentlab.model.latent.Lattice` not decoded already) in
     a single batched call and emits ``rendered``.
     """
 
@@ -47,7 +47,7 @@ class GridWorker(QObject):
         than at the first click on Train)."""
         try:
             import_tensorflow()
-            from latentlab.distribute import visible_gpus
+            from latentlab.training.distribute import visible_gpus
 
             self.gpusVisible.emit(visible_gpus())
         except Exception as e:
@@ -70,7 +70,7 @@ class GridWorker(QObject):
 
     @Slot(object)
     def render(self, job: dict) -> None:
-        """Decode the job's `latentlab.latent.Lattice`: the tiles of the last grid that are still in view
+        """Decode the job's `latentlab.model.latent.Lattice`: the tiles of the last grid that are still in view
         (same weights, level and plane) come from its `TileCache`, the others are decoded in one call."""
         out = dict(job, mosaic=None, seconds=0.0)
         out.pop("weights", None)
@@ -187,7 +187,7 @@ class GridRenderer(QObject):
             self._schedule_deferred()
 
     def request(self, lattice, dims=(0, 1), base_z=None, projection=None, urgent: bool = True) -> None:
-        """A grid of the tiles of ``lattice`` (a `latentlab.latent.Lattice`) in the plane ``dims`` /
+        """A grid of the tiles of ``lattice`` (a `latentlab.model.latent.Lattice`) in the plane ``dims`` /
         ``base_z`` / ``projection``; ``urgent`` when the user changed the view."""
         if self.key is None or self.weights is None:
             return

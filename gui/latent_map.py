@@ -55,7 +55,7 @@ class LatentMap(QWidget):
         self.labels = np.zeros(0, np.int32)
         self.indices = np.zeros(0, np.int64)
         self.class_names: list[str] = []
-        self.projection = None       # latentlab.latent.PCA when mode is PCA
+        self.projection = None       # latentlab.model.latent.PCA when mode is PCA
         self.autofit = True
         self.grid_rect = None
         self.mosaic = None
@@ -252,7 +252,7 @@ class LatentMap(QWidget):
         self.request_grid(urgent=False)
 
     def _refresh_projection(self) -> None:
-        from latentlab.latent import PCA
+        from latentlab.model.latent import PCA
 
         if not self.mode_is_dims() and len(self.z) >= 2:
             self.projection = PCA(self.z)
@@ -314,7 +314,7 @@ class LatentMap(QWidget):
         self.points_item.set_data(p, colour, class_colors(groups))
 
     def fit(self, keep_autofit: bool = False) -> None:
-        from latentlab.latent import grid_range
+        from latentlab.model.latent import grid_range
 
         self.autofit = True
         if len(self.z) >= 2:
@@ -383,9 +383,9 @@ class LatentMap(QWidget):
         return urgent
 
     def grid_params(self, image_shape) -> dict:
-        """What the next grid should be: the tiles (a `latentlab.latent.Lattice`) that cover the visible
+        """What the next grid should be: the tiles (a `latentlab.model.latent.Lattice`) that cover the visible
         range, each drawn about its image's own size in screen pixels, and the plane they lie in."""
-        from latentlab.latent import Lattice, view_lattice
+        from latentlab.model.latent import Lattice, view_lattice
 
         (x0, x1), (y0, y1) = self.vb.viewRange()
         h, w = int(image_shape[0]), int(image_shape[1])

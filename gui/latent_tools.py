@@ -2,7 +2,7 @@
 the point), `InterpolationView` (the straight line between two points) and `NearestView` (the
 training images encoded closest to the point), gathered in `LatentTools`.
 
-They take plain data: a `latentlab.latent.Decoder` (used on the GUI thread only, one batched
+They take plain data: a `latentlab.model.latent.Decoder` (used on the GUI thread only, one batched
 decode per picture), z_mean arrays and images. Pictures are drawn into one QImage with labels,
 which is also what their PNG export saves.
 """
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QTabWidget, QWidge
 from gui.exporting import export_button, save_csv
 from gui.image_panel import array_to_qimage
 from gui.widgets import STRETCH, button, check, column, note_label, row, spin
-from latentlab import latent
+from latentlab.model import latent
 from latentlab.tradeoff import nearest_images, rows_to_csv, traversal_values
 
 __all__ = ["labeled_mosaic", "MosaicView", "TraversalView", "InterpolationView", "NearestView", "LatentTools",

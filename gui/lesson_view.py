@@ -1,4 +1,4 @@
-"""`LessonView`: "Show the trade-off". It runs `latentlab.lesson.Lesson` (a β sweep designed so that
+"""`LessonView`: "Show the trade-off". It runs `latentlab.sweeps.lesson.Lesson` (a β sweep designed so that
 rate falls and distortion rises with β beyond training noise) on the loaded folder in the background,
 then shows what β did, for someone who has never heard of β: the verdict in words, the rate–distortion
 plane (dots: the mean over seeds; thin grey lines: each seed's own runs), the same validation images reconstructed by every β, and the runs
@@ -54,7 +54,7 @@ class LessonView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        from latentlab.lesson import Design
+        from latentlab.sweeps.lesson import Design
 
         self.design = Design()
         self.runs_root = None          # the window sets its runs folder
@@ -130,8 +130,8 @@ class LessonView(QWidget):
     def start(self, config, dataset) -> bool:
         """Run the lesson for ``config`` (the form's settings; β, epochs and seed are the design's) on
         ``dataset`` into a new ``lesson-*`` folder of the runs folder."""
-        from latentlab import runs
-        from latentlab.lesson import Lesson
+        from latentlab.runs import folder as runs
+        from latentlab.sweeps.lesson import Lesson
 
         if self.is_running or self.comparison.is_loading:
             return False
@@ -228,7 +228,7 @@ class LessonView(QWidget):
     # -- showing a lesson ---------------------------------------------------------------------------------
     def open_folder(self, folder) -> bool:
         """Show the lesson saved in ``folder`` (its lesson.json and run folders)."""
-        from latentlab.lesson import LessonError, read_summary
+        from latentlab.sweeps.lesson import LessonError, read_summary
 
         if self.busy:
             return False
@@ -260,7 +260,7 @@ class LessonView(QWidget):
 
     def show_summary(self, summary: dict) -> None:
         """The verdict, the plane and (loaded in the background) the comparison of ``summary``'s runs."""
-        from latentlab import runs
+        from latentlab.runs import folder as runs
 
         self.summary = summary
         self.verdict.setText(verdict_html(summary))

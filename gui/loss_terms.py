@@ -1,7 +1,7 @@
 """`LossTermsPanel`: the β-VAE objective written out with the current β, the live value of each of its
 terms (training running means per batch, validation values per epoch), and, side by side after each
 epoch, −ELBO and −log p(x) estimated by importance sampling on the same validation images (the engine's
-per-epoch estimate, `latentlab.callbacks.LikelihoodEstimate`): how far below log p(x) the ELBO sits."""
+per-epoch estimate, `latentlab.training.callbacks.LikelihoodEstimate`): how far below log p(x) the ELBO sits."""
 
 from __future__ import annotations
 

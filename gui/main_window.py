@@ -32,7 +32,7 @@ from gui.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
 from gui.widgets import Banner
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.events import EpochEnd, Failed, Finished, Started
 
 __all__ = ["MainWindow"]

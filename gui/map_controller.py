@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from gui.grid_renderer import GridRenderer
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.events import EpochEnd, WeightsSnapshot
 
 __all__ = ["MapController", "GRID_DUTY_TRAINING"]
@@ -78,10 +78,10 @@ class MapController(QObject):
         self.map.show_preview(None)
 
     def show_run(self, view, dataset) -> bool:
-        """An opened run (a `latentlab.run_view.RunView`): its decoder, and its encoded validation images
+        """An opened run (a `latentlab.runs.view.RunView`): its decoder, and its encoded validation images
         on the map when latents.npz has them. ``dataset`` is the loaded one: it gives the points'
         originals when it is the run's. True when the run's own dataset should be loaded for that."""
-        from latentlab.run_view import map_points
+        from latentlab.runs.view import map_points
 
         self.show_model(view.model_key, view.decoder_weights)
         lat = view.run.latents

@@ -90,7 +90,7 @@ class PriorSamples(QWidget):
         if not (force or self.isVisible()):
             self._stale = True
             return
-        from latentlab.latent import tile
+        from latentlab.model.latent import tile
 
         t0 = time.perf_counter()
         images = np.asarray(self.decoder.decode(self.z))

@@ -4,7 +4,7 @@ same clicked z decoded by every run's decoder at once; traversal, interpolation 
 images for the run chosen.
 
 Runs are opened and their models loaded by `gui.workers.ComparisonLoadWorker` on its own thread; each run's
-`latentlab.latent.Decoder` is then used on the GUI thread for single points and small strips.
+`latentlab.model.latent.Decoder` is then used on the GUI thread for single points and small strips.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gui.latent_tools import LatentTools, MosaicView, labeled_mosaic
 from gui.rate_distortion import beta_color
 from gui.threads import Task
 from gui.workers import ComparisonLoadWorker
-from latentlab.runs import find_runs
+from latentlab.runs.folder import find_runs
 from latentlab.tradeoff import rows_to_csv
 
 __all__ = ["MiniLatentMap", "RunComparison"]

@@ -1,5 +1,5 @@
 """`SweepPanel`: enter several β values and train them (same data, seed and settings), one after another
-here (`latentlab.sweep.Sweep`) or all at once on a Dask cluster (`latentlab.cluster.ClusterSweep`: the
+here (`latentlab.sweeps.sweep.Sweep`) or all at once on a Dask cluster (`latentlab.sweeps.cluster.ClusterSweep`: the
 "cluster" field), in a worker QThread; each becomes a normal run folder."""
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ class SweepPanel(QWidget):
 
     # -- running ----------------------------------------------------------------------------------------
     def start(self) -> bool:
-        from latentlab.lesson import design_for_sweep
-        from latentlab.sweep import DONE, Sweep, parse_betas
+        from latentlab.sweeps.lesson import design_for_sweep
+        from latentlab.sweeps.sweep import DONE, Sweep, parse_betas
 
         if self.is_running:
             return False
@@ -197,7 +197,7 @@ class SweepPanel(QWidget):
                     raise ConfigError(f"every run in {out} has all its {self.config.epochs} epochs already: choose "
                                       "a new sweep folder, or more epochs to continue them")
             if cluster:
-                from latentlab.cluster import require_distributed
+                from latentlab.sweeps.cluster import require_distributed
 
                 require_distributed("the cluster field")
             worker = SweepWorker(self.config, betas, out, self.dataset, cluster=cluster, design=design)
@@ -235,7 +235,7 @@ class SweepPanel(QWidget):
     @Slot(object)
     def _on_event(self, ev) -> None:
         from latentlab.events import EpochEnd, Failed, Finished, RunEvent, SweepStep
-        from latentlab.lesson import is_shared_start
+        from latentlab.sweeps.lesson import is_shared_start
 
         if isinstance(ev, RunEvent):
             self._on_run_event(ev)
@@ -300,7 +300,7 @@ class SweepPanel(QWidget):
 
     @Slot(object)
     def _on_summary(self, summary: dict) -> None:
-        """A designed sweep's summary (latentlab.lesson): its verdict under the progress bar."""
+        """A designed sweep's summary (latentlab.sweeps.lesson): its verdict under the progress bar."""
         if summary.get("verdict") and summary.get("runs"):
             self.message.setText(summary["verdict"][0])
             self.message.setStyleSheet("")

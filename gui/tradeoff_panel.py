@@ -45,7 +45,7 @@ class TradeoffPanel(QTabWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.dataset = None
-        self.run = None                # the run shown (latentlab.runs.Run), if any
+        self.run = None                # the run shown (latentlab.runs.folder.Run), if any
         self.beta = 1.0
         self._live_key = None
         self._live_beta = None
@@ -158,7 +158,7 @@ class TradeoffPanel(QTabWidget):
                 self.rd_plot.add_run(ev.run_dir, ev.beta, ev.event.history)
             return
         if isinstance(ev, SweepStep):
-            from latentlab.lesson import is_shared_start
+            from latentlab.sweeps.lesson import is_shared_start
 
             self._sweep_live = True
             self._live_beta = ev.beta
@@ -192,7 +192,7 @@ class TradeoffPanel(QTabWidget):
     def show_run_path(self, path: str, opened: bool = True) -> None:
         """Show the run folder at ``path`` (its config, history and latents; no model); ``opened``: not
         the one just trained here (whose epochs these views saw)."""
-        from latentlab import runs
+        from latentlab.runs import folder as runs
 
         try:
             run = runs.open_run(path)
@@ -208,9 +208,9 @@ class TradeoffPanel(QTabWidget):
             self.show_run_path(result.run_dir, opened=False)
 
     def show_run(self, run, opened: bool = True) -> None:
-        """A run folder (latentlab.runs.Run): its terms, its point on the plane, its replay; an ``opened``
+        """A run folder (latentlab.runs.folder.Run): its terms, its point on the plane, its replay; an ``opened``
         one's KL per dimension and active units too (the engine's, from its latents.npz)."""
-        from latentlab.runs import latents_match
+        from latentlab.runs.folder import latents_match
         from latentlab.tradeoff import latents_kl, replay_frames
 
         self.run, self._run_opened = run, opened

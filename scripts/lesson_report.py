@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="1500x1150", help="the view's size in pixels, WIDTHxHEIGHT")
     args = ap.parse_args(argv)
 
-    from latentlab.lesson import LessonError, read_summary
+    from latentlab.sweeps.lesson import LessonError, read_summary
 
     try:
         summary = read_summary(args.lesson_dir)

@@ -4,10 +4,10 @@ unfinished ones resumed (the history goes on where it was), anything else is ref
 import _engine
 import pytest
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.events import Finished, Started, SweepStep
-from latentlab.sweep import DONE, NEW, RESUME, Sweep, grid, parse_ints, run_name
+from latentlab.sweeps.sweep import DONE, NEW, RESUME, Sweep, grid, parse_ints, run_name
 
 
 def test_run_names_say_beta_alone_for_a_beta_sweep_and_all_three_for_a_grid():

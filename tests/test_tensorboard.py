@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from _wait import WAIT_S
 
 SCALARS = ("epoch_loss", "epoch_reconstruction_loss", "epoch_kl_loss", "epoch_neg_elbo")

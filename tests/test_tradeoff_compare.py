@@ -101,7 +101,7 @@ def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tin
 
 
 def test_opened_run_shows_its_terms_plane_point_and_replay(qtbot, panel, tiny_sweep):  # noqa: F811
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     run = runs.open_run(tiny_sweep["runs"][1])
     panel.show_run(run)

@@ -20,7 +20,7 @@ def dataset(tiny_sweep, tmp_path, monkeypatch):  # noqa: F811
 
 def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_path, tiny_sweep, dataset):  # noqa: F811
     from gui.tradeoff_panel import TradeoffPanel
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     panel = TradeoffPanel()
     qtbot.addWidget(panel)

@@ -68,7 +68,7 @@ class Decoder:
     SMALL_BATCH = 16   # up to this many points: numpy (≈1–3 ms per image on one core)
 
     def __init__(self, image_shape, latent_dim: int, likelihood: str = "bernoulli"):
-        from latentlab.model import build_decoder, output_to_image
+        from latentlab.model.vae import build_decoder, output_to_image
 
         tf = _tf()
         self.image_shape = tuple(int(v) for v in image_shape)
@@ -383,7 +383,7 @@ class ModelDecoder:
         self.image_shape = tuple(vae.image_shape)
         self._fn = getattr(vae, "_latentlab_decode", None)
         if self._fn is None:
-            from latentlab.model import output_to_image
+            from latentlab.model.vae import output_to_image
 
             tf = _tf()
             self._fn = vae._latentlab_decode = tf.function(

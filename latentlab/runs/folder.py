@@ -12,7 +12,7 @@ A run folder holds::
 Every file is written to a temporary name in the same folder, fsynced, then renamed over
 the old one, so a killed process never leaves a half-written file where a good one was.
 ``state.json`` is written last: it is the commit record of a checkpoint. One process writes a run
-at a time: it holds `RunLock` (``.lock``, see `latentlab.runlock`); readers never need it.
+at a time: it holds `RunLock` (``.lock``, see `latentlab.runs.lock`); readers never need it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.config import ConfigError, TrainConfig
-from latentlab.runlock import LOCK_FILE, RunLock, RunLocked, check_unlocked, is_locked  # noqa: F401  (runs.RunLock…)
+from latentlab.runs.lock import LOCK_FILE, RunLock, RunLocked, check_unlocked, is_locked  # noqa: F401  (runs.RunLock…)
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -274,7 +274,7 @@ def promote_staged_model(run_dir) -> None:
 
 def load_model(path):
     """Load a run's model with Keras' safe_mode (no code from someone else's file runs)."""
-    from latentlab.keras_files import KerasFileError, load_keras_file
+    from latentlab.model.keras_files import KerasFileError, load_keras_file
 
     path = Path(path)
     try:
@@ -284,7 +284,7 @@ def load_model(path):
                                         "restore the file")
     except KerasFileError as e:
         raise RunError(str(e)) from None
-    from latentlab.model import VAE
+    from latentlab.model.vae import VAE
     if not isinstance(model, VAE):
         raise RunError(f"{path} is a {type(model).__name__}, not a latentlab VAE")
     return model

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 
 __all__ = ["RunView", "open_run_view", "map_points", "comparison_entry", "COMPARISON_GRID"]
 
@@ -65,7 +65,7 @@ def comparison_entry(path) -> dict:
     split, a decoded grid over its data, its replay frames and, when its dataset folder is still there
     with the same files, the images (for nearest-image look-ups)."""
     from latentlab import data as ld
-    from latentlab.latent import Decoder, decode_grid, grid_range
+    from latentlab.model.latent import Decoder, decode_grid, grid_range
     from latentlab.runtime import import_tensorflow
     from latentlab.tradeoff import replay_frames
 

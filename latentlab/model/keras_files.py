@@ -61,7 +61,7 @@ def load_keras_file(path, advice: str, *, missing: str | None = None, damaged: s
     one that is not a Keras file at all."""
     import keras
 
-    import latentlab.model  # noqa: F401  (registers VAE, VectorMean)
+    import latentlab.model.vae  # noqa: F401  (registers VAE, VectorMean)
 
     path = Path(path)
     if not path.is_file():

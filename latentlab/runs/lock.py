@@ -1,7 +1,7 @@
 """One writer per run folder: an exclusive OS file lock on ``RUN/.lock``.
 
 Whatever trains into a run folder (the app, ``latentlab train``, a sweep, a Dask worker: they all go
-through `latentlab.train.Trainer`, which takes the lock) holds it from before its first write until
+through `latentlab.training.trainer.Trainer`, which takes the lock) holds it from before its first write until
 after its last one::
 
     with RunLock(run_dir, create=True):      # RunLocked (one line) if another process holds it

@@ -2,10 +2,10 @@
 (``--cluster tcp://HOST:PORT``) or on a local cluster of worker processes on 127.0.0.1 (``--workers N``).
 
 The client (the CLI, or the app's sweep panel) loads and validates the folder once and scatters the
-decoded images to the cluster once per sweep; every run's task (`latentlab.cluster_task.train_run`) gets
+decoded images to the cluster once per sweep; every run's task (`latentlab.sweeps.cluster_task.train_run`) gets
 them as a dependency, so each worker receives them once, whatever number of runs it trains. Workers need
 not see the client's files: each run trains into a temporary folder on its worker, and every committed
-epoch comes back to the client, which writes it into ``SWEEP/<run>`` atomically (`latentlab.run_pack`).
+epoch comes back to the client, which writes it into ``SWEEP/<run>`` atomically (`latentlab.runs.pack`).
 
 Live metrics travel on a Dask ``Queue`` (one per sweep): workers put small messages (batch progress at
 most twice a second, every finished epoch), the client takes them all at once every 0.1 s and
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab import run_pack
+from latentlab.runs import pack as run_pack
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, RunEvent, Started
-from latentlab.sweep import DONE, finished_event, grid, plan
+from latentlab.sweeps.sweep import DONE, finished_event, grid, plan
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def connect(address: str | None = None, workers: int = 0, gpus_per_run: int = 0,
 
 
 class ClusterSweep:
-    """A sweep (the same grid and sweep folder as `latentlab.sweep.Sweep`) trained as one Dask task per
+    """A sweep (the same grid and sweep folder as `latentlab.sweeps.sweep.Sweep`) trained as one Dask task per
     run. ``run()`` blocks and returns [(β, run folder, Finished | Failed)]; ``stop()`` from any thread.
     Events reach ``on_event`` on the thread that called ``run()``, as `RunEvent`s."""
 
@@ -166,7 +166,7 @@ class ClusterSweep:
     def _lock(self, pending, locks: list) -> list:
         """Hold the run lock of each pending run's folder for the whole sweep (appended to ``locks``); a run
         another process trains is reported failed with the lock's one line, the others go on."""
-        from latentlab import runs
+        from latentlab.runs import folder as runs
 
         kept = []
         for spec, action in pending:
@@ -194,7 +194,7 @@ class ClusterSweep:
     def _train(self, client, pending) -> None:
         from distributed import Event, Queue, Variable
 
-        from latentlab.cluster_task import names, pack_images, train_run
+        from latentlab.sweeps.cluster_task import names, pack_images, train_run
 
         n = names(self.sweep_id)
         self._queue, self._stop_event = Queue(n["queue"], client=client), Event(n["stop"], client=client)
@@ -310,7 +310,7 @@ class ClusterSweep:
         else:
             event = Failed(f"{spec.name}: {res['message']}", done, str(run_dir) if done else None)
             if done:
-                from latentlab import runs
+                from latentlab.runs import folder as runs
 
                 runs.write_state(run_dir, status="failed", message=event.message, epochs_done=done, model_epoch=done,
                                  device=res.get("worker", ""), updated=time.time())
@@ -343,7 +343,7 @@ def _write_tensorboard(run_dir: Path, history: list[dict]) -> None:
     image are not rebuilt (they need the model of every epoch)."""
     import shutil
 
-    from latentlab.tensorboard_logs import TENSORBOARD_DIR, write_history
+    from latentlab.training.tensorboard_logs import TENSORBOARD_DIR, write_history
 
     log_dir = run_dir / TENSORBOARD_DIR
     try:
@@ -354,7 +354,7 @@ def _write_tensorboard(run_dir: Path, history: list[dict]) -> None:
 
 
 def _history(run_dir) -> list[dict]:
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     try:
         return list(runs.open_run(run_dir).history)

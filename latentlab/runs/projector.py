@@ -8,7 +8,7 @@ The folder holds::
     sprite.png               the thumbnails in one picture, row by row (at most 8192 pixels a side)
     projector_config.pbtxt   TensorBoard's ProjectorConfig naming the three
 
-Every file is written atomically (`latentlab.runs.atomic_write`).
+Every file is written atomically (`latentlab.runs.folder.atomic_write`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.runs import atomic_write_bytes, atomic_write_text
+from latentlab.runs.folder import atomic_write_bytes, atomic_write_text
 
 __all__ = ["write_projector", "sprite_layout", "SPRITE_MAX_SIDE", "TENSORS_FILE", "METADATA_FILE", "SPRITE_FILE",
            "CONFIG_FILE"]

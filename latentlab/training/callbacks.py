@@ -1,4 +1,4 @@
-"""The Keras callbacks a `latentlab.train.Trainer` passes to ``fit``, one concern each (as Keras' own
+"""The Keras callbacks a `latentlab.training.trainer.Trainer` passes to ``fit``, one concern each (as Keras' own
 ``keras/src/callbacks/`` are): β and its schedule, the divergence guard, progress events, pause and
 stop, the per-epoch log-likelihood estimate, and the per-epoch checkpoint.
 
@@ -156,7 +156,7 @@ class Control(keras.callbacks.Callback):
 
 
 class LikelihoodEstimate(keras.callbacks.Callback):
-    """At each epoch's end, −log p(x) by importance sampling (`latentlab.likelihood`, ``samples`` draws
+    """At each epoch's end, −log p(x) by importance sampling (`latentlab.model.likelihood`, ``samples`` draws
     per image) and −ELBO from the same draws, on a fixed set of validation ``images`` (the same every
     epoch, so the values follow the model, not the subset): added to the epoch's logs as
     ``val_neg_log_likelihood`` and ``val_neg_elbo_subset``. Runs after `Control`, so a stopped epoch
@@ -167,7 +167,7 @@ class LikelihoodEstimate(keras.callbacks.Callback):
         self.images, self.samples, self.seed = images, int(samples), int(seed)
 
     def on_epoch_end(self, epoch, logs=None):
-        from latentlab.likelihood import estimate
+        from latentlab.model.likelihood import estimate
 
         if logs is None or not len(self.images):
             return

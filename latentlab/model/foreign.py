@@ -1,9 +1,9 @@
 """Decoders (and encoders) trained elsewhere: any Keras model that maps a vector of size d to an image.
 
-`ForeignDecoder` loads a ``.keras`` file with ``safe_mode=True`` (`latentlab.keras_files`), checks that it
+`ForeignDecoder` loads a ``.keras`` file with ``safe_mode=True`` (`latentlab.model.keras_files`), checks that it
 takes one vector per image, (None, d), and gives an image, (None, H, W), (None, H, W, 1) or (None, H, W, 3),
 and finds out whether its values are pixels in [0, 1] or logits (a sigmoid then makes them pixels). It has
-the interface of latentlab's own `latentlab.latent.Decoder` (``decode(z)``, ``latent_dim``,
+the interface of latentlab's own `latentlab.model.latent.Decoder` (``decode(z)``, ``latent_dim``,
 ``image_shape``, ``set_weights``, ``warm_up``), so the latent map, clicks, traversals, interpolations,
 prior samples and the headless grid work on it unchanged. `ForeignEncoder` takes such a model's images
 to z_mean (and z_log_var when it returns two outputs); `open_view` is what a window shows of them.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.keras_files import KerasFileError, load_keras_file
+from latentlab.model.keras_files import KerasFileError, load_keras_file
 
 __all__ = ["ForeignDecoder", "ForeignEncoder", "ForeignView", "open_view", "KEY_PREFIX", "path_of_key",
            "KerasFileError"]

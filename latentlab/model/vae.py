@@ -241,7 +241,7 @@ class VAE(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Under a tf.distribute strategy Keras builds the model from a first batch averaged across replicas,
         which fails when that batch splits unevenly (a validation set smaller than the batch: 13 + 12 images).
-        A VAE is built when it is made and its optimizer in the strategy's scope (`latentlab.train`):
+        A VAE is built when it is made and its optimizer in the strategy's scope (`latentlab.training.trainer`):
         nothing is left to build, so the batch is not needed."""
         if self.built and self.optimizer is not None and self.optimizer.built:
             return None

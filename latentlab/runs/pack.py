@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 
 __all__ = ["FILES", "pack", "unpack", "epochs_in", "size"]
 

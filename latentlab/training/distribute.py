@@ -1,17 +1,17 @@
-"""One host, several devices: ``tf.distribute.MirroredStrategy`` for `latentlab.train.Trainer`.
+"""One host, several devices: ``tf.distribute.MirroredStrategy`` for `latentlab.training.trainer.Trainer`.
 
 ``latentlab train DIR --strategy mirrored`` trains on every visible GPU (``--devices N`` for fewer): one
 replica per device, each with a slice of the batch the user gave (the global batch), gradients summed
-across replicas. The model and its optimizer are built in ``strategy.scope()``; `latentlab.model.VAE`
+across replicas. The model and its optimizer are built in ``strategy.scope()``; `latentlab.model.vae.VAE`
 weights each replica's loss by its share of the global batch for the gradient and gives the trackers
-the unscaled values; each image's sampling noise is keyed by its index (`latentlab.model.keyed_normal`),
+the unscaled values; each image's sampling noise is keyed by its index (`latentlab.model.vae.keyed_normal`),
 so N replicas train the model one device trains.
 
 ``--cpu-replicas N`` splits the CPU into N logical devices (before TensorFlow initialises its devices), so
 that the mirrored strategy runs, and is tested, on a machine without GPUs.
 
 MultiWorkerMirroredStrategy is not offered: it is broken under Keras 3 (keras-team/keras#20585). Across
-machines the unit of work is a whole run (`latentlab.cluster`).
+machines the unit of work is a whole run (`latentlab.sweeps.cluster`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a Dask worker runs for a sweep (`latentlab.cluster`): one run, trained into a temporary folder
+"""What a Dask worker runs for a sweep (`latentlab.sweeps.cluster`): one run, trained into a temporary folder
 of the worker's own, every committed epoch shipped back while it trains.
 
 The worker needs latentlab installed and nothing of the client's files: the images come as the sweep's
@@ -68,7 +68,7 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
     "epochs_done", "files": the packed run folder, "worker"}."""
     from distributed import Event, Queue, Variable, get_worker
 
-    from latentlab import run_pack
+    from latentlab.runs import pack as run_pack
     from latentlab.config import TrainConfig
     from latentlab.runtime import import_tensorflow, model_pool
 
@@ -93,7 +93,7 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
             run_pack.unpack(start["files"], run_dir)
         import_tensorflow()
         from latentlab.events import BatchEnd, EpochEnd, Started
-        from latentlab.train import Trainer
+        from latentlab.training.trainer import Trainer
 
         last = [0.0]
 

@@ -3,8 +3,8 @@ events (no Qt) that the GUI and the CLI subscribe to.
 
 It can be paused, resumed and stopped between batches, β can be changed between batches,
 every finished epoch is checkpointed atomically into the run folder (with TensorBoard event files
-beside it, `latentlab.tensorboard_logs`), each epoch with a validation split gets an importance-sampled
-−log p(x) estimate (`latentlab.likelihood`), and a non-finite loss stops training with a clear message
+beside it, `latentlab.training.tensorboard_logs`), each epoch with a validation split gets an importance-sampled
+−log p(x) estimate (`latentlab.model.likelihood`), and a non-finite loss stops training with a clear message
 while the last good weights are kept.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor
 from latentlab.events import EpochEnd, Failed, Finished, Started
-from latentlab.latent import active_units, encode
-from latentlab.pool import ModelPool
+from latentlab.model.latent import active_units, encode
+from latentlab.model.pool import ModelPool
 from latentlab.runtime import training_device
 
 __all__ = ["Trainer", "TrainingError"]
@@ -55,12 +55,12 @@ class Trainer:
         self.resume_run = resume
         self.snapshot_seconds = snapshot_seconds
         self.latents_every_epoch_max = latents_every_epoch_max
-        # A tf.distribute strategy (latentlab.distribute.make_strategy) or None: one device. A model built in a
+        # A tf.distribute strategy (latentlab.training.distribute.make_strategy) or None: one device. A model built in a
         # strategy's scope has distributed variables: it gets a model of its own, never one from a pool.
         self.strategy = strategy
         self.model_pool = model_pool if strategy is None else None   # the model goes back to it after run()
         self.tensorboard = bool(tensorboard)   # event files under run_dir/tensorboard (with a run_dir)
-        # draws per image of the per-epoch −log p(x) estimate (0: none); None = latentlab.likelihood's default
+        # draws per image of the per-epoch −log p(x) estimate (0: none); None = latentlab.model.likelihood's default
         self.likelihood_samples = likelihood_samples
         self._closing = []             # callbacks whose files are closed when fit ends, however it ends
         self.model = None
@@ -172,7 +172,7 @@ class Trainer:
         self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
         self.steps_per_epoch = math.ceil(len(self.train_idx) / cfg.batch_size)
         self.val_steps = math.ceil(len(self.val_idx) / cfg.batch_size) if len(self.val_idx) else None
-        from latentlab import likelihood
+        from latentlab.model import likelihood
 
         if self.likelihood_samples is None:
             self.likelihood_samples = likelihood.TRAINING_SAMPLES
@@ -246,7 +246,7 @@ class Trainer:
         cfg = self.config
         self.device = training_device()
         if self.strategy is not None:
-            from latentlab.distribute import describe
+            from latentlab.training.distribute import describe
 
             self.device = describe(self.strategy, self.device)
         self._prepare_data()
@@ -269,7 +269,7 @@ class Trainer:
                               len(self.train_idx), len(self.val_idx), tuple(self.dataset.images.shape[1:]),
                               self._run_dir_str()))
         self._write_state("running", "")
-        from latentlab.callbacks import NonFinite, StopRequested
+        from latentlab.training.callbacks import NonFinite, StopRequested
 
         stopped = False
         try:
@@ -307,8 +307,8 @@ class Trainer:
         return Finished(done, stopped, message, self._run_dir_str(), list(self.history))
 
     def _callbacks(self) -> list:
-        """One concern each, in the order fit must call them (see latentlab.callbacks)."""
-        from latentlab import callbacks as cb
+        """One concern each, in the order fit must call them (see latentlab.training.callbacks)."""
+        from latentlab.training import callbacks as cb
 
         cfg = self.config
         schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch)
@@ -328,7 +328,7 @@ class Trainer:
     def _tensorboard_callbacks(self) -> list:
         if self.run_dir is None or not self.tensorboard:
             return []
-        from latentlab import tensorboard_logs as tb
+        from latentlab.training import tensorboard_logs as tb
 
         log_dir = self.run_dir / tb.TENSORBOARD_DIR
         if self.resume_run and self.history and not log_dir.exists():

@@ -101,7 +101,7 @@ def estimate(model, images: np.ndarray, samples: int = DEFAULT_SAMPLES, seed: in
     """−ELBO and −log p(x) (IWAE bound with ``samples`` draws from q(z|x)) of ``model`` (a latentlab VAE,
     its own likelihood) on ``images`` (N, H, W, C) in [0, 1]; numpy in and out, deterministic for a
     ``seed``. ``progress(done, total)`` is called after each chunk of images."""
-    from latentlab.latent import encode
+    from latentlab.model.latent import encode
 
     fn = _chunk_fn(model)
     return estimate_with(lambda x: encode(model, x), lambda x, z: np.asarray(fn(x, z)), int(model.latent_dim),

@@ -1,6 +1,6 @@
 """Sweeps: one normal run folder per point of a grid over β × latent size × seed, the same data and
 other settings. `Sweep` trains them here, one after another (``latentlab sweep`` and the app's sweep
-panel); `latentlab.cluster.ClusterSweep` trains each as one task on a Dask cluster.
+panel); `latentlab.sweeps.cluster.ClusterSweep` trains each as one task on a Dask cluster.
 
 A sweep folder can be given again: runs that have all their epochs are skipped, runs with some finished
 epochs are resumed from the last one, and a folder holding something else is refused (`plan`).
@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import BETA_RANGE, ConfigError, TrainConfig
 from latentlab.events import Failed, Finished, SweepStep
-from latentlab.pool import ModelPool
+from latentlab.model.pool import ModelPool
 
 __all__ = ["RunSpec", "parse_betas", "parse_ints", "run_name", "grid", "plan", "Sweep",
            "NEW", "RESUME", "DONE", "RESTART"]
@@ -169,7 +169,7 @@ class Sweep:
 
     def run(self) -> list:
         from latentlab import data as ld
-        from latentlab.train import Trainer
+        from latentlab.training.trainer import Trainer
 
         todo = self.plan()
         if self.dataset is None:

@@ -88,7 +88,7 @@ class EpochPictures(keras.callbacks.Callback):
             self._write(epoch)
 
     def _write(self, epoch):
-        from latentlab.latent import ModelDecoder, overview_grid
+        from latentlab.model.latent import ModelDecoder, overview_grid
 
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(self.train_dir)

@@ -19,7 +19,7 @@ So the design makes β the *only* difference between the runs:
 - **seeds** (optional): the whole design repeated with other seeds gives each figure a spread, and
   each step between neighbouring β is judged against the spread of its paired difference.
 
-Every run is a normal run folder written by `latentlab.train.Trainer` (``out/beta-<β>`` for the first
+Every run is a normal run folder written by `latentlab.training.trainer.Trainer` (``out/beta-<β>`` for the first
 seed, ``out/seeds/seed-<s>/beta-<β>`` for the others, the warm starts in ``out/warm-start/``); the
 figures are those runs' validation figures. `Lesson.run()` returns the summary and writes it to
 ``out/lesson.json``.
@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.events import Failed, SweepStep
-from latentlab.pool import ModelPool
-from latentlab.sweep import run_name
+from latentlab.model.pool import ModelPool
+from latentlab.sweeps.sweep import run_name
 from latentlab.tradeoff import COLLAPSE_KL_NATS
-from latentlab.train import Trainer
+from latentlab.training.trainer import Trainer
 
 __all__ = [
     "DEFAULT_BETAS",
@@ -121,7 +121,7 @@ def evaluate(model, images: np.ndarray, draws: int = 32, seed: int = 0, batch_si
     over dimensions; the prior's is 1)."""
     import tensorflow as tf
 
-    from latentlab.model import kl_per_dim
+    from latentlab.model.vae import kl_per_dim
 
     rng = np.random.default_rng(seed)
     rates, dists, codes = [], [], []

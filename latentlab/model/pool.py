@@ -53,7 +53,7 @@ class ModelPool:
         Call with the global dtype policy set as the run wants it."""
         import keras
 
-        from latentlab.model import architecture, build_vae
+        from latentlab.model.vae import architecture, build_vae
 
         cfg = config
         hidden = architecture(image_shape, cfg.latent_dim, cfg.hidden_units)["dense"]
