@@ -20,15 +20,15 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox
 from gui.dataset_panel import DatasetPanel
 from gui.foreign_model import ForeignModel
 from gui.image_panel import ImagePanel
-from gui.latent_map import LatentMap
+from gui.map.latent_map import LatentMap
 from gui.layout import WindowLayout
 from gui.loss_plot import LossPlot
-from gui.map_controller import GRID_DUTY_TRAINING, MapController
+from gui.map.map_controller import GRID_DUTY_TRAINING, MapController
 from gui.menus import build_menus
-from gui.prior_samples import PriorSamples
+from gui.map.prior_samples import PriorSamples
 from gui.run_files import RunFiles
 from gui.settings import default_runs_root
-from gui.tradeoff_panel import TradeoffPanel
+from gui.tradeoff.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
 from gui.widgets import Banner
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def start_lesson(self) -> bool:
-        """"Show the trade-off": the lesson (gui.lesson_view) on the loaded folder, with the form's settings."""
+        """"Show the trade-off": the lesson (gui.tradeoff.lesson_view) on the loaded folder, with the form's settings."""
         if self.training.state != "idle" or self.dataset is None:
             self._status("Open a dataset and let training end first: the lesson trains models of its own.")
             return False

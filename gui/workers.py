@@ -5,7 +5,7 @@ Each has a ``run`` slot that ends by emitting ``done``; results leave through ``
 carrying numpy arrays and plain Python, never tensors. The work itself is the engine's (latentlab);
 these only carry it to a thread and its outcome back as signals. Control methods (stop, pause,
 cancel) may be called from any thread. The grid decoder, which lives as long as the window, is in
-`gui.grid_renderer`.
+`gui.map.grid_renderer`.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     if args.png:
         from PySide6.QtWidgets import QApplication
 
-        from gui.rate_distortion import RateDistortionPlot
+        from gui.tradeoff.rate_distortion import RateDistortionPlot
 
         app = QApplication.instance() or QApplication([])
         plot = RateDistortionPlot()

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     if args.png:
         from PySide6.QtWidgets import QApplication
 
-        from gui.lesson_view import LessonView
+        from gui.tradeoff.lesson_view import LessonView
 
         app = QApplication.instance() or QApplication([])
         view = LessonView()

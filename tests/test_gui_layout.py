@@ -161,8 +161,8 @@ def test_tiles_are_square_about_an_image_wide_and_follow_a_zoom(window, qtbot, t
 
 
 def test_a_hundred_thousand_points_are_one_light_item(qtbot):
-    from gui.latent_map import LatentMap
-    from gui.point_cloud import REFRESH_S
+    from gui.map.latent_map import LatentMap
+    from gui.map.point_cloud import REFRESH_S
 
     m = LatentMap()
     qtbot.addWidget(m)

@@ -89,7 +89,7 @@ def test_the_app_continues_a_run_with_autostart(qapp, gui_env, tiny_run, tmp_pat
 
 
 def test_prior_samples_show_what_the_decoder_makes_of_their_z(qtbot, tmp_path):
-    from gui.prior_samples import PriorSamples
+    from gui.map.prior_samples import PriorSamples
     from latentlab.model.latent import tile
 
     w = PriorSamples(side=5)

@@ -92,7 +92,7 @@ def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
 
 
 def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_path, monkeypatch):
-    from gui.tradeoff_panel import TradeoffPanel
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
     from latentlab.runs import folder as runs
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder

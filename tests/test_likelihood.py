@@ -102,7 +102,7 @@ def test_eval_says_in_one_line_when_it_has_no_images(trained, tmp_path, capsys):
 
 
 def test_loss_terms_view_shows_the_bound_beside_the_likelihood(qtbot, trained, tmp_path):
-    from gui.loss_terms import LossTermsPanel
+    from gui.tradeoff.loss_terms import LossTermsPanel
 
     history = runs.open_run(trained).history
     w = LossTermsPanel()

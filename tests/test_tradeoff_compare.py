@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 @pytest.fixture
 def panel(qtbot, tiny_sweep, monkeypatch):  # noqa: F811
-    from gui.tradeoff_panel import TradeoffPanel
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
 
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tiny_sweep["out"].parent / "cache"))
     p = TradeoffPanel()

@@ -2,7 +2,7 @@
 rate falls and distortion rises with β beyond training noise) on the loaded folder in the background,
 then shows what β did, for someone who has never heard of β: the verdict in words, the rate–distortion
 plane (dots: the mean over seeds; thin grey lines: each seed's own runs), the same validation images reconstructed by every β, and the runs
-compared (`gui.run_comparison.RunComparison`: latent maps side by side, one z decoded by every β).
+compared (`gui.tradeoff.run_comparison.RunComparison`: latent maps side by side, one z decoded by every β).
 
 The window calls ``start(config, dataset)`` (its menu, toolbar and this view's button, through
 ``startRequested``); ``open_folder(path)`` shows a lesson made earlier (``latentlab lesson``).
@@ -19,9 +19,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QLabel, QProgressBar, QScrollArea, QWidget
 
-from gui.latent_tools import MosaicView, labeled_mosaic
-from gui.rate_distortion import RateDistortionPlot
-from gui.run_comparison import RunComparison
+from gui.tradeoff.latent_tools import MosaicView, labeled_mosaic
+from gui.tradeoff.rate_distortion import RateDistortionPlot
+from gui.tradeoff.run_comparison import RunComparison
 from gui.threads import Task
 from gui.widgets import STRETCH, as_widget, button, column, note_label, row, splitter
 from gui.workers import SweepWorker

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QScrollArea, QWidg
 from superqt import QLabeledDoubleSlider
 
 from gui.image_panel import PixelView, array_to_qimage
-from gui.point_cloud import PointCloud
+from gui.map.point_cloud import PointCloud
 from gui.widgets import STRETCH, as_widget, button, check, column, make_plot, make_timer, note_label, row
 
 __all__ = ["LatentMap", "class_colors"]

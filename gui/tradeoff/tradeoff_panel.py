@@ -16,14 +16,14 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QSplitter, QTabWidget
 
-from gui.epoch_replay import EpochReplay
-from gui.kl_per_dim import KLPerDimPlot
-from gui.latent_tools import LatentTools
-from gui.lesson_view import LessonView
-from gui.loss_terms import LossTermsPanel
-from gui.rate_distortion import RateDistortionPlot
-from gui.run_comparison import RunComparison
-from gui.sweep_panel import SweepPanel
+from gui.tradeoff.epoch_replay import EpochReplay
+from gui.tradeoff.kl_per_dim import KLPerDimPlot
+from gui.tradeoff.latent_tools import LatentTools
+from gui.tradeoff.lesson_view import LessonView
+from gui.tradeoff.loss_terms import LossTermsPanel
+from gui.tradeoff.rate_distortion import RateDistortionPlot
+from gui.tradeoff.run_comparison import RunComparison
+from gui.tradeoff.sweep_panel import SweepPanel
 
 __all__ = ["TradeoffPanel"]
 

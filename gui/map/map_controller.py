@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from gui.grid_renderer import GridRenderer
+from gui.map.grid_renderer import GridRenderer
 from latentlab.runs import folder as runs
 from latentlab.events import EpochEnd, WeightsSnapshot
 
