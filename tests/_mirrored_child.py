@@ -11,7 +11,7 @@ from latentlab.training.distribute import make_strategy, split_cpu
 
 split_cpu(2)
 
-from latentlab.runs import folder as runs# noqa: E402
+from latentlab.runs import folder as runs  # noqa: E402
 from latentlab.cli import main  # noqa: E402
 from latentlab.config import TrainConfig  # noqa: E402
 from latentlab.data import load_folder  # noqa: E402
