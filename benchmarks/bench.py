@@ -59,7 +59,7 @@ OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
 
 
 # -- 1 + 2: throughput and time to quality ---------------------------------------------------------------
-def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
+def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:  # noqa: C901
     """Reference (classic recipe, fit on numpy, batch 128) and latentlab trainers taking turns every
     ``slice_steps`` batches (and at each epoch's end, where test ELBO is scored outside the timed span).
     Each participant's epoch seconds are its own turns' time; the throughput ratio pairs the equal
@@ -468,7 +468,7 @@ def bench_grid_engine(reps: int) -> dict:
 
 
 # -- 3 + 4: the app ------------------------------------------------------------------------------------
-def bench_app(size: dict, x, y, seed: int = 0) -> dict:
+def bench_app(size: dict, x, y, seed: int = 0) -> dict:  # noqa: C901
     """The real MainWindow (offscreen) training on a Fashion-MNIST subset, beside the headless Trainer
     with the same config and a run folder too; each round runs headless, then the app watched (curves
     and latent map live, nobody clicking: the overhead), then the app clicked. During app training a
@@ -513,7 +513,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
         head_cpu.append((time.process_time() - p0) / (len(ev.history) * len(tr.train_idx)))
         return epoch_rates(ev.history, len(tr.train_idx))
 
-    def run_app(k, mode):
+    def run_app(k, mode):  # noqa: C901
         win = MainWindow(runs_root=tmp / f"app-{k}", snapshot_seconds=2.0)
         win.show()
         win._on_dataset_loaded(ds)
@@ -678,7 +678,7 @@ def bench_app_subprocess(small: bool) -> dict:
     return part
 
 
-def run(small: bool = False, only: set[str] | None = None, json_path: str | None = None) -> dict:
+def run(small: bool = False, only: set[str] | None = None, json_path: str | None = None) -> dict:  # noqa: C901
     from latentlab.tfquiet import import_tensorflow
 
     import_tensorflow()

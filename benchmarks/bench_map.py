@@ -42,7 +42,7 @@ def _points(n: int, seed: int = 0):
     return (centres + rng.standard_normal((n, 2)) * 0.6).astype(np.float32), labels
 
 
-def bench_map_fps(points: int = 100_000, frames: int = 120) -> dict:
+def bench_map_fps(points: int = 100_000, frames: int = 120) -> dict:  # noqa: C901
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QSettings, Qt
     from PySide6.QtGui import QMouseEvent, QWheelEvent

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(argv)
 
 
-def run_app(argv: list[str]) -> int:
+def run_app(argv: list[str]) -> int:  # noqa: C901
     """Open the window with the app's options (see build_parser)."""
     parser = build_parser()
     try:

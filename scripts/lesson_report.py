@@ -23,7 +23,7 @@ def markdown(summary: dict) -> str:
     lines = [head, rule]
     for r in summary["runs"]:
         s = r.get("spread") if multi else None
-        pm = (lambda k: f" ± {s[k]:.2f}") if s else (lambda k: "")
+        pm = (lambda k, s=s: f" ± {s[k]:.2f}") if s else (lambda k: "")
         lines.append(f"| {r['beta']:g} | {r['rate']:.2f}{pm('rate')} | {r['distortion']:.2f}{pm('distortion')} "
                      f"| {r['neg_elbo']:.2f} | {r['active_units']} |")
     return "\n".join(lines) + "\n"

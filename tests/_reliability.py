@@ -460,7 +460,7 @@ def can_drop_privileges() -> bool:
 
 def world_readable_tree(root: Path) -> None:
     """chmod a tree (and its parents up to /) so the ``nobody`` user can read it."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for f in filenames:
             p = os.path.join(dirpath, f)

@@ -75,7 +75,7 @@ def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequent
     assert len(epochs) == len(set(epochs)), "an epoch was trained twice"
     # every run complete on the client, equal to a sequential sweep's
     seq = Sweep(cfg, [0.5, 2.0, 8.0], tmp_path / "sequential", digits).run()
-    for (beta, d, _), (_, d_seq, _) in zip(results, seq, strict=True):
+    for (_beta, d, _), (_, d_seq, _) in zip(results, seq, strict=True):
         run, want = runs.open_run(d), runs.open_run(d_seq)
         assert run.status == "finished" and run.epochs_done == cfg.epochs and run.latents is not None
         assert [r["epoch"] for r in run.history] == list(range(1, cfg.epochs + 1))

@@ -415,7 +415,7 @@ def test_a_model_naming_code_outside_keras_is_refused_and_never_runs_it(trained_
 def test_a_damaged_model_file_is_one_clear_line(trained_run, tmp_path, capsys):
     data = (trained_run / "model.keras").read_bytes()
     for i, bad in enumerate([b"", data[: len(data) // 2], b"PK\x03\x04" + os.urandom(500), os.urandom(5000)]):
-        run_dir = _plant_model(trained_run, tmp_path / str(i), lambda dst: dst.write_bytes(bad))
+        run_dir = _plant_model(trained_run, tmp_path / str(i), lambda dst, bad=bad: dst.write_bytes(bad))
         with pytest.raises(runs.RunError) as e:
             runs.open_run(run_dir).load_model()
         assert "\n" not in str(e.value) and ".keras" in str(e.value)

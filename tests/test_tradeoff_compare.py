@@ -59,7 +59,7 @@ def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tin
     z = blocker.args[0]
     assert z.shape == (2,) and abs(z[0] - x) < 0.05 * (xr[1] - xr[0]) and abs(z[1] - y) < 0.05 * (yr[1] - yr[0])
     assert [b for b, _ in cmp.decoded] == [0.5, 4.0]
-    for (beta, image), e in zip(cmp.decoded, cmp.entries):
+    for (_beta, image), e in zip(cmp.decoded, cmp.entries):
         assert image.shape == (16, 16, 1)
         assert np.allclose(image, e["decoder"].decode(z[None])[0], atol=1e-6)
     assert not np.allclose(cmp.decoded[0][1], cmp.decoded[1][1])        # two models, two pictures

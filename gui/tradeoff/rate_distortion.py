@@ -19,8 +19,6 @@ from latentlab.tradeoff import equal_elbo_levels, equal_elbo_line, rate_distorti
 
 __all__ = ["RateDistortionPlot", "beta_color"]
 
-LIVE_KEY = "__live__"
-
 
 def beta_color(beta: float) -> tuple[int, int, int]:
     """A colour for β on a log scale (≤ 0.03 blue … 1 green … ≥ 30 red), the same in every view."""

@@ -47,7 +47,6 @@ class TradeoffPanel(QTabWidget):
         self.dataset = None
         self.run = None                # the run shown (latentlab.runs.folder.Run), if any
         self.beta = 1.0
-        self._live_key = None
         self._live_beta = None
         self._sweep_live = False
         self._shared_start = None      # the run folder of a designed sweep's shared start, while it trains
@@ -124,7 +123,6 @@ class TradeoffPanel(QTabWidget):
                 self._live_beta = self.beta
             self.loss_terms.set_beta(self._live_beta)      # the formula shows the β of the values below
             self.rd_plot.start_live(self._live_beta, f"{'sweep' if sweep else 'training'} (β = {self._live_beta:g})")
-            self._live_key = ev.run_dir
         elif isinstance(ev, BatchEnd):
             self.loss_terms.show_batch(ev.logs, ev.beta)
         elif isinstance(ev, EpochEnd):

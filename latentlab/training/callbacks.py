@@ -3,7 +3,7 @@
 stop, the per-epoch log-likelihood estimate, and the per-epoch checkpoint.
 
 They run on the training thread between batches. ``fit`` calls them in list order for each hook,
-so the Trainer lists them as `callbacks_for` returns them: the schedule sets β before a batch; after
+so the Trainer lists them in this order (`Trainer._callbacks`): the schedule sets β before a batch; after
 it the guard checks the loss before any event reports it, the events go out, then a pause or stop
 takes effect; at an epoch's end a stop comes before the checkpoint, so an interrupted epoch is never
 saved. A callback ends training by raising one of the exceptions below, which the Trainer catches.
