@@ -53,22 +53,21 @@ def model_pool():
 
 
 def build_decoders(key):
-    """Two warmed-up `latentlab.model.latent.Decoder`s for key = (image_shape, latent_dim, likelihood): one
-    for grids, one for single points on the GUI thread.
+    """Two warmed-up `latentlab.model.latent.Decoder`s for a `latentlab.model.key.ModelKey`: one for grids,
+    one for single points on the GUI thread.
 
     Building and tracing Keras/TensorFlow graphs in two threads at once can crash TensorFlow, so a
     caller runs this on the training thread before training starts, or on the grid thread only while
-    nothing trains. Afterwards the decoders only execute (eager), from any thread. A key whose likelihood
-    names a Keras file (`latentlab.model.foreign`) gets two `ForeignDecoder`s of that file."""
-    from latentlab.model.foreign import ForeignDecoder, path_of_key
+    nothing trains. Afterwards the decoders only execute (eager), from any thread. A key that names a
+    Keras file (`latentlab.model.foreign`) gets two `ForeignDecoder`s of that file."""
+    from latentlab.model.foreign import ForeignDecoder
     from latentlab.model.latent import Decoder
 
     import_tensorflow()
-    image_shape, latent_dim, likelihood = key
-    foreign = path_of_key(likelihood)     # a decoder from a Keras file (latentlab.model.foreign)
     decoders = []
     for _ in range(2):
-        dec = ForeignDecoder(foreign) if foreign else Decoder(image_shape, latent_dim, likelihood)
+        dec = (ForeignDecoder(key.keras_file) if key.keras_file
+               else Decoder(key.image_shape, key.latent_dim, key.likelihood))
         dec.warm_up()
         decoders.append(dec)
     return tuple(decoders)

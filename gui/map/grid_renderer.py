@@ -22,7 +22,7 @@ __all__ = ["GridWorker", "GridRenderer"]
 class GridWorker(QObject):
     """Lives on its own thread for the app's lifetime, with its own `latentlab.model.latent.Decoder`.
 
-    ``configure(key)`` builds decoders for key = (image_shape, latent_dim, likelihood): one it
+    ``configure(key)`` builds decoders for a `latentlab.model.key.ModelKey`: one it
     keeps for grids and one it hands to the GUI thread (``decodersReady``) for single points.
     ``render(job)`` decodes one grid (the tiles of a `latentlab.model.latent.Lattice` not decoded already) in
     a single batched call and emits ``rendered``.
@@ -142,10 +142,6 @@ class GridRenderer(QObject):
     def preload(self) -> None:
         self._preload.emit()
 
-    @staticmethod
-    def make_key(image_shape, latent_dim: int, likelihood: str):
-        return (tuple(int(v) for v in image_shape), int(latent_dim), str(likelihood))
-
     @property
     def configuring(self) -> bool:
         """Decoders are being built (on the grid thread or the training thread)."""
@@ -161,10 +157,10 @@ class GridRenderer(QObject):
         self.ready_key, self.point_decoder = key, point_decoder
         self._adopt.emit(key, grid_decoder)
 
-    def set_model(self, image_shape, latent_dim: int, likelihood: str):
-        """Decoders for this model; returns the GUI thread's point decoder when it is ready
-        already (same model as before), else None and ``pointDecoderReady`` follows."""
-        key = self.make_key(image_shape, latent_dim, likelihood)
+    def set_model(self, key):
+        """Decoders for this model (a `latentlab.model.key.ModelKey`); returns the GUI thread's point
+        decoder when it is ready already (same model as before), else None and ``pointDecoderReady``
+        follows."""
         self.weights = None
         if key == self.key:
             return self.point_decoder if self.ready_key == key else None

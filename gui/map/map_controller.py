@@ -31,7 +31,7 @@ class MapController(QObject):
         super().__init__(parent)
         self.map, self.image_panel = latent_map, image_panel
         self.renderer = GridRenderer(self)
-        self.model_info = None        # (image_shape, latent_dim, likelihood) of the decoder shown
+        self.model_info = None        # the latentlab.model.key.ModelKey of the decoder shown
         self.point_decoder = None
         self.latest_weights = None
         self.points_dataset = None    # the dataset the map's indices refer to (None: originals unknown)
@@ -46,14 +46,14 @@ class MapController(QObject):
 
     # -- which model ---------------------------------------------------------------------------------
     def prepare_training(self, model_info, dataset):
-        """A new training of ``model_info`` is about to start on ``dataset``: forget the weights and the
-        click, keep decoders of the same model. Returns the key the training thread must build decoders
+        """A new training of ``model_info`` (a ModelKey) is about to start on ``dataset``: forget the weights
+        and the click, keep decoders of the same model. Returns the key the training thread must build decoders
         for (TensorFlow must not build graphs in two threads at once), or None when they are ready."""
         self.model_info, self.points_dataset = model_info, dataset
         self.latest_weights = self.last_click = None
-        self.map.set_latent_dim(model_info[1])
+        self.map.set_latent_dim(model_info.latent_dim)
         self.map.show_preview(None)
-        key = self.renderer.make_key(*model_info)
+        key = model_info
         if self.renderer.ready_key == key:
             self.renderer.weights = None
             self._use_point_decoder(self.renderer.point_decoder)
@@ -72,9 +72,9 @@ class MapController(QObject):
         self.model_info, self.last_click = model_info, None
         self.latest_weights = weights
         self.point_decoder = None
-        self._use_point_decoder(self.renderer.set_model(*model_info))   # None: pointDecoderReady follows
+        self._use_point_decoder(self.renderer.set_model(model_info))   # None: pointDecoderReady follows
         self.renderer.set_weights(weights)
-        self.map.set_latent_dim(model_info[1])
+        self.map.set_latent_dim(model_info.latent_dim)
         self.map.show_preview(None)
 
     def show_run(self, view, dataset) -> bool:
@@ -159,7 +159,7 @@ class MapController(QObject):
     def request_grid(self) -> None:
         if self.model_info is None or self.latest_weights is None:
             return
-        self.renderer.request(**self.map.grid_params(self.model_info[0]), urgent=self.map.take_grid_urgency())
+        self.renderer.request(**self.map.grid_params(self.model_info.image_shape), urgent=self.map.take_grid_urgency())
 
     @Slot(object)
     def _on_grid_rendered(self, out: dict) -> None:

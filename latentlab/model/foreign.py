@@ -8,8 +8,8 @@ the interface of latentlab's own `latentlab.model.latent.Decoder` (``decode(z)``
 prior samples and the headless grid work on it unchanged. `ForeignEncoder` takes such a model's images
 to z_mean (and z_log_var when it returns two outputs); `open_view` is what a window shows of them.
 
-In a window, such a decoder is named by a model key (image shape, latent size, ``"keras-file:<path>"``)
-in the place of latentlab's likelihood, so `latentlab.runtime.build_decoders` builds its decoders too.
+In a window, such a decoder is named by a `latentlab.model.key.ModelKey` whose ``keras_file`` is its path
+(in the place of latentlab's likelihood), so `latentlab.runtime.build_decoders` builds its decoders too.
 """
 
 from __future__ import annotations
@@ -19,22 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from latentlab.model.key import ModelKey
+
 from latentlab.model.keras_files import KerasFileError, load_keras_file
 
-__all__ = ["ForeignDecoder", "ForeignEncoder", "ForeignView", "open_view", "KEY_PREFIX", "path_of_key",
+__all__ = ["ForeignDecoder", "ForeignEncoder", "ForeignView", "open_view",
            "KerasFileError"]
 
-KEY_PREFIX = "keras-file:"
 SIDE_RANGE = (4, 256)          # pixels per side of an image latentlab shows
 MAX_LATENT = 1024
 PROBE_POINTS = 256             # prior samples decoded to tell pixels from logits
 _ADVICE = ("latentlab opens only models made of Keras' own layers: save it again without them, or open it "
            "in the code that made it")
-
-
-def path_of_key(likelihood: str) -> str | None:
-    """The decoder file a model key's third part names (None for latentlab's own likelihoods)."""
-    return likelihood[len(KEY_PREFIX):] if str(likelihood).startswith(KEY_PREFIX) else None
 
 
 def _shape(tensor_or_shape) -> tuple:
@@ -105,9 +101,9 @@ class ForeignDecoder:
         return f"{self.path.name}: {self.latent_dim}-D latent space → {h}×{w}×{c} images, {values}"
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> ModelKey:
         """The model key a window names this decoder by (see the module's docstring)."""
-        return (self.image_shape, self.latent_dim, KEY_PREFIX + str(self.path))
+        return ModelKey(self.image_shape, self.latent_dim, keras_file=str(self.path))
 
     def decode(self, z) -> np.ndarray:
         z = np.asarray(z, np.float32).reshape(-1, self.latent_dim)
@@ -176,7 +172,7 @@ class ForeignView:
     """What a window shows of a decoder from elsewhere: its model key and weights (the window builds
     decoders of its own from the key), what it is, and — with an encoder and a dataset — the data's
     encoded points."""
-    model_key: tuple
+    model_key: ModelKey
     decoder_weights: list
     description: str
     dataset: object = None          # latentlab.data.Dataset at the decoder's image size

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentlab.model.key import ModelKey
 from latentlab.runs import folder as runs
 
 __all__ = ["RunView", "open_run_view", "map_points", "comparison_entry", "COMPARISON_GRID"]
@@ -26,8 +27,8 @@ class RunView:
     likelihood: str
 
     @property
-    def model_key(self) -> tuple:
-        return (tuple(self.image_shape), int(self.latent_dim), str(self.likelihood))
+    def model_key(self) -> ModelKey:
+        return ModelKey(self.image_shape, self.latent_dim, self.likelihood)
 
 
 def open_run_view(path) -> RunView:

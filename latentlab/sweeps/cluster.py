@@ -268,10 +268,12 @@ class ClusterSweep:
             if msg["epoch"] > self._written.get(spec.name, 0):
                 self._take_commit(spec)
             z = np.frombuffer(msg["val_z_mean"], np.float32).reshape(msg["val_z_shape"])
-            self._publish(spec, EpochEnd(msg["epoch"], msg["logs"], msg["beta"], np.asarray(msg["kl_per_dim"]),
-                                         msg["active_units"], z, np.zeros_like(z),
-                                         np.asarray(msg["val_indices"], np.int64), [], msg["seconds"],
-                                         list(msg["history"])), msg["worker"])
+            ev = EpochEnd(epoch=msg["epoch"], logs=msg["logs"], beta=msg["beta"],
+                          kl_per_dim=np.asarray(msg["kl_per_dim"]), active_units=msg["active_units"],
+                          val_z_mean=z, val_z_log_var=np.zeros_like(z),
+                          val_indices=np.asarray(msg["val_indices"], np.int64), decoder_weights=[],
+                          seconds=msg["seconds"], history=list(msg["history"]))
+            self._publish(spec, ev, msg["worker"])
 
     def _take_commit(self, spec) -> None:
         """The run's latest commit (its Variable), into SWEEP/<run> when it holds more epochs than written."""

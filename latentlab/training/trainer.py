@@ -408,5 +408,7 @@ class Trainer:
                 self._epoch_z.pop()
                 raise _WriteFailed(self._write_error(e)) from None
         self._good_weights = self.model.get_weights()
-        self.on_event(EpochEnd(epoch + 1, logs, beta, kl_dims, units, z_mean, z_log_var, self.val_idx,
-                               self.model.decoder.get_weights(), seconds, list(self.history)))
+        self.on_event(EpochEnd(epoch=epoch + 1, logs=logs, beta=beta, kl_per_dim=kl_dims, active_units=units,
+                               val_z_mean=z_mean, val_z_log_var=z_log_var, val_indices=self.val_idx,
+                               decoder_weights=self.model.decoder.get_weights(), seconds=seconds,
+                               history=list(self.history)))
