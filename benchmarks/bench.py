@@ -59,7 +59,7 @@ OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
 
 
 # -- 1 + 2: throughput and time to quality ---------------------------------------------------------------
-def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
+def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:  # noqa: C901
     """Reference (classic recipe, fit on numpy, batch 128) and latentlab trainers taking turns every
     ``slice_steps`` batches (and at each epoch's end, where test ELBO is scored outside the timed span).
     Each participant's epoch seconds are its own turns' time; the throughput ratio pairs the equal
@@ -76,8 +76,8 @@ def bench_training(size: dict, x, y, x_test, seed: int = 0) -> dict:
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
     from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, Started
-    from latentlab.latent import Decoder, encode
-    from latentlab.train import Trainer
+    from latentlab.model.latent import Decoder, encode
+    from latentlab.training.trainer import Trainer
 
     ds = Dataset.from_arrays(x, y)
     E = size["ref_epochs"]
@@ -272,7 +272,7 @@ def test_log_likelihoods(size: dict, models: dict, snapshots: dict, x_test, seed
     epoch — the last the defaults trained (they stop once they reach the reference's final ELBO) — and of
     the reference after all its epochs. Scored after training, from each epoch's weights."""
     from benchmarks import reference_vae
-    from latentlab.latent import Decoder, encode
+    from latentlab.model.latent import Decoder, encode
 
     xs, k = x_test[:size["iwae_images"]], size["iwae_samples"]
 
@@ -446,7 +446,7 @@ def _tree_rss_kb(pid: int) -> int:
 
 # -- 4: grid decode, engine only -------------------------------------------------------------------------
 def bench_grid_engine(reps: int) -> dict:
-    from latentlab.latent import Decoder, decode_grid, decode_point
+    from latentlab.model.latent import Decoder, decode_grid, decode_point
 
     dec = Decoder((28, 28, 1), 2)
     dec.warm_up()
@@ -468,7 +468,7 @@ def bench_grid_engine(reps: int) -> dict:
 
 
 # -- 3 + 4: the app ------------------------------------------------------------------------------------
-def bench_app(size: dict, x, y, seed: int = 0) -> dict:
+def bench_app(size: dict, x, y, seed: int = 0) -> dict:  # noqa: C901
     """The real MainWindow (offscreen) training on a Fashion-MNIST subset, beside the headless Trainer
     with the same config and a run folder too; each round runs headless, then the app watched (curves
     and latent map live, nobody clicking: the overhead), then the app clicked. During app training a
@@ -488,7 +488,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
     from latentlab.events import BatchEnd
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     n = size["app_images"]
     ds = Dataset.from_arrays(x[:n], y[:n])
@@ -513,7 +513,7 @@ def bench_app(size: dict, x, y, seed: int = 0) -> dict:
         head_cpu.append((time.process_time() - p0) / (len(ev.history) * len(tr.train_idx)))
         return epoch_rates(ev.history, len(tr.train_idx))
 
-    def run_app(k, mode):
+    def run_app(k, mode):  # noqa: C901
         win = MainWindow(runs_root=tmp / f"app-{k}", snapshot_seconds=2.0)
         win.show()
         win._on_dataset_loaded(ds)
@@ -678,7 +678,7 @@ def bench_app_subprocess(small: bool) -> dict:
     return part
 
 
-def run(small: bool = False, only: set[str] | None = None, json_path: str | None = None) -> dict:
+def run(small: bool = False, only: set[str] | None = None, json_path: str | None = None) -> dict:  # noqa: C901
     from latentlab.tfquiet import import_tensorflow
 
     import_tensorflow()

@@ -79,11 +79,11 @@ def bench_sweep_speedup(rounds: int, epochs: int, images: int | None) -> dict:
 
 
 def bench_cluster_overhead(rounds: int, epochs: int, images: int | None) -> dict:
-    from latentlab.cluster import ClusterSweep, connect
+    from latentlab.sweeps.cluster import ClusterSweep, connect
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
-    from latentlab.pool import ModelPool
-    from latentlab.train import Trainer
+    from latentlab.model.pool import ModelPool
+    from latentlab.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory(prefix="latentlab-bench-task-") as tmp:
         tmp = Path(tmp)

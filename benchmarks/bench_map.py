@@ -42,19 +42,20 @@ def _points(n: int, seed: int = 0):
     return (centres + rng.standard_normal((n, 2)) * 0.6).astype(np.float32), labels
 
 
-def bench_map_fps(points: int = 100_000, frames: int = 120) -> dict:
+def bench_map_fps(points: int = 100_000, frames: int = 120) -> dict:  # noqa: C901
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QSettings, Qt
     from PySide6.QtGui import QMouseEvent, QWheelEvent
     from PySide6.QtWidgets import QApplication
 
+    from latentlab.model.key import ModelKey
     from latentlab.runtime import build_decoders
 
     app = QApplication.instance() or QApplication(["latentlab-bench-map"])
     tmp = tempfile.mkdtemp(prefix="latentlab-bench-map-")
     QSettings.setDefaultFormat(QSettings.IniFormat)      # never the user's layout, never saved into it
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, tmp)
-    key = ((28, 28, 1), 2, "bernoulli")
+    key = ModelKey((28, 28, 1), 2, "bernoulli")
     weights = build_decoders(key)[0].model.get_weights()  # before the window's grid thread uses TensorFlow
 
     from gui.main_window import MainWindow

@@ -23,8 +23,8 @@ def run_latentlab(x_train, y_train, x_test, epochs: int, seed: int, batch_size: 
                   **overrides) -> dict:
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
-    from latentlab.latent import Decoder, encode
-    from latentlab.train import Trainer
+    from latentlab.model.latent import Decoder, encode
+    from latentlab.training.trainer import Trainer
     from benchmarks.reference_vae import neg_elbo, neg_log_likelihood
 
     ds = Dataset.from_arrays(x_train, y_train, root="fashion-mnist")

@@ -98,7 +98,7 @@ def child(side: str, epochs: int, slice_steps: int, n_train: int, seed: int,
         from latentlab.config import TrainConfig
         from latentlab.tfquiet import import_tensorflow
         from latentlab.events import BatchEnd, EpochEnd, Failed
-        from latentlab.train import Trainer
+        from latentlab.training.trainer import Trainer
 
         import_tensorflow()
         equal = dict(hidden_units=16, batch_size=128) if model == "equal" else {}   # else TrainConfig's defaults

@@ -94,10 +94,10 @@ def neg_elbo(encode, decode_probs, x: np.ndarray, samples: int = 5, batch: int =
 
 
 def neg_log_likelihood(encode, decode_probs, x: np.ndarray, samples: int = 100, seed: int = 0):
-    """Test −log p(x) by importance sampling (the IWAE bound, `latentlab.likelihood.estimate_with`), the same
+    """Test −log p(x) by importance sampling (the IWAE bound, `latentlab.model.likelihood.estimate_with`), the same
     estimator for any model: ``encode`` and ``decode_probs`` as for `neg_elbo`, the same BCE on probabilities
-    clipped to [1e-7, 1-1e-7]. Returns the `latentlab.likelihood.Estimate` (nats per image)."""
-    from latentlab.likelihood import estimate_with
+    clipped to [1e-7, 1-1e-7]. Returns the `latentlab.model.likelihood.Estimate` (nats per image)."""
+    from latentlab.model.likelihood import estimate_with
 
     def nll_of_samples(xb, z):
         b, s, d = z.shape

@@ -1,5 +1,5 @@
-"""What a run's extra logging costs a training: TensorBoard event files (`latentlab.tensorboard_logs`) and
-the per-epoch −log p(x) estimate (`latentlab.likelihood`, via `latentlab.callbacks.LikelihoodEstimate`).
+"""What a run's extra logging costs a training: TensorBoard event files (`latentlab.training.tensorboard_logs`) and
+the per-epoch −log p(x) estimate (`latentlab.model.likelihood`, via `latentlab.training.callbacks.LikelihoodEstimate`).
 
 Three measures, side by side in one process:
 
@@ -29,7 +29,7 @@ __all__ = ["bench_logging"]
 
 
 def _timed_trainer():
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     class TimedTrainer(Trainer):
         """Records each epoch-end callback's seconds per epoch (by class name)."""
@@ -56,7 +56,7 @@ def bench_logging(x, y, images: int, epochs: int, rounds: int, seed: int = 0) ->
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
     from latentlab.events import BatchEnd, EpochEnd
-    from latentlab.pool import ModelPool
+    from latentlab.model.pool import ModelPool
 
     ds = Dataset.from_arrays(x[:images], y[:images], root="fashion-mnist")
     cfg = TrainConfig(dataset="fashion-mnist", epochs=epochs, seed=seed)   # the defaults: 10 % validation

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(argv)
 
 
-def run_app(argv: list[str]) -> int:
+def run_app(argv: list[str]) -> int:  # noqa: C901
     """Open the window with the app's options (see build_parser)."""
     parser = build_parser()
     try:
@@ -141,7 +141,7 @@ def run_app(argv: list[str]) -> int:
     else:
         early_error = None
     if args.run and args.quit_when_done:
-        from latentlab.runs import RunError, open_run
+        from latentlab.runs.folder import RunError, open_run
 
         try:
             open_run(args.run)
@@ -249,7 +249,7 @@ def run_app(argv: list[str]) -> int:
             if win.dataset is not None:
                 on_ready()
             else:
-                from latentlab.runs import open_run
+                from latentlab.runs.folder import open_run
 
                 folder = open_run(args.run).config.dataset
                 on_error(f"cannot continue {args.run}: its dataset folder {folder} is not there; continue it on "

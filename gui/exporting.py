@@ -30,7 +30,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QPushButton, QToolTip, QWidget
 
-from latentlab.runs import atomic_write_text
+from latentlab.runs.folder import atomic_write_text
 
 __all__ = ["save_widget_png", "save_plot_png", "save_csv", "ask_path", "ask_and_save", "export_button",
            "report_failure"]

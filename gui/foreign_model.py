@@ -1,4 +1,4 @@
-"""`ForeignModel`: a decoder trained elsewhere (a Keras file, `latentlab.foreign`) shown in the window.
+"""`ForeignModel`: a decoder trained elsewhere (a Keras file, `latentlab.model.foreign`) shown in the window.
 
 Opening one (``latentlab --decoder FILE.keras [--encoder FILE.keras --dataset DIR]``, or File → Open a
 Keras decoder…) loads it on a worker thread; the window then explores it like one of its own runs: the
@@ -18,14 +18,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog
 
 from gui.threads import Task
-from latentlab.foreign import path_of_key
+from gui.training_state import TrainingState
 from latentlab.messages import one_line
 
 __all__ = ["ForeignModel", "ForeignLoadWorker"]
 
 
 class ForeignLoadWorker(QObject):
-    """Runs `latentlab.foreign.open_view` once: ``loaded`` carries the `ForeignView`."""
+    """Runs `latentlab.model.foreign.open_view` once: ``loaded`` carries the `ForeignView`."""
 
     loaded = Signal(object)
     failed = Signal(str)
@@ -38,7 +38,7 @@ class ForeignLoadWorker(QObject):
     @Slot()
     def run(self) -> None:
         from latentlab.data import DatasetError
-        from latentlab.foreign import KerasFileError, open_view
+        from latentlab.model.foreign import KerasFileError, open_view
         from latentlab.runtime import import_tensorflow
 
         try:
@@ -54,7 +54,7 @@ class ForeignLoadWorker(QObject):
 
 
 class ForeignModel(QObject):
-    opened = Signal(object)      # latentlab.foreign.ForeignView, once the map shows it
+    opened = Signal(object)      # latentlab.model.foreign.ForeignView, once the map shows it
     failed = Signal(str)
 
     def __init__(self, window):
@@ -78,7 +78,7 @@ class ForeignModel(QObject):
     def open(self, decoder, encoder=None, dataset=None) -> bool:
         """Start loading a decoder file (with its encoder and a dataset folder, when given)."""
         w = self.window
-        if w.training.state != "idle":
+        if w.training.state != TrainingState.IDLE:
             w.statusBar().showMessage("Stop training before opening a decoder.")
             return False
         if self.task.running:
@@ -113,10 +113,10 @@ class ForeignModel(QObject):
                 message += "; give --encoder too to draw the dataset's images on the map"
         self.message = message + "."
         if ds is not None and not w.dataset_panel.is_loading:   # the panel shows it too, and Train can use it
-            h, wd, c = view.model_key[0]
+            h, wd, c = view.model_key.image_shape
             if w.dataset_panel.open_folder(ds.root, [h, wd], "gray" if c == 1 else "rgb"):
                 w.dataset_panel.task.finished.connect(self._say_again)
-        w.setWindowTitle(f"latentlab — {Path(path_of_key(view.model_key[2])).name}")
+        w.setWindowTitle(f"latentlab — {Path(view.model_key.keras_file).name}")
         w.statusBar().showMessage(self.message)
         w._update_actions()
         self.opened.emit(view)
@@ -125,7 +125,7 @@ class ForeignModel(QObject):
     def _say_again(self, *_) -> None:
         """The dataset panel's load said its own line: say what the decoder is again."""
         self.window.dataset_panel.task.finished.disconnect(self._say_again)
-        if self.view is not None and self.window.map_view.model_info == tuple(self.view.model_key):
+        if self.view is not None and self.window.map_view.model_info == self.view.model_key:
             self.window.statusBar().showMessage(self.message)
 
     @Slot(str)

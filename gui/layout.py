@@ -226,7 +226,6 @@ class WindowLayout(QObject):
         self._first_size()
         self._default_sizes()
         self.default_state = w.saveState(LAYOUT_VERSION)
-        self.default_split = self.map_split.saveState()
         if int(s.value(KEYS["version"], 0) or 0) != LAYOUT_VERSION:
             return False
         geometry, state, split, size = (s.value(KEYS[k]) for k in ("geometry", "state", "split", "size"))

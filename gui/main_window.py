@@ -21,20 +21,22 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox
 from gui.dataset_panel import DatasetPanel
 from gui.foreign_model import ForeignModel
 from gui.image_panel import ImagePanel
-from gui.latent_map import LatentMap
+from gui.map.latent_map import LatentMap
 from gui.layout import WindowLayout
 from gui.loss_plot import LossPlot
-from gui.map_controller import GRID_DUTY_TRAINING, MapController
+from gui.map.map_controller import GRID_DUTY_TRAINING, MapController
 from gui.menus import build_menus
-from gui.prior_samples import PriorSamples
+from gui.map.prior_samples import PriorSamples
 from gui.run_files import RunFiles
 from gui.settings import default_runs_root
-from gui.tradeoff_panel import TradeoffPanel
+from gui.tradeoff.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
+from gui.training_state import TrainingState
 from gui.widgets import Banner
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.events import EpochEnd, Failed, Finished, Started
+from latentlab.model.key import ModelKey
 
 __all__ = ["MainWindow"]
 
@@ -160,7 +162,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def _update_actions(self, *args) -> None:
         state = self.training.state
-        training = state != "idle"
+        training = state != TrainingState.IDLE
         busy_run = self.files.loading
         can_train = (self.dataset is not None and not self.dataset_panel.is_loading and not busy_run
                      and not self.tradeoff.training_busy
@@ -169,8 +171,8 @@ class MainWindow(QMainWindow):
         self.continue_action.setEnabled(not training and can_train and self.files.continuable)
         self.train_action.setEnabled(not training and can_train)
         self.lesson_action.setEnabled(not training and can_train)
-        self.pause_action.setEnabled(state in ("training", "paused"))
-        self.stop_action.setEnabled(state in ("starting", "training", "paused"))
+        self.pause_action.setEnabled(state in (TrainingState.TRAINING, TrainingState.PAUSED))
+        self.stop_action.setEnabled(state in (TrainingState.STARTING, TrainingState.TRAINING, TrainingState.PAUSED))
         for a in (self.open_action, self.sample_action, self.open_decoder_action):
             a.setEnabled(not training)
         self.open_run_action.setEnabled(not training and not busy_run)
@@ -205,8 +207,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def start_lesson(self) -> bool:
-        """"Show the trade-off": the lesson (gui.lesson_view) on the loaded folder, with the form's settings."""
-        if self.training.state != "idle" or self.dataset is None:
+        """"Show the trade-off": the lesson (gui.tradeoff.lesson_view) on the loaded folder, with the form's settings."""
+        if self.training.state != TrainingState.IDLE or self.dataset is None:
             self._status("Open a dataset and let training end first: the lesson trains models of its own.")
             return False
         self.show_tradeoff(self.tradeoff.TAB_LESSON)   # as tall as the map allows, or a window of its own
@@ -214,7 +216,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _sweep_source(self) -> None:
-        if self.training.state != "idle":
+        if self.training.state != TrainingState.IDLE:
             self.tradeoff.sweep_panel.set_source(None, self.dataset)
             self._status("Stop training before starting a sweep: one training at a time.")
             return
@@ -228,7 +230,7 @@ class MainWindow(QMainWindow):
     # -- dataset ---------------------------------------------------------------------------------------------
     def open_dataset(self, folder) -> bool:
         """Load a dataset folder (as the File menu does, without the dialog)."""
-        if self.training.state != "idle":
+        if self.training.state != TrainingState.IDLE:
             self._status("Stop training before opening another dataset.")
             return False
         return self.dataset_panel.open_folder(folder)
@@ -286,7 +288,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def start_training(self, resume: bool = False) -> bool:
-        if self.training.state != "idle" or self.training.running:
+        if self.training.state != TrainingState.IDLE or self.training.running:
             return False
         ds = self.dataset
         if ds is None or self.dataset_panel.is_loading:
@@ -318,7 +320,7 @@ class MainWindow(QMainWindow):
             if not math.isclose(was, config.beta, rel_tol=1e-6):     # continued at another β: marked where
                 self.loss_plot.add_beta_marker(len(history), config.beta)
         self.image_panel.clear("Training… the decoder appears after the first snapshot.")
-        decoder_key = self.map_view.prepare_training((ds.image_shape, config.latent_dim, config.likelihood), ds)
+        decoder_key = self.map_view.prepare_training(ModelKey(ds.image_shape, config.latent_dim, config.likelihood), ds)
         self.training.start(config, ds, run_dir, snapshot_seconds=self.snapshot_seconds, decoder_key=decoder_key,
                             resume=resume, strategy=self.training_panel.strategy())
         self.map_view.renderer.set_duty(GRID_DUTY_TRAINING)
@@ -353,13 +355,13 @@ class MainWindow(QMainWindow):
 
     def _refresh_progress(self) -> None:
         b, tr = self.training.last_batch, self.training
-        if b is not None and tr.state != "idle":
+        if b is not None and tr.state != TrainingState.IDLE:
             self.training_panel.show_progress(b.epoch, tr.epochs, b.step, b.steps, b.eta_seconds, b.images_per_second)
 
     # -- runs -----------------------------------------------------------------------------------------------
     def open_run_path(self, path) -> bool:
         """Open a run folder (its model loads on a worker thread)."""
-        if self.training.state != "idle":
+        if self.training.state != TrainingState.IDLE:
             self._status("Stop training before opening a run.")
             return False
         opened = self.files.open(path)
@@ -393,14 +395,14 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def ask_save_run(self) -> None:
-        if self.training.state != "idle":
+        if self.training.state != TrainingState.IDLE:
             self._status("Stop training before saving the run.")
         else:
             self.files.ask_save()
 
     def save_run_to(self, dest) -> bool:
         """Copy the run folder to ``dest`` (a new or empty folder), once training has stopped."""
-        if self.training.state != "idle":
+        if self.training.state != TrainingState.IDLE:
             self._status("Stop training before saving the run.")
             return False
         return self.files.save_to(dest)

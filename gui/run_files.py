@@ -1,7 +1,7 @@
 """`RunFiles`: the run folder the window shows, and what is done with it as files — opening one (its
 model loads on a worker thread), saving a copy, exporting the decoded grid and the latents.
 
-It talks to the window through signals: ``opened`` with a `latentlab.run_view.RunView` once a run is
+It talks to the window through signals: ``opened`` with a `latentlab.runs.view.RunView` once a run is
 loaded (the window then shows it), ``openFailed``, and one-line ``status`` / ``problem`` messages (a
 problem goes to the window's banner). The file work itself is latentlab's (runs.copy_run,
 runs.write_latents_csv).
@@ -18,7 +18,7 @@ from gui.exporting import ask_path
 from gui.image_panel import save_png
 from gui.threads import Task
 from gui.workers import RunLoadWorker
-from latentlab import runs
+from latentlab.runs import folder as runs
 
 __all__ = ["RunFiles"]
 

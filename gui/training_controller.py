@@ -17,16 +17,17 @@ import math
 from PySide6.QtCore import QObject, Signal, Slot
 
 from gui.threads import Task
+from gui.training_state import TrainingState
 from gui.workers import TrainingWorker
 from latentlab.events import BatchEnd, Failed, Finished, Started
 
 __all__ = ["TrainingController"]
 
-ACTIVE = ("starting", "training", "paused")
+ACTIVE = frozenset({TrainingState.STARTING, TrainingState.TRAINING, TrainingState.PAUSED})
 
 
 class TrainingController(QObject):
-    stateChanged = Signal(str)
+    stateChanged = Signal(object)                   # the new TrainingState
     status = Signal(str)                            # a one-line message for the status bar
     betaChanged = Signal(float, float)              # where (fractional epoch), the new β: for a marker
     event = Signal(object)                          # an engine event of the running training
@@ -37,7 +38,7 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.task = Task("latentlab-train", self)
         self.task.finished.connect(self._on_thread_finished)
-        self.state = "idle"
+        self.state = TrainingState.IDLE
         self.epochs = 0            # planned epochs in all
         self.started = None        # the Started event
         self.last_batch = None     # the newest BatchEnd (progress)
@@ -53,7 +54,7 @@ class TrainingController(QObject):
     def trainer(self):
         return self.task.worker.trainer if self.task.worker is not None else None
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: TrainingState) -> None:
         if state != self.state:
             self.state = state
             self.stateChanged.emit(state)
@@ -61,38 +62,38 @@ class TrainingController(QObject):
     # -- commands ------------------------------------------------------------------------------------
     def start(self, config, dataset, run_dir, *, snapshot_seconds: float | None, decoder_key=None,
               resume: bool = False, strategy: str = "default") -> bool:
-        if self.state != "idle" or self.running:
+        if self.state != TrainingState.IDLE or self.running:
             return False
         self.epochs, self.started, self.last_batch, self.result = config.epochs, None, None, None
         worker = TrainingWorker(config, dataset, run_dir, snapshot_seconds=snapshot_seconds,
                                 decoder_key=decoder_key, resume=resume, strategy=strategy)
         worker.event.connect(self._on_event)
         worker.decodersBuilt.connect(self.decodersBuilt)
-        self._set_state("starting")
+        self._set_state(TrainingState.STARTING)
         self.task.start(worker)
         return True
 
     @Slot()
     def pause(self) -> bool:
-        if self.state != "training":
+        if self.state != TrainingState.TRAINING:
             return False
         self.task.request("pause")
-        self._set_state("paused")
+        self._set_state(TrainingState.PAUSED)
         self.status.emit("Paused (after this batch). Press Space or Resume to go on.")
         return True
 
     @Slot()
     def resume(self) -> bool:
-        if self.state != "paused":
+        if self.state != TrainingState.PAUSED:
             return False
         self.task.request("resume")
-        self._set_state("training")
+        self._set_state(TrainingState.TRAINING)
         self.status.emit("Resumed.")
         return True
 
     @Slot()
     def toggle_pause(self) -> None:
-        if self.state == "paused":
+        if self.state == TrainingState.PAUSED:
             self.resume()
         else:
             self.pause()
@@ -102,7 +103,7 @@ class TrainingController(QObject):
         if self.state not in ACTIVE:
             return False
         self.task.request("stop")
-        self._set_state("stopping")
+        self._set_state(TrainingState.STOPPING)
         self.status.emit("Stopping after the current batch…")
         return True
 
@@ -133,13 +134,13 @@ class TrainingController(QObject):
             self.last_batch = ev
         elif isinstance(ev, Started):
             self.started, self.epochs = ev, ev.epochs
-            if self.state == "starting":
-                self._set_state("training")
+            if self.state == TrainingState.STARTING:
+                self._set_state(TrainingState.TRAINING)
         elif isinstance(ev, (Finished, Failed)):
             self.result, self.last_batch = ev, None
         self.event.emit(ev)
 
     @Slot(object)
     def _on_thread_finished(self, worker) -> None:
-        self._set_state("idle")
+        self._set_state(TrainingState.IDLE)
         self.finished.emit(self.result)

@@ -9,6 +9,7 @@ import math
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QProgressBar, QSlider
 
+from gui.training_state import TrainingState
 from gui.widgets import SciSpinBox, as_widget, button, column, double_spin, make_timer, note_label, row, spin
 from latentlab.config import (AUTO_HIDDEN_UNITS, BATCH_RANGE, BETA_RANGE, BETA_SLIDER_RANGE, EPOCHS_RANGE,
                               HIDDEN_RANGE, LATENT_RANGE, LR_RANGE, WARMUP_RANGE, TrainConfig)
@@ -51,7 +52,7 @@ class TrainingPanel(QGroupBox):
 
     def __init__(self, parent=None):
         super().__init__("Training", parent)
-        self.state = "idle"
+        self.state = TrainingState.IDLE
 
         tip = ("β, the weight of the KL term (log scale): higher β pulls the latent codes toward the prior, "
                "a smoother map and blurrier reconstructions; lower β sharper reconstructions and a less "
@@ -138,7 +139,7 @@ class TrainingPanel(QGroupBox):
                         self.detail, self.device_label, parent=self, margins=None)
         layout.setSpacing(4)
         self._update_warmup()
-        self.set_state("idle", can_train=False)
+        self.set_state(TrainingState.IDLE, can_train=False)
 
     # -- β ---------------------------------------------------------------------------------------
     @Slot(int)
@@ -166,7 +167,7 @@ class TrainingPanel(QGroupBox):
     @Slot()
     def _update_warmup(self) -> None:
         self.warmup_spin.setEnabled(self.schedule_combo.currentData() != "constant"
-                                    and self.state == "idle")
+                                    and self.state == TrainingState.IDLE)
 
     # -- settings in and out ------------------------------------------------------------------------
     def _spins(self) -> dict:
@@ -194,11 +195,11 @@ class TrainingPanel(QGroupBox):
                 self.schedule_combo.setCurrentIndex(i)
 
     # -- state ---------------------------------------------------------------------------------------
-    def set_state(self, state: str, can_train: bool = True, can_continue: bool = False) -> None:
+    def set_state(self, state: TrainingState, can_train: bool = True, can_continue: bool = False) -> None:
         """idle | starting | training | paused | stopping; ``can_continue``: a run is shown that Continue
         training can train further (then Train reads "New run")."""
         self.state = state
-        idle = state == "idle"
+        idle = state == TrainingState.IDLE
         for w in (self.latent_spin, self.hidden_spin, self.epochs_spin, self.batch_spin, self.lr_spin,
                   self.schedule_combo):
             w.setEnabled(idle)
@@ -207,22 +208,22 @@ class TrainingPanel(QGroupBox):
         self.continue_button.setVisible(can_continue)
         self.continue_button.setEnabled(idle and can_continue)
         self.train_button.setText("New run" if can_continue else "Train")
-        self.pause_button.setEnabled(state in ("training", "paused"))
-        self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(state in ("starting", "training", "paused"))
-        if state == "starting":
+        self.pause_button.setEnabled(state in (TrainingState.TRAINING, TrainingState.PAUSED))
+        self.pause_button.setText("Resume" if state == TrainingState.PAUSED else "Pause")
+        self.stop_button.setEnabled(state in (TrainingState.STARTING, TrainingState.TRAINING, TrainingState.PAUSED))
+        if state == TrainingState.STARTING:
             self.progress.setRange(0, 0)
             self.progress.setFormat("preparing…")
-        elif state == "stopping":
+        elif state == TrainingState.STOPPING:
             self.progress.setFormat("stopping after this batch…")
-        elif state == "paused":
+        elif state == TrainingState.PAUSED:
             self.progress.setFormat(self.progress.format().split(" (paused)")[0] + " (paused)")
 
     @Slot()
     def _on_pause_clicked(self) -> None:
-        if self.state == "paused":
+        if self.state == TrainingState.PAUSED:
             self.resumeRequested.emit()
-        elif self.state == "training":
+        elif self.state == TrainingState.TRAINING:
             self.pauseRequested.emit()
 
     @Slot(int)
@@ -270,7 +271,7 @@ class TrainingPanel(QGroupBox):
         self.progress.setRange(0, total)
         self.progress.setValue(min(epoch * steps + step, total))
         text = f"epoch {epoch + 1}/{epochs} · batch {step}/{steps} · ETA {format_eta(eta)}"
-        if self.state == "paused":
+        if self.state == TrainingState.PAUSED:
             text += " (paused)"
         self.progress.setFormat(text)
         self.detail.setText(f"{images_per_second:,.0f} images/s")

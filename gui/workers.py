@@ -5,7 +5,7 @@ Each has a ``run`` slot that ends by emitting ``done``; results leave through ``
 carrying numpy arrays and plain Python, never tensors. The work itself is the engine's (latentlab);
 these only carry it to a thread and its outcome back as signals. Control methods (stop, pause,
 cancel) may be called from any thread. The grid decoder, which lives as long as the window, is in
-`gui.grid_renderer`.
+`gui.map.grid_renderer`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class LoadWorker(QObject):
 
 
 class TrainingWorker(QObject):
-    """Owns a `latentlab.train.Trainer` and runs it on its thread. Every engine event is
+    """Owns a `latentlab.training.trainer.Trainer` and runs it on its thread. Every engine event is
     re-emitted as ``event`` (queued to the GUI thread). With a ``decoder_key``, the window's
     decoders for that model are built here first (``decodersBuilt``): TensorFlow must not build
     graphs on two threads at once."""
@@ -71,7 +71,7 @@ class TrainingWorker(QObject):
                  resume: bool = False, strategy: str = "default"):
         super().__init__()
         from latentlab.runtime import model_pool
-        from latentlab.train import Trainer
+        from latentlab.training.trainer import Trainer
 
         self.decoder_key = decoder_key
         self.strategy = strategy      # "mirrored": every visible GPU (made on the training thread)
@@ -87,7 +87,7 @@ class TrainingWorker(QObject):
         try:
             import_tensorflow()
             if self.strategy != "default":
-                from latentlab.distribute import StrategyError, make_strategy
+                from latentlab.training.distribute import StrategyError, make_strategy
 
                 try:
                     self.trainer.strategy, self.trainer.model_pool = make_strategy(self.strategy), None
@@ -123,7 +123,7 @@ class TrainingWorker(QObject):
 
 class RunLoadWorker(QObject):
     """Opens a run folder and reads its decoder (TensorFlow) off the GUI thread: ``loaded`` carries a
-    `latentlab.run_view.RunView`."""
+    `latentlab.runs.view.RunView`."""
 
     loaded = Signal(object)
     failed = Signal(str)
@@ -135,8 +135,8 @@ class RunLoadWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from latentlab import runs
-        from latentlab.run_view import open_run_view
+        from latentlab.runs import folder as runs
+        from latentlab.runs.view import open_run_view
 
         try:
             view = open_run_view(self.path)
@@ -150,8 +150,8 @@ class RunLoadWorker(QObject):
 
 
 class SweepWorker(QObject):
-    """Owns a `latentlab.sweep.Sweep` (here), with ``cluster`` ({"address": ...} or {"workers": N}) a
-    `latentlab.cluster.ClusterSweep`, or with a ``design`` a `latentlab.lesson.Lesson` (the sweep designed
+    """Owns a `latentlab.sweeps.sweep.Sweep` (here), with ``cluster`` ({"address": ...} or {"workers": N}) a
+    `latentlab.sweeps.cluster.ClusterSweep`, or with a ``design`` a `latentlab.sweeps.lesson.Lesson` (the sweep designed
     to show the trade-off beyond noise, here); re-emits every engine event (SweepStep, then the Trainer's
     events per run; on a cluster, RunEvents) as ``event``, and a lesson's summary (a dict) as ``summary``
     at the end. ``stop()`` may be called from any thread."""
@@ -164,18 +164,18 @@ class SweepWorker(QObject):
         super().__init__()
         self.cluster = cluster
         if cluster:   # the client trains nothing: no TensorFlow, no model pool
-            from latentlab.cluster import ClusterSweep
+            from latentlab.sweeps.cluster import ClusterSweep
 
             self.sweep = ClusterSweep(config, betas, out_dir, dataset, self.event.emit, **cluster)
         else:         # both validate only: no TF here
             from latentlab.runtime import model_pool
 
             if design is None:
-                from latentlab.sweep import Sweep
+                from latentlab.sweeps.sweep import Sweep
 
                 self.sweep = Sweep(config, betas, out_dir, dataset, self.event.emit, model_pool=model_pool())
             else:
-                from latentlab.lesson import Lesson
+                from latentlab.sweeps.lesson import Lesson
 
                 self.sweep = Lesson(config, out_dir, dataset, self.event.emit, design, model_pool=model_pool())
 
@@ -199,7 +199,7 @@ class SweepWorker(QObject):
 
 
 class ComparisonLoadWorker(QObject):
-    """Loads each run for the comparison view (`latentlab.run_view.comparison_entry`), one by one."""
+    """Loads each run for the comparison view (`latentlab.runs.view.comparison_entry`), one by one."""
 
     loaded = Signal(object)        # dict per run
     failed = Signal(str, str)      # path, one line
@@ -217,7 +217,7 @@ class ComparisonLoadWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from latentlab.run_view import comparison_entry
+        from latentlab.runs.view import comparison_entry
 
         for path in self.paths:
             if self._cancel.is_set():

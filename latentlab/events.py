@@ -1,10 +1,10 @@
 """What a training publishes while it runs: plain Python objects holding numbers and numpy arrays
 (never tensors), so that any thread, the CLI, the GUI and the tests can read them.
 
-A `latentlab.train.Trainer` publishes ``Started``, then ``BatchEnd`` (and now and then
+A `latentlab.training.trainer.Trainer` publishes ``Started``, then ``BatchEnd`` (and now and then
 ``WeightsSnapshot``) per batch and ``EpochEnd`` per finished epoch, then ``Finished`` or ``Failed``.
-A sweep (`latentlab.sweep`) publishes a ``SweepStep`` before each of its runs; a sweep whose runs train
-at the same time (`latentlab.cluster`) wraps each run's events in a ``RunEvent`` that names the run.
+A sweep (`latentlab.sweeps.sweep`) publishes a ``SweepStep`` before each of its runs; a sweep whose runs train
+at the same time (`latentlab.sweeps.cluster`) wraps each run's events in a ``RunEvent`` that names the run.
 """
 
 from __future__ import annotations

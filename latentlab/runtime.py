@@ -20,7 +20,7 @@ def import_tensorflow() -> None:
 
     with tfquiet.TF_LOCK:
         tfquiet.import_tensorflow()
-        import latentlab.model  # noqa: F401
+        import latentlab.model.vae  # noqa: F401
 
 
 def training_device() -> str:
@@ -40,35 +40,34 @@ def training_device() -> str:
 
 
 def model_pool():
-    """The process's `latentlab.pool.ModelPool`: every training run in this process (Train, sweeps)
+    """The process's `latentlab.model.pool.ModelPool`: every training run in this process (Train, sweeps)
     reuses a built model of the same shape instead of building another, because TensorFlow keeps
     ~20–30 MB per model built for the life of the process."""
     global _MODEL_POOL
     with _POOL_LOCK:
         if _MODEL_POOL is None:
-            from latentlab.pool import ModelPool
+            from latentlab.model.pool import ModelPool
 
             _MODEL_POOL = ModelPool()
         return _MODEL_POOL
 
 
 def build_decoders(key):
-    """Two warmed-up `latentlab.latent.Decoder`s for key = (image_shape, latent_dim, likelihood): one
-    for grids, one for single points on the GUI thread.
+    """Two warmed-up `latentlab.model.latent.Decoder`s for a `latentlab.model.key.ModelKey`: one for grids,
+    one for single points on the GUI thread.
 
     Building and tracing Keras/TensorFlow graphs in two threads at once can crash TensorFlow, so a
     caller runs this on the training thread before training starts, or on the grid thread only while
-    nothing trains. Afterwards the decoders only execute (eager), from any thread. A key whose likelihood
-    names a Keras file (`latentlab.foreign`) gets two `ForeignDecoder`s of that file."""
-    from latentlab.foreign import ForeignDecoder, path_of_key
-    from latentlab.latent import Decoder
+    nothing trains. Afterwards the decoders only execute (eager), from any thread. A key that names a
+    Keras file (`latentlab.model.foreign`) gets two `ForeignDecoder`s of that file."""
+    from latentlab.model.foreign import ForeignDecoder
+    from latentlab.model.latent import Decoder
 
     import_tensorflow()
-    image_shape, latent_dim, likelihood = key
-    foreign = path_of_key(likelihood)     # a decoder from a Keras file (latentlab.foreign)
     decoders = []
     for _ in range(2):
-        dec = ForeignDecoder(foreign) if foreign else Decoder(image_shape, latent_dim, likelihood)
+        dec = (ForeignDecoder(key.keras_file) if key.keras_file
+               else Decoder(key.image_shape, key.latent_dim, key.likelihood))
         dec.warm_up()
         decoders.append(dec)
     return tuple(decoders)

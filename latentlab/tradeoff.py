@@ -167,7 +167,7 @@ def latents_kl(latents: dict | None) -> LatentsKL | None:
     """The per-dimension KL and active units of a run from its latents.npz (z_mean and z_log_var of
     every image): over the validation images (split 1), over all when there is no split; None when
     the file lacks z_log_var."""
-    from latentlab.latent import active_units, kl_per_dim
+    from latentlab.model.latent import active_units, kl_per_dim
 
     if latents is None or "z_mean" not in latents or "z_log_var" not in latents:
         return None
@@ -200,7 +200,7 @@ class SweepRow:
 
 
 def sweep_summary(runs) -> list[SweepRow]:
-    """One row per opened run (``latentlab.runs.Run``), from its last finished epoch, by β."""
+    """One row per opened run (``latentlab.runs.folder.Run``), from its last finished epoch, by β."""
     rows = []
     for run in runs:
         if not run.history:
@@ -244,7 +244,7 @@ def summary_markdown(rows: list[SweepRow]) -> str:
 # -- latent-space look-ups ------------------------------------------------------------------------------
 def nearest_images(z_points: np.ndarray, z, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(indices, distances) of the ``k`` rows of ``z_points`` closest to ``z``, nearest first."""
-    from latentlab.latent import nearest
+    from latentlab.model.latent import nearest
 
     z_points = np.asarray(z_points, np.float64)
     if len(z_points) == 0:
@@ -256,7 +256,7 @@ def nearest_images(z_points: np.ndarray, z, k: int = 8) -> tuple[np.ndarray, np.
 def traversal_values(z_data: np.ndarray | None, dim: int, steps: int = 9) -> np.ndarray:
     """Values dimension ``dim`` sweeps: the data's 1st–99th percentile range (with margin), or
     the prior's ±3 when there is no data."""
-    from latentlab.latent import grid_range
+    from latentlab.model.latent import grid_range
 
     if z_data is None or len(z_data) < 2:
         lo, hi = -3.0, 3.0

@@ -23,8 +23,9 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=1200)
     args = ap.parse_args(argv)
 
-    from latentlab import runs, tradeoff
-    from latentlab.runs import find_runs
+    from latentlab import tradeoff
+    from latentlab.runs import folder as runs
+    from latentlab.runs.folder import find_runs
 
     opened = [runs.open_run(p) for p in find_runs(args.sweep_dir)]
     if not opened:
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     if args.png:
         from PySide6.QtWidgets import QApplication
 
-        from gui.rate_distortion import RateDistortionPlot
+        from gui.tradeoff.rate_distortion import RateDistortionPlot
 
         app = QApplication.instance() or QApplication([])
         plot = RateDistortionPlot()

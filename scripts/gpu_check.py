@@ -59,7 +59,7 @@ def _rate(x, y, *, hidden: int, batch: int, epochs: int, mixed: bool = False) ->
     """Training images per second of the last epoch (the first traces), from the Trainer's own timing."""
     from latentlab.config import TrainConfig
     from latentlab.data import Dataset
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     ds = Dataset.from_arrays(x, y)
     cfg = TrainConfig(dataset="fashion-mnist", hidden_units=hidden, batch_size=batch, epochs=epochs,

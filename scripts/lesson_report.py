@@ -23,7 +23,7 @@ def markdown(summary: dict) -> str:
     lines = [head, rule]
     for r in summary["runs"]:
         s = r.get("spread") if multi else None
-        pm = (lambda k: f" ± {s[k]:.2f}") if s else (lambda k: "")
+        pm = (lambda k, s=s: f" ± {s[k]:.2f}") if s else (lambda k: "")
         lines.append(f"| {r['beta']:g} | {r['rate']:.2f}{pm('rate')} | {r['distortion']:.2f}{pm('distortion')} "
                      f"| {r['neg_elbo']:.2f} | {r['active_units']} |")
     return "\n".join(lines) + "\n"
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="1500x1150", help="the view's size in pixels, WIDTHxHEIGHT")
     args = ap.parse_args(argv)
 
-    from latentlab.lesson import LessonError, read_summary
+    from latentlab.sweeps.lesson import LessonError, read_summary
 
     try:
         summary = read_summary(args.lesson_dir)
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     if args.png:
         from PySide6.QtWidgets import QApplication
 
-        from gui.lesson_view import LessonView
+        from gui.tradeoff.lesson_view import LessonView
 
         app = QApplication.instance() or QApplication([])
         view = LessonView()

@@ -2,7 +2,7 @@
 """Write Fashion-MNIST images as PNG class folders.
 
 Default: the bundled sample, 300 images per class (3,000) from the TRAIN split, chosen with a fixed
-seed, into ``resources/sample/fashion-mnist/<ClassName>/<index>.png`` (``index`` = position in the
+seed, into ``latentlab/resources/sample/fashion-mnist/<ClassName>/<index>.png`` (``index`` = position in the
 train split), together with LICENSE.txt and README.txt. Running it again gives the same files.
 
     .venv/bin/python scripts/make_sample_dataset.py
@@ -32,7 +32,7 @@ CLASS_NAMES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
 PER_CLASS = 300
 SEED = 20240601
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO / "resources" / "sample" / "fashion-mnist"
+SAMPLE_DIR = REPO / "latentlab" / "resources" / "sample" / "fashion-mnist"
 
 SPLIT_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}

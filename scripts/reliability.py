@@ -247,9 +247,9 @@ def soak_engine(seconds: float, work: Path, log=print) -> dict:
 
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
-    from latentlab.latent import Decoder
+    from latentlab.model.latent import Decoder
     from latentlab.events import EpochEnd
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     data = _engine.write_digits_folder(work / "soak-digits", per_class=60, size=16)
     ds = load_folder(data, cache=False)

@@ -45,7 +45,7 @@ def train_run(dataset, run_dir: Path, epochs: int = 1, batch_size: int = 16) -> 
     """A finished run folder of ``epochs`` epochs on ``dataset``, for tests to copy, resume or open."""
     from latentlab.config import TrainConfig
     from latentlab.events import Finished
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     result = Trainer(TrainConfig(dataset=str(dataset.root), batch_size=batch_size, epochs=epochs), dataset,
                      run_dir).run()

@@ -7,16 +7,16 @@ import sys
 
 import numpy as np
 
-from latentlab.distribute import make_strategy, split_cpu
+from latentlab.training.distribute import make_strategy, split_cpu
 
 split_cpu(2)
 
-from latentlab import runs  # noqa: E402
+from latentlab.runs import folder as runs  # noqa: E402
 from latentlab.cli import main  # noqa: E402
 from latentlab.config import TrainConfig  # noqa: E402
 from latentlab.data import load_folder  # noqa: E402
 from latentlab.events import EpochEnd, Started  # noqa: E402
-from latentlab.train import Trainer  # noqa: E402
+from latentlab.training.trainer import Trainer  # noqa: E402
 
 folder, out = sys.argv[1], sys.argv[2]
 common = ["--epochs", "2", "--batch-size", "50", "--seed", "3", "--beta", "2", "--hidden-units", "16", "--quiet"]
@@ -45,7 +45,7 @@ cfg = TrainConfig(dataset=folder, epochs=3, batch_size=50, seed=3, hidden_units=
 trainer = Trainer(cfg, ds, f"{out}/nan", poison, strategy=make_strategy("mirrored"))
 failed = trainer.run()
 run = runs.open_run(f"{out}/nan")
-from latentlab.latent import Decoder  # noqa: E402
+from latentlab.model.latent import Decoder  # noqa: E402
 
 image = Decoder.from_model(run.load_model()).decode(np.zeros((1, 2)))
 result.update(nan_type=type(failed).__name__, nan_message=getattr(failed, "message", ""), nan_epochs=run.epochs_done,

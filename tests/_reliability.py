@@ -117,7 +117,7 @@ def check_event_files(folder: Path) -> None:
 def parse_every_file(run_dir: Path) -> list[str]:
     """Every real (non-temporary) file in a run folder parses completely; returns the names of
     temporary leftovers (``.NAME.XXXX.tmp*``), which must never be what a reader opens."""
-    from latentlab import runs
+    from latentlab.runs import folder as runs
     from latentlab.config import TrainConfig
 
     leftovers = []
@@ -159,8 +159,8 @@ def parse_every_file(run_dir: Path) -> list[str]:
 
 def check_run_folder(run_dir: Path, *, decode: bool = True) -> FolderCheck:
     """A run folder after a crash: every file parses, it opens, its model loads and decodes."""
-    from latentlab import runs
-    from latentlab.latent import Decoder
+    from latentlab.runs import folder as runs
+    from latentlab.model.latent import Decoder
 
     leftovers = parse_every_file(run_dir)
     run = runs.open_run(run_dir)
@@ -460,7 +460,7 @@ def can_drop_privileges() -> bool:
 
 def world_readable_tree(root: Path) -> None:
     """chmod a tree (and its parents up to /) so the ``nobody`` user can read it."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for f in filenames:
             p = os.path.join(dirpath, f)
@@ -694,7 +694,7 @@ def lambda_vae(image_shape, latent_dim: int):
     """A latentlab VAE whose encoder hides a ``keras.layers.Lambda`` (arbitrary Python code)."""
     import keras
 
-    from latentlab.model import VAE, build_decoder
+    from latentlab.model.vae import VAE, build_decoder
 
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     x = keras.layers.Lambda(lambda t: t * 1.0 + 0.0, name="innocent_looking")(inputs)

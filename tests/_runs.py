@@ -16,7 +16,7 @@ def tiny_run(tmp_path_factory, gui_digits):
     """A finished run: 300 digit images (16×16, 10 classes), latent 2, 3 epochs, batch 32."""
     from latentlab.config import TrainConfig
     from latentlab.events import Finished
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("tiny-run")
     mp = pytest.MonkeyPatch()

@@ -9,7 +9,7 @@ from PySide6.QtCore import QPointF, Qt
 
 
 class FakeDecoder:
-    """A `latentlab.latent.Decoder` stand-in: the top half of the image is sigmoid(z0), the
+    """A `latentlab.model.latent.Decoder` stand-in: the top half of the image is sigmoid(z0), the
     bottom half sigmoid(z1); a deterministic, instant decode."""
 
     def __init__(self, latent_dim: int = 2, side: int = 8):
@@ -40,7 +40,7 @@ def tiny_sweep(tmp_path_factory):
     import _engine
 
     from latentlab.config import TrainConfig
-    from latentlab.sweep import Sweep
+    from latentlab.sweeps.sweep import Sweep
 
     root = tmp_path_factory.mktemp("tradeoff-sweep")
     mp = pytest.MonkeyPatch()

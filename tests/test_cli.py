@@ -11,7 +11,7 @@ from _wait import WAIT_S
 from _cli import _cache, folder  # noqa: F401  (fixtures)
 from PIL import Image
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.cli import main
 
 

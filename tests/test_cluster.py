@@ -18,7 +18,7 @@ import pytest
 from _wait import WAIT_S
 from tensorboard.backend.event_processing import event_accumulator
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import TrainConfig
 from latentlab.events import EpochEnd, Failed, Finished, RunEvent, Started
 
@@ -46,8 +46,8 @@ def _epoch_events(events):
 
 def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequential_one(
         dask_cluster, digits, tmp_path):
-    from latentlab.cluster import ClusterSweep
-    from latentlab.sweep import Sweep
+    from latentlab.sweeps.cluster import ClusterSweep
+    from latentlab.sweeps.sweep import Sweep
 
     dask_cluster.ensure_workers(2)
     cfg = _config(digits)
@@ -75,7 +75,7 @@ def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequent
     assert len(epochs) == len(set(epochs)), "an epoch was trained twice"
     # every run complete on the client, equal to a sequential sweep's
     seq = Sweep(cfg, [0.5, 2.0, 8.0], tmp_path / "sequential", digits).run()
-    for (beta, d, _), (_, d_seq, _) in zip(results, seq, strict=True):
+    for (_beta, d, _), (_, d_seq, _) in zip(results, seq, strict=True):
         run, want = runs.open_run(d), runs.open_run(d_seq)
         assert run.status == "finished" and run.epochs_done == cfg.epochs and run.latents is not None
         assert [r["epoch"] for r in run.history] == list(range(1, cfg.epochs + 1))
@@ -93,8 +93,8 @@ def test_a_killed_worker_s_run_resumes_elsewhere_and_the_sweep_matches_a_sequent
 
 def test_stop_keeps_the_last_epoch_the_same_folder_resumes_and_a_failed_run_is_reported(
         dask_cluster, digits, tmp_path):
-    from latentlab.cluster import ClusterSweep
-    from latentlab.train import Trainer
+    from latentlab.sweeps.cluster import ClusterSweep
+    from latentlab.training.trainer import Trainer
 
     dask_cluster.ensure_workers(2)
     cfg = _config(digits, epochs=3)
@@ -140,7 +140,7 @@ def test_stop_keeps_the_last_epoch_the_same_folder_resumes_and_a_failed_run_is_r
 
 def test_a_run_another_process_trains_is_refused_with_the_lock_s_line_and_the_others_finish(
         dask_cluster, digits, tmp_path):
-    from latentlab.cluster import ClusterSweep
+    from latentlab.sweeps.cluster import ClusterSweep
 
     dask_cluster.ensure_workers(1)
     cfg = _config(digits, epochs=1)
@@ -163,7 +163,7 @@ def test_two_sweeps_on_one_scheduler_at_once_each_train_on_their_own_images(dask
     corrupted the scheduler's state when one sweep let go of its data while the other used it)."""
     import threading
 
-    from latentlab.cluster import ClusterSweep
+    from latentlab.sweeps.cluster import ClusterSweep
     from latentlab.data import load_folder
 
     from distributed import Client

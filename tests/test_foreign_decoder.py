@@ -109,7 +109,7 @@ def models(tmp_path_factory):
 
 
 def test_a_plain_keras_decoder_loads_with_what_it_gives(models):
-    from latentlab.foreign import ForeignDecoder, ForeignEncoder
+    from latentlab.model.foreign import ForeignDecoder, ForeignEncoder
     from latentlab.data import load_folder
 
     tmp, digits = models
@@ -192,7 +192,7 @@ def test_the_decoder_opened_and_refused_as_the_user_sees_it(models):
 
 
 def test_the_app_opens_a_decoder_from_elsewhere(models, window, qtbot, tmp_path):
-    from latentlab.foreign import ForeignDecoder
+    from latentlab.model.foreign import ForeignDecoder
 
     tmp, digits = models
     win = window

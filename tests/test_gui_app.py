@@ -21,7 +21,7 @@ def test_main_trains_screenshots_and_quits(qapp, gui_env, gui_digits, capsys):
     assert len(colors) > 50, "the screenshot looks blank"
     runs = list((gui_env / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "model.keras").is_file()
-    from latentlab.runs import open_run
+    from latentlab.runs.folder import open_run
     run = open_run(runs[0])
     assert run.config.beta == 2.0 and len(run.history) == 2 and run.status == "finished"
 
@@ -29,7 +29,7 @@ def test_main_trains_screenshots_and_quits(qapp, gui_env, gui_digits, capsys):
 def test_main_opens_a_run_and_quits(qapp, gui_env, gui_digits, capsys):
     """--run without --autostart: the run is shown, the screenshot taken, exit 0."""
     from latentlab.config import TrainConfig
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     run_dir = gui_env / "cli-run"
     Trainer(TrainConfig(dataset=str(gui_digits), epochs=1, batch_size=64), run_dir=run_dir).run()

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 
 def test_the_sweep_panel_trains_on_a_cluster_and_shows_the_runs_moving(qtbot, tmp_path, dask_cluster):
-    from gui.tradeoff_panel import TradeoffPanel
-    from latentlab import runs
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
+    from latentlab.runs import folder as runs
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
     from latentlab.events import EpochEnd, RunEvent

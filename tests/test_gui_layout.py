@@ -43,7 +43,7 @@ def test_the_map_has_the_most_room_and_keeps_half_the_height(window, qtbot):
     assert win.latent_map.height() >= win.height() / 2
     for w, h in ((1280, 700), (1024, 640), (1920, 1080), (1280, 800)):
         win.resize(w, h)
-        qtbot.waitUntil(lambda: win.height() == h, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda h=h: win.height() == h, timeout=WAIT_MS)
         settle(qtbot)
         assert win.latent_map.height() >= h / 2, (w, h, win.latent_map.height())
     win.tradeoff_toggle_action.trigger()                     # hidden, then shown where it was
@@ -161,8 +161,8 @@ def test_tiles_are_square_about_an_image_wide_and_follow_a_zoom(window, qtbot, t
 
 
 def test_a_hundred_thousand_points_are_one_light_item(qtbot):
-    from gui.latent_map import LatentMap
-    from gui.point_cloud import REFRESH_S
+    from gui.map.latent_map import LatentMap
+    from gui.map.point_cloud import REFRESH_S
 
     m = LatentMap()
     qtbot.addWidget(m)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 
 def test_an_opened_run_shows_its_epochs_kl_per_dimension_and_one_marker(window, qtbot, tiny_run):
-    from latentlab.runs import open_run as read_run
+    from latentlab.runs.folder import open_run as read_run
     from latentlab.tradeoff import latents_kl
 
     win, panel = window, window.tradeoff
@@ -44,7 +44,7 @@ def test_an_opened_run_shows_its_epochs_kl_per_dimension_and_one_marker(window, 
 
 
 def test_continue_training_goes_on_from_the_last_epoch(window, qtbot, tiny_run, tmp_path):
-    from latentlab.runs import open_run as read_run
+    from latentlab.runs.folder import open_run as read_run
 
     win, tp = window, window.training_panel
     run_dir = copy_run(tiny_run, tmp_path / "run")
@@ -73,7 +73,7 @@ def test_continue_training_goes_on_from_the_last_epoch(window, qtbot, tiny_run, 
 
 def test_the_app_continues_a_run_with_autostart(qapp, gui_env, tiny_run, tmp_path, capsys):
     from gui.app import main
-    from latentlab.runs import open_run as read_run
+    from latentlab.runs.folder import open_run as read_run
 
     run_dir = copy_run(tiny_run, tmp_path / "run")
     before = read_run(run_dir).history
@@ -89,8 +89,8 @@ def test_the_app_continues_a_run_with_autostart(qapp, gui_env, tiny_run, tmp_pat
 
 
 def test_prior_samples_show_what_the_decoder_makes_of_their_z(qtbot, tmp_path):
-    from gui.prior_samples import PriorSamples
-    from latentlab.latent import tile
+    from gui.map.prior_samples import PriorSamples
+    from latentlab.model.latent import tile
 
     w = PriorSamples(side=5)
     qtbot.addWidget(w)

@@ -138,7 +138,7 @@ def test_train_watch_steer_explore_pause_stop_save_reopen(window, qtbot, gui_dig
     # reopen the saved run: curves from history, map from latents.npz, decoder from the model
     with qtbot.waitSignal(win.runOpened, timeout=WAIT_MS):
         win.open_run_path(saved)
-    from latentlab.runs import open_run
+    from latentlab.runs.folder import open_run
     history = open_run(saved).history
     win.loss_plot.redraw()
     assert win.loss_plot.point_counts()["epochs"] == len(history) >= 1

@@ -240,7 +240,7 @@ def test_loss_plot_view_follows_the_data_in_steps_and_leaves_a_zoom_alone(qtbot)
 
 
 def test_latent_map_planes_and_clicks(qtbot):
-    from gui.latent_map import LatentMap
+    from gui.map.latent_map import LatentMap
 
     m = LatentMap()
     qtbot.addWidget(m)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from latentlab.latent import Decoder, NumpyDecoder
-from latentlab.model import build_decoder
+from latentlab.model.latent import Decoder, NumpyDecoder
+from latentlab.model.vae import build_decoder
 
 
 @pytest.mark.parametrize("shape,latent", [((28, 28, 1), 2), ((16, 16, 1), 3), ((8, 8, 1), 1), ((64, 64, 3), 8),

@@ -1,4 +1,4 @@
-"""The lesson (latentlab.lesson, `latentlab lesson`): a β sweep with a shared warm start and common random
+"""The lesson (latentlab.sweeps.lesson, `latentlab lesson`): a β sweep with a shared warm start and common random
 numbers, each run a normal run folder, figures that are those runs' own, a verdict in words; plus the
 pooled resume it relies on."""
 
@@ -34,7 +34,7 @@ def dataset(digits):
 def lesson(dataset, digits, tmp_path_factory):
     """One tiny lesson: β 0.1, 1, 10 on 300 digits (16×16), two epochs of shared start, one at each β."""
     from latentlab.config import TrainConfig
-    from latentlab.lesson import Design, Lesson
+    from latentlab.sweeps.lesson import Design, Lesson
 
     events = []
     out = tmp_path_factory.mktemp("lesson-out") / "lesson"
@@ -45,7 +45,7 @@ def lesson(dataset, digits, tmp_path_factory):
 
 
 def test_each_beta_continues_one_shared_start_in_a_normal_run_folder(lesson):
-    from latentlab import runs
+    from latentlab.runs import folder as runs
     from latentlab.events import SweepStep
 
     out, s = lesson["out"], lesson["summary"]
@@ -70,9 +70,9 @@ def test_each_beta_continues_one_shared_start_in_a_normal_run_folder(lesson):
 def test_the_figures_are_the_runs_own_validation_figures(lesson, dataset):
     """Re-evaluating each saved model gives the summary's rate and distortion; the last epoch's one-sample
     validation figures are close to them; the summary on disk is the one returned."""
-    from latentlab import runs
+    from latentlab.runs import folder as runs
     from latentlab.data import split_indices
-    from latentlab.lesson import evaluate
+    from latentlab.sweeps.lesson import evaluate
 
     s = lesson["summary"]
     _, val = split_indices(len(dataset.images), 0.1, 0)
@@ -99,7 +99,7 @@ def test_the_figures_are_the_runs_own_validation_figures(lesson, dataset):
 
 def test_a_folder_it_would_overwrite_is_refused_before_anything_trains(lesson, dataset, digits):
     from latentlab.config import ConfigError, TrainConfig
-    from latentlab.lesson import Design, Lesson
+    from latentlab.sweeps.lesson import Design, Lesson
 
     with pytest.raises(ConfigError, match="already exists"):
         Lesson(TrainConfig(dataset=str(digits)), lesson["out"], dataset, design=Design(**TINY)).run()
@@ -113,7 +113,7 @@ def _fake(beta, seed, rate, dist, units=2):
 
 
 def test_verdict_marks_steps_below_the_seed_spread_and_names_collapse():
-    from latentlab.lesson import Design, summarise
+    from latentlab.sweeps.lesson import Design, summarise
 
     results = [_fake(0.1, 0, 12.0, 260.0), _fake(0.1, 1, 11.0, 266.0),
                _fake(1.0, 0, 6.0, 260.4), _fake(1.0, 1, 5.5, 265.8),        # +0.4 and −0.2: not a difference
@@ -140,7 +140,7 @@ def test_verdict_marks_steps_below_the_seed_spread_and_names_collapse():
 def test_stop_keeps_what_finished_and_skips_the_rest(dataset, digits, tmp_path):
     from latentlab.config import TrainConfig
     from latentlab.events import EpochEnd
-    from latentlab.lesson import Design, Lesson
+    from latentlab.sweeps.lesson import Design, Lesson
 
     job = None
 
@@ -157,9 +157,9 @@ def test_stop_keeps_what_finished_and_skips_the_rest(dataset, digits, tmp_path):
 
 def test_a_resume_with_a_pool_gives_the_same_numbers_as_loading_the_model(lesson, dataset, tmp_path):
     """Trainer(resume=True, model_pool=…) reuses a pooled model given the file's weights and optimizer state."""
-    from latentlab import runs
-    from latentlab.pool import ModelPool
-    from latentlab.train import Trainer
+    from latentlab.runs import folder as runs
+    from latentlab.model.pool import ModelPool
+    from latentlab.training.trainer import Trainer
 
     warm = lesson["out"] / "warm-start" / "seed-0"
     pool, histories = ModelPool(), []
@@ -175,10 +175,10 @@ def test_a_resume_with_a_pool_gives_the_same_numbers_as_loading_the_model(lesson
 def test_a_runs_numbers_do_not_depend_on_what_the_process_trained_before(dataset, tmp_path):
     """The common random numbers hold in a long-lived process: seed 0 after seed 5 (the pool's model reused,
     TensorFlow's global seed left at 5) trains exactly as seed 0 did first."""
-    from latentlab import runs
+    from latentlab.runs import folder as runs
     from latentlab.config import TrainConfig
-    from latentlab.pool import ModelPool
-    from latentlab.train import Trainer
+    from latentlab.model.pool import ModelPool
+    from latentlab.training.trainer import Trainer
 
     pool, rows = ModelPool(), []
     for i, seed in enumerate((0, 5, 0)):
@@ -221,7 +221,7 @@ def test_ctrl_c_stops_the_lesson_cleanly_and_keeps_what_finished(digits, tmp_pat
     import threading
     import time
 
-    from latentlab import runs
+    from latentlab.runs import folder as runs
     from latentlab.cli import main
 
     out = tmp_path / "l"

@@ -20,7 +20,7 @@ def load(qtbot, win, folder):
 
 
 def tiny_design(**kw):
-    from latentlab.lesson import Design
+    from latentlab.sweeps.lesson import Design
 
     return Design(**{"betas": (0.1, 1.0, 10.0), "warm_epochs": 2, "epochs": 1, "draws": 4, **kw})
 
@@ -92,8 +92,8 @@ def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
 
 
 def test_the_sweep_panel_designs_user_sweeps_by_default(qtbot, gui_digits, tmp_path, monkeypatch):
-    from gui.tradeoff_panel import TradeoffPanel
-    from latentlab import runs
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
+    from latentlab.runs import folder as runs
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
 

@@ -12,7 +12,7 @@ from _cli import _cache, folder, in_process  # noqa: F401  (fixtures)
 import numpy as np
 import pytest
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 
 
 
@@ -55,7 +55,7 @@ def test_eval_bounds_the_elbo_and_k1_is_the_elbo(trained, tmp_path, capsys):
 
 
 def test_the_estimate_is_bounded_in_memory_and_tightens_with_k(trained):
-    from latentlab import likelihood as L
+    from latentlab.model import likelihood as L
     from latentlab.data import load_folder
 
     run = runs.open_run(trained)
@@ -102,7 +102,7 @@ def test_eval_says_in_one_line_when_it_has_no_images(trained, tmp_path, capsys):
 
 
 def test_loss_terms_view_shows_the_bound_beside_the_likelihood(qtbot, trained, tmp_path):
-    from gui.loss_terms import LossTermsPanel
+    from gui.tradeoff.loss_terms import LossTermsPanel
 
     history = runs.open_run(trained).history
     w = LossTermsPanel()

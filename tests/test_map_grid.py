@@ -4,7 +4,7 @@ at about their image's size on screen, reused across a pan; and an opened run's 
 import numpy as np
 import pytest
 
-from latentlab.latent import MAX_TILES, TileCache, decode_grid, kl_per_dim, view_lattice
+from latentlab.model.latent import MAX_TILES, TileCache, decode_grid, kl_per_dim, view_lattice
 from latentlab.tradeoff import latents_kl
 
 

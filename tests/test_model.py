@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from latentlab.latent import Decoder, decode_grid, encode, interpolate, traversal, PCA, grid_range, tile, nearest
-from latentlab.model import VAE, architecture, build_vae
+from latentlab.model.latent import Decoder, decode_grid, encode, interpolate, traversal, PCA, grid_range, tile, nearest
+from latentlab.model.vae import VAE, architecture, build_vae
 
 
 @pytest.mark.parametrize("shape,latent", [((8, 8, 1), 1), ((28, 28, 1), 2), ((30, 30, 3), 5),

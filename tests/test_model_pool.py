@@ -9,8 +9,8 @@ import pytest
 from latentlab.config import TrainConfig
 from latentlab.data import load_folder
 from latentlab.events import EpochEnd, Finished, Started
-from latentlab.pool import ModelPool
-from latentlab.train import Trainer
+from latentlab.model.pool import ModelPool
+from latentlab.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def _run(dataset, pool=None, **cfg):
 
 
 def test_same_shape_reuses_the_model_and_trains_like_a_new_one(digits):
-    from latentlab.model import build_vae
+    from latentlab.model.vae import build_vae
 
     pool = ModelPool()
     first, a = _run(digits, pool, seed=1, learning_rate=3e-3, beta=4.0)

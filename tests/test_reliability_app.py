@@ -73,7 +73,7 @@ def test_start_pause_stop_cycles_leave_no_thread_and_flat_memory(window, qtbot, 
     rss, seconds = [], []
     beat = Heartbeat()
     beat.start()
-    for i in range(CYCLES):
+    for _cycle in range(CYCLES):
         t0 = time.perf_counter()
         start(qtbot, win)
         win.training.toggle_pause()
@@ -82,7 +82,7 @@ def test_start_pause_stop_cycles_leave_no_thread_and_flat_memory(window, qtbot, 
         qtbot.wait(50)
         win.training.toggle_pause()
         assert win.training.state == "training"
-        qtbot.waitUntil(lambda: len(win.loss_plot.batch_x) > n, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda n=n: len(win.loss_plot.batch_x) > n, timeout=WAIT_MS)
         stop(qtbot, win)
         from gui.threads import running_threads
 

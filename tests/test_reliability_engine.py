@@ -18,11 +18,11 @@ import _reliability as R
 import numpy as np
 import pytest
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.cli import main
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.events import EpochEnd, Failed, Finished
-from latentlab.train import Trainer
+from latentlab.training.trainer import Trainer
 
 BATCH = 16
 
@@ -123,7 +123,7 @@ def test_kill_between_model_save_and_commit_does_not_leave_a_newer_model(dataset
     state.json committed epoch 2. The run then says it has 1 epoch: its model must be epoch 1's,
     or --resume trains epoch 2 twice and the run no longer matches its history.
 
-    KNOWN BUG (latentlab/train.py `Trainer._end_epoch` overwrites model.keras before the commit):
+    KNOWN BUG (latentlab/training/trainer.py `Trainer._end_epoch` overwrites model.keras before the commit):
     see docs/reliability.md, "Bugs found"."""
     real = runs.write_state
 
@@ -305,7 +305,7 @@ def test_divergence_stops_at_the_first_non_finite_loss_and_keeps_good_weights(tr
 
 def test_divergence_in_process_rolls_the_model_back(trained_run, dataset, tmp_path):
     """The trainer's own model (the one the app keeps exploring) is rolled back to the last good weights."""
-    from latentlab.latent import Decoder
+    from latentlab.model.latent import Decoder
 
     run_dir = copy_run(trained_run, tmp_path / "run")
     run = runs.open_run(run_dir)
@@ -415,7 +415,7 @@ def test_a_model_naming_code_outside_keras_is_refused_and_never_runs_it(trained_
 def test_a_damaged_model_file_is_one_clear_line(trained_run, tmp_path, capsys):
     data = (trained_run / "model.keras").read_bytes()
     for i, bad in enumerate([b"", data[: len(data) // 2], b"PK\x03\x04" + os.urandom(500), os.urandom(5000)]):
-        run_dir = _plant_model(trained_run, tmp_path / str(i), lambda dst: dst.write_bytes(bad))
+        run_dir = _plant_model(trained_run, tmp_path / str(i), lambda dst, bad=bad: dst.write_bytes(bad))
         with pytest.raises(runs.RunError) as e:
             runs.open_run(run_dir).load_model()
         assert "\n" not in str(e.value) and ".keras" in str(e.value)

@@ -1,4 +1,4 @@
-"""One writer per run folder (latentlab.runlock): a second trainer is refused with one line that says
+"""One writer per run folder (latentlab.runs.lock): a second trainer is refused with one line that says
 who holds the run, a killed trainer leaves no lock, new run folders are never shared, readers never
 touch a live writer's files, and the app shows a refusal as a banner.
 
@@ -21,11 +21,11 @@ import _reliability as R
 import pytest
 from _wait import WAIT_MS, WAIT_S, wait_for
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.cli import main
 from latentlab.config import TrainConfig
 from latentlab.events import Failed, Finished
-from latentlab.train import Trainer
+from latentlab.training.trainer import Trainer
 
 BATCH = 16
 pytestmark = pytest.mark.usefixtures("dataset_cache")
@@ -211,7 +211,7 @@ def test_runs_started_in_the_same_second_get_a_folder_each(tmp_path):
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    code = ("import sys, time; from latentlab.runs import new_run_dir\n"
+    code = ("import sys, time; from latentlab.runs.folder import new_run_dir\n"
             f"while time.time() < {time.time() + 3.0!r}: pass\n"      # start together
             f"print(new_run_dir({str(tmp_path)!r}, when={when!r}))\n")
     children = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=R.child_env())

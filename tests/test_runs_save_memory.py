@@ -4,8 +4,8 @@ leaked ~40 KB of native memory per save: +300 MB over an hour of one-second epoc
 import keras
 import numpy as np
 
-from latentlab import runs
-from latentlab.model import build_vae
+from latentlab.runs import folder as runs
+from latentlab.model.vae import build_vae
 
 
 def test_saving_a_model_again_builds_no_reference_layers_or_optimizers(tmp_path, monkeypatch):

@@ -4,10 +4,10 @@ unfinished ones resumed (the history goes on where it was), anything else is ref
 import _engine
 import pytest
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.events import Finished, Started, SweepStep
-from latentlab.sweep import DONE, NEW, RESUME, Sweep, grid, parse_ints, run_name
+from latentlab.sweeps.sweep import DONE, NEW, RESUME, Sweep, grid, parse_ints, run_name
 
 
 def test_run_names_say_beta_alone_for_a_beta_sweep_and_all_three_for_a_grid():
@@ -87,8 +87,9 @@ def test_the_cli_shows_one_progress_line_per_run_redrawn_in_place_on_a_terminal(
             return True
 
     def epoch(run, n):
-        e = EpochEnd(n, {"loss": 10.0 - n, "val_neg_elbo": 9.0}, 1.0, np.zeros(2), 1, np.zeros((1, 2)),
-                     np.zeros((1, 2)), np.zeros(1, int), [], 0.1, [])
+        e = EpochEnd(epoch=n, logs={"loss": 10.0 - n, "val_neg_elbo": 9.0}, beta=1.0, kl_per_dim=np.zeros(2),
+                     active_units=1, val_z_mean=np.zeros((1, 2)), val_z_log_var=np.zeros((1, 2)),
+                     val_indices=np.zeros(1, int), decoder_weights=[], seconds=0.1, history=[])
         return RunEvent(run, 1.0, f"/s/{run}", e, "tcp://127.0.0.1:1")
 
     out = Tty()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from _wait import WAIT_S
 
 SCALARS = ("epoch_loss", "epoch_reconstruction_loss", "epoch_kl_loss", "epoch_neg_elbo")
@@ -58,9 +58,9 @@ def test_a_run_writes_each_tag_once_per_epoch_with_keras_names(trained):
     for tag in (*SCALARS, "epoch_neg_log_likelihood", "epoch_neg_elbo_subset"):
         assert steps(val, tag) == [0, 1], tag
     assert not any(t.startswith("evaluation_") or t.startswith("batch_") for t in (*train, *val))
-    for (step, value), row in zip(sorted(train["epoch_loss"], key=lambda e: e[0]), history):
+    for (_step, value), row in zip(sorted(train["epoch_loss"], key=lambda e: e[0]), history):
         assert float(value) == pytest.approx(row["loss"], rel=1e-6)
-    for (step, value), row in zip(sorted(val["epoch_neg_elbo"], key=lambda e: e[0]), history):
+    for (_step, value), row in zip(sorted(val["epoch_neg_elbo"], key=lambda e: e[0]), history):
         assert float(value) == pytest.approx(row["val_neg_elbo"], rel=1e-6)
     assert [float(v) for _, v in sorted(train["epoch_beta"], key=lambda e: e[0])] == [1.0, 1.0]
     # the histogram summarises the 2 latent dimensions' KL (buckets: left edge, right edge, count)

@@ -30,7 +30,7 @@ def probe(first: str, **env_changes):
 
 
 @x86
-@pytest.mark.parametrize("first", ["latentlab.latent", "gui.main_window"])
+@pytest.mark.parametrize("first", ["latentlab.model.latent", "gui.main_window"])
 def test_onednn_is_on_when_a_latentlab_module_is_imported_first(first):
     # the engine's modules and the app's window: the setting comes before TensorFlow reads it (once)
     assert probe(first) == ["1", "True"]
@@ -38,4 +38,4 @@ def test_onednn_is_on_when_a_latentlab_module_is_imported_first(first):
 
 @x86
 def test_the_users_own_setting_is_kept():
-    assert probe("latentlab.train", TF_ENABLE_ONEDNN_OPTS="0") == ["0", "False"]
+    assert probe("latentlab.training.trainer", TF_ENABLE_ONEDNN_OPTS="0") == ["0", "False"]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 @pytest.fixture
 def panel(qtbot, tiny_sweep, monkeypatch):  # noqa: F811
-    from gui.tradeoff_panel import TradeoffPanel
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
 
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tiny_sweep["out"].parent / "cache"))
     p = TradeoffPanel()
@@ -59,7 +59,7 @@ def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tin
     z = blocker.args[0]
     assert z.shape == (2,) and abs(z[0] - x) < 0.05 * (xr[1] - xr[0]) and abs(z[1] - y) < 0.05 * (yr[1] - yr[0])
     assert [b for b, _ in cmp.decoded] == [0.5, 4.0]
-    for (beta, image), e in zip(cmp.decoded, cmp.entries):
+    for (_beta, image), e in zip(cmp.decoded, cmp.entries):
         assert image.shape == (16, 16, 1)
         assert np.allclose(image, e["decoder"].decode(z[None])[0], atol=1e-6)
     assert not np.allclose(cmp.decoded[0][1], cmp.decoded[1][1])        # two models, two pictures
@@ -101,7 +101,7 @@ def test_compare_a_sweep_folder_click_once_decode_in_every_run(qtbot, panel, tin
 
 
 def test_opened_run_shows_its_terms_plane_point_and_replay(qtbot, panel, tiny_sweep):  # noqa: F811
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     run = runs.open_run(tiny_sweep["runs"][1])
     panel.show_run(run)

@@ -19,8 +19,8 @@ def dataset(tiny_sweep, tmp_path, monkeypatch):  # noqa: F811
 
 
 def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_path, tiny_sweep, dataset):  # noqa: F811
-    from gui.tradeoff_panel import TradeoffPanel
-    from latentlab import runs
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
+    from latentlab.runs import folder as runs
 
     panel = TradeoffPanel()
     qtbot.addWidget(panel)
@@ -74,7 +74,7 @@ def test_sweep_trains_each_beta_into_a_run_folder_and_onto_the_plane(qtbot, tmp_
 
 
 def test_stopping_a_sweep_keeps_the_current_run_and_skips_the_rest(qtbot, tmp_path, tiny_sweep, dataset):  # noqa: F811
-    from gui.sweep_panel import SweepPanel
+    from gui.tradeoff.sweep_panel import SweepPanel
     from latentlab.events import BatchEnd
 
     sp = SweepPanel()

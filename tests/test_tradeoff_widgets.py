@@ -34,7 +34,7 @@ def history(beta, recon0, kl0, n=4):
 
 
 def test_loss_terms_panel_writes_out_the_loss_with_the_current_beta(qtbot, tmp_path):
-    from gui.loss_terms import BETA_TIP, LossTermsPanel
+    from gui.tradeoff.loss_terms import BETA_TIP, LossTermsPanel
 
     w = LossTermsPanel()
     qtbot.addWidget(w)
@@ -65,7 +65,7 @@ def test_loss_terms_panel_writes_out_the_loss_with_the_current_beta(qtbot, tmp_p
 
 
 def test_kl_per_dimension_bars_active_units_and_collapse_warning(qtbot, tmp_path):
-    from gui.kl_per_dim import KLPerDimPlot
+    from gui.tradeoff.kl_per_dim import KLPerDimPlot
 
     w = KLPerDimPlot()
     qtbot.addWidget(w)
@@ -89,7 +89,7 @@ def test_kl_per_dimension_bars_active_units_and_collapse_warning(qtbot, tmp_path
 
 
 def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbot, tmp_path):
-    from gui.rate_distortion import RateDistortionPlot, beta_color
+    from gui.tradeoff.rate_distortion import RateDistortionPlot, beta_color
 
     w = RateDistortionPlot()
     qtbot.addWidget(w)
@@ -140,7 +140,7 @@ def test_rate_distortion_plane_points_live_path_equal_elbo_lines_and_clicks(qtbo
 
 
 def test_replay_slider_shows_the_map_of_each_epoch(qtbot, tmp_path):
-    from gui.epoch_replay import EpochReplay
+    from gui.tradeoff.epoch_replay import EpochReplay
 
     w = EpochReplay()
     qtbot.addWidget(w)
@@ -169,7 +169,7 @@ def test_replay_slider_shows_the_map_of_each_epoch(qtbot, tmp_path):
 
 
 def test_traversal_rows_follow_dimensions_and_steps(qtbot, tmp_path):
-    from gui.latent_tools import TraversalView, parse_dims
+    from gui.tradeoff.latent_tools import TraversalView, parse_dims
 
     assert parse_dims("all", 3) == [0, 1, 2] and parse_dims("z2, 0-1, 9", 4) == [2, 0, 1]
     w = TraversalView()
@@ -197,7 +197,7 @@ def test_traversal_rows_follow_dimensions_and_steps(qtbot, tmp_path):
 
 
 def test_interpolation_between_two_clicked_points(qtbot, tmp_path):
-    from gui.latent_tools import InterpolationView
+    from gui.tradeoff.latent_tools import InterpolationView
 
     w = InterpolationView()
     qtbot.addWidget(w)
@@ -218,7 +218,7 @@ def test_interpolation_between_two_clicked_points(qtbot, tmp_path):
 
 
 def test_nearest_training_images(qtbot, tmp_path):
-    from gui.latent_tools import NearestView
+    from gui.tradeoff.latent_tools import NearestView
 
     w = NearestView()
     qtbot.addWidget(w)
@@ -244,7 +244,7 @@ def test_every_control_of_the_tradeoff_views_says_what_it_does(qtbot):
                                    QScrollBar, QTabBar)
     from superqt import QLabeledSlider
 
-    from gui.tradeoff_panel import TradeoffPanel
+    from gui.tradeoff.tradeoff_panel import TradeoffPanel
 
     p = TradeoffPanel()
     qtbot.addWidget(p)
@@ -263,7 +263,7 @@ def test_every_control_of_the_tradeoff_views_says_what_it_does(qtbot):
 
 
 def test_traversal_of_a_large_latent_shows_the_most_used_dimensions(qtbot):
-    from gui.latent_tools import TraversalView
+    from gui.tradeoff.latent_tools import TraversalView
 
     w = TraversalView()
     qtbot.addWidget(w)

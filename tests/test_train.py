@@ -9,13 +9,13 @@ import _engine
 import numpy as np
 import pytest
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 from latentlab.config import ConfigError, TrainConfig
 from latentlab.data import load_folder
-from latentlab.latent import Decoder, encode
+from latentlab.model.latent import Decoder, encode
 from latentlab.config import kl_factor
 from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, Started
-from latentlab.train import Trainer
+from latentlab.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -171,7 +171,7 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
         # click two places of the map until their decoded images differ (the decoder loads meanwhile)
         shots = []
         while True:
-            for k, (fx, fy) in enumerate(MAP_POINTS):
+            for _k, (fx, fy) in enumerate(MAP_POINTS):
                 _xdotool(display, "mousemove", str(int(fx * W)), str(int(fy * H)), "click", "1")
                 time.sleep(1.0)                                  # past a double click; the image repaints
                 shots.append(_image_region(_screen(display, tmp_path / f"shot-{len(shots)}.png")))

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from latentlab.config import ConfigError
     from latentlab.data import DatasetError
-    from latentlab.keras_files import KerasFileError
-    from latentlab.runs import RunError
+    from latentlab.model.keras_files import KerasFileError
+    from latentlab.runs.folder import RunError
 
     try:
         if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
@@ -69,7 +69,7 @@ def _check_paths(args) -> None:
     for attr in ("resume", "run"):
         value = getattr(args, attr, None)
         if value:
-            from latentlab.runs import open_run
+            from latentlab.runs.folder import open_run
             open_run(value)  # raises RunError with the reason
 
 

@@ -1,4 +1,4 @@
-"""``latentlab eval``: −log p(x) by importance sampling (the IWAE bound, `latentlab.likelihood`) beside
+"""``latentlab eval``: −log p(x) by importance sampling (the IWAE bound, `latentlab.model.likelihood`) beside
 −ELBO, on a run's validation images (or every image of another folder), in nats per image."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ NAME = "eval"
 
 
 def add_parser(sub) -> None:
-    from latentlab.likelihood import DEFAULT_SAMPLES
+    from latentlab.model.likelihood import DEFAULT_SAMPLES
 
     e = sub.add_parser(NAME, help="estimate log p(x) by importance sampling on a run's validation images, "
                                   "beside the ELBO")
@@ -33,7 +33,7 @@ def _validation_images(run_folder):
     """The run's validation images: the split latents.npz recorded when the folder still holds the same
     files, else the split training draws (same seed and fraction) over the folder as it is now."""
     from latentlab import data as ld
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     cfg = run_folder.config
     if not cfg.dataset or not Path(cfg.dataset).is_dir():
@@ -58,8 +58,8 @@ def run(args) -> int:
     import numpy as np
 
     from latentlab import data as ld
-    from latentlab import runs
-    from latentlab.likelihood import estimate
+    from latentlab.runs import folder as runs
+    from latentlab.model.likelihood import estimate
 
     run_folder = runs.open_run(args.run)
     if args.dataset:
@@ -88,7 +88,7 @@ def run(args) -> int:
           f"(importance-sampled, the IWAE bound: at most -ELBO, tighter as K grows)")
     print(f"  ELBO gap       {est.gap:10.2f} ± {est.gap_se:.2f}   (how far the ELBO sits below log p(x))")
     if args.json:
-        from latentlab.runs import atomic_write_text
+        from latentlab.runs.folder import atomic_write_text
 
         out = {**est.to_json(), "run": str(run_folder.path), "images_from": what, "seed": args.seed}
         try:

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.decoder:
         return _run_foreign(args)
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     if not args.run:
         raise CliError("give a run folder, or --decoder FILE.keras")
@@ -57,7 +57,7 @@ def run(args) -> int:
     if args.grid or args.samples:
         import numpy as np
 
-        from latentlab import latent
+        from latentlab.model import latent
 
         vae = run_folder.load_model()
         z = run_folder.latents["z_mean"] if run_folder.latents is not None else np.zeros((0, vae.latent_dim))
@@ -71,7 +71,7 @@ def run(args) -> int:
 def _run_foreign(args) -> int:
     import numpy as np
 
-    from latentlab.foreign import ForeignDecoder, ForeignEncoder, dataset_for
+    from latentlab.model.foreign import ForeignDecoder, ForeignEncoder, dataset_for
 
     if args.run:
         raise CliError("give a run folder or --decoder FILE.keras, not both")
@@ -100,7 +100,7 @@ def _pictures(args, dec, z) -> list:
     """The grid over ``z`` (the data's z_mean) and the prior samples, decoded by ``dec`` (any decoder)."""
     import numpy as np
 
-    from latentlab import latent
+    from latentlab.model import latent
 
     written = []
     if args.grid:
@@ -123,7 +123,7 @@ def _projector(out_dir, run_folder) -> str:
     import numpy as np
 
     from latentlab import data as ld
-    from latentlab.projector import write_projector
+    from latentlab.runs.projector import write_projector
 
     lat, cfg = run_folder.latents, run_folder.config
     z = np.asarray(lat["z_mean"])

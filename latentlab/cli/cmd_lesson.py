@@ -1,4 +1,4 @@
-"""``latentlab lesson``: the β sweep designed to show the trade-off beyond training noise (latentlab.lesson)."""
+"""``latentlab lesson``: the β sweep designed to show the trade-off beyond training noise (latentlab.sweeps.lesson)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ NAME = "lesson"
 
 
 def add_parser(sub) -> None:
-    from latentlab.lesson import DEFAULT_BETAS, Design
+    from latentlab.sweeps.lesson import DEFAULT_BETAS, Design
 
     d = Design()
     s = sub.add_parser(NAME, help="show what β does: a sweep designed so that rate falls and distortion rises "
@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
 
 
 def default_out_dir() -> Path:
-    from latentlab.runs import new_run_dir
+    from latentlab.runs.folder import new_run_dir
 
     env = os.environ.get("LATENTLAB_RUNS_DIR")
     return new_run_dir(Path(env) if env else Path(tempfile.gettempdir()) / "latentlab-runs", prefix="lesson")
@@ -69,9 +69,9 @@ def default_out_dir() -> Path:
 def run(args) -> int:
     from latentlab.config import ConfigError
     from latentlab.events import SweepStep
-    from latentlab.lesson import Design, Lesson
-    from latentlab.runs import atomic_write_text
-    from latentlab.sweep import parse_betas
+    from latentlab.sweeps.lesson import Design, Lesson
+    from latentlab.runs.folder import atomic_write_text
+    from latentlab.sweeps.sweep import parse_betas
 
     try:
         betas = parse_betas(args.betas)

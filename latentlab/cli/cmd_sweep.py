@@ -43,7 +43,7 @@ def run(args) -> int:
     cfg = config_from_args(args, args.folder, specs_args["betas"][0])
     out = Path(args.out).expanduser()
     if args.cluster or args.workers:
-        from latentlab.cluster import ClusterError, ClusterSweep, require_distributed
+        from latentlab.sweeps.cluster import ClusterError, ClusterSweep, require_distributed
 
         try:
             require_distributed("--cluster" if args.cluster else "--workers")
@@ -53,7 +53,7 @@ def run(args) -> int:
                              seeds=specs_args["seeds"], address=args.cluster, workers=args.workers or 0,
                              gpus_per_run=args.gpus_per_run)
     else:
-        from latentlab.sweep import Sweep
+        from latentlab.sweeps.sweep import Sweep
 
         ClusterError = ()   # noqa: N806  (nothing to catch without a cluster)
         sweep = Sweep(cfg, specs_args["betas"], out, latent_dims=specs_args["latent_dims"], seeds=specs_args["seeds"])
@@ -79,7 +79,7 @@ def run(args) -> int:
     except ClusterError as e:
         raise CliError(str(e)) from None
     _print_table(sweep, results)
-    from latentlab.sweep import failures
+    from latentlab.sweeps.sweep import failures
 
     failed = failures(results)
     if failed:
@@ -89,7 +89,7 @@ def run(args) -> int:
 
 def _grid_args(args) -> dict:
     from latentlab.config import LATENT_RANGE, SEED_RANGE, ConfigError
-    from latentlab.sweep import parse_betas, parse_ints
+    from latentlab.sweeps.sweep import parse_betas, parse_ints
 
     out = {}
     for key, flag, parse in (("betas", "--betas", parse_betas),

@@ -26,8 +26,8 @@ def add_parser(sub) -> None:
 
 def log_folder(folder) -> tuple[Path, list[str]]:
     """The folder TensorBoard reads for ``folder``, and notes (one line each) on what was done for it."""
-    from latentlab import runs
-    from latentlab.tensorboard_logs import TENSORBOARD_DIR, write_history
+    from latentlab.runs import folder as runs
+    from latentlab.training.tensorboard_logs import TENSORBOARD_DIR, write_history
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -53,7 +53,7 @@ def log_folder(folder) -> tuple[Path, list[str]]:
         if not logdir.is_dir():
             raise CliError(f"{folder} has no finished epoch yet: there is nothing to show")
         return logdir, notes
-    from latentlab.projector import CONFIG_FILE as PROJECTOR
+    from latentlab.runs.projector import CONFIG_FILE as PROJECTOR
 
     if not (run_dirs or (folder / PROJECTOR).is_file() or any(folder.rglob("events.out.tfevents.*"))):
         raise CliError(f"{folder} holds no run, sweep, projector folder or TensorBoard files")

@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 def _refuse_if_locked(run_dir: Path) -> None:
     """Refuse at once, before the dataset loads, when another process trains ``run_dir`` (the trainer's
     own lock is what decides: two commands started together may both pass this look)."""
-    from latentlab import runs
+    from latentlab.runs import folder as runs
 
     try:
         runs.check_unlocked(run_dir)
@@ -42,9 +42,9 @@ def _refuse_if_locked(run_dir: Path) -> None:
 
 
 def run(args) -> int:
-    from latentlab import runs
+    from latentlab.runs import folder as runs
     from latentlab.events import Failed
-    from latentlab.train import Trainer
+    from latentlab.training.trainer import Trainer
 
     if args.resume:
         from latentlab.run_continue import continue_config
@@ -85,7 +85,7 @@ def run(args) -> int:
 
 def _strategy(args):
     """The tf.distribute strategy the flags ask for (None: one device); CliError (one line) otherwise."""
-    from latentlab.distribute import StrategyError, make_strategy, split_cpu
+    from latentlab.training.distribute import StrategyError, make_strategy, split_cpu
 
     try:
         if args.cpu_replicas:

@@ -216,7 +216,7 @@ def save_png(path, image) -> None:
     import numpy as np
     from PIL import Image
 
-    from latentlab.runs import atomic_write
+    from latentlab.runs.folder import atomic_write
 
     arr = np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if arr.shape[-1] == 1:

@@ -194,7 +194,7 @@ def _upright(im):
         return im
 
 
-def _decode_file(path: str, file_size: int, target: tuple[int, int] | None, color: str) -> _Decoded:
+def _decode_file(path: str, file_size: int, target: tuple[int, int] | None, color: str) -> _Decoded:  # noqa: C901
     if file_size == 0:
         raise _Skip("empty file (0 bytes)")
     if file_size > MAX_FILE_BYTES:

@@ -20,7 +20,7 @@ from latentlab.data.scan import _check_root, _scan
 ProgressFn = Callable[[int, int], None]
 
 
-def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,
+def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,  # noqa: C901
                 cache: bool = True, cache_dir: str | None = None, progress: ProgressFn | None = None,
                 should_cancel: Callable[[], bool] | None = None, processes: bool | None = None) -> Dataset:
     """Load every usable image below ``root`` as float32 arrays in [0, 1].

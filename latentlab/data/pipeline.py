@@ -36,7 +36,7 @@ def make_tf_dataset(images: np.ndarray, batch_size: int, *, shuffle: bool, seed:
     so a run resumed at epoch ``k`` (``start_pass=k``) sees exactly the batches an uninterrupted run
     would have seen: a resumed run, here or on another machine, repeats the same history.
     ``with_index``: batches are ``(images, indices)``, the index of each image in ``images``: what the
-    model keys each image's sampling noise by (`latentlab.model.VAE`), so that noise does not depend
+    model keys each image's sampling noise by (`latentlab.model.vae.VAE`), so that noise does not depend
     on how a batch is split across devices.
 
     Both matter on 60,000 images: shuffling the images themselves refilled a 60,000-tensor buffer each

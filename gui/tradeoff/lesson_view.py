@@ -1,0 +1,367 @@
+"""`LessonView`: "Show the trade-off". It runs `latentlab.sweeps.lesson.Lesson` (a β sweep designed so that
+rate falls and distortion rises with β beyond training noise) on the loaded folder in the background,
+then shows what β did, for someone who has never heard of β: the verdict in words, the rate–distortion
+plane (dots: the mean over seeds; thin grey lines: each seed's own runs), the same validation images reconstructed by every β, and the runs
+compared (`gui.tradeoff.run_comparison.RunComparison`: latent maps side by side, one z decoded by every β).
+
+The window calls ``start(config, dataset)`` (its menu, toolbar and this view's button, through
+``startRequested``); ``open_folder(path)`` shows a lesson made earlier (``latentlab lesson``).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QFileDialog, QLabel, QProgressBar, QScrollArea, QWidget
+
+from gui.tradeoff.latent_tools import MosaicView, labeled_mosaic
+from gui.tradeoff.rate_distortion import RateDistortionPlot
+from gui.tradeoff.run_comparison import RunComparison
+from gui.threads import Task
+from gui.widgets import STRETCH, as_widget, button, column, note_label, row, splitter
+from gui.workers import SweepWorker
+
+__all__ = ["INTRO", "LessonView"]
+
+RECON_IMAGES = 10      # validation images reconstructed by every β
+
+INTRO = ("A variational autoencoder squeezes each image into a short code z and rebuilds the image from it. "
+         "Training balances two costs: the <b>distortion</b>, how badly an image is rebuilt, and the <b>rate</b>, "
+         "how much the code has to say about that image compared with a plain, shared code (the prior). "
+         "<b>β</b> is the price of one nat of rate. The lesson trains one model per β on your images, the same in "
+         "every other way (same start, same order of images, same random draws), and measures both costs on "
+         "images the models never trained on.")
+PLANE_TITLE = "<b>The trade-off</b>: each dot is one β (validation, nats per image)"
+PLANE_NOTE = ("Further <b>left</b>: a simpler code, closer to the prior (a smoother map). Further <b>down</b>: sharper "
+              "reconstructions. No model reaches the bottom-left corner: a larger β buys a simpler code with worse "
+              "reconstructions. Dots: the mean over seeds; thin grey lines: each seed's own runs (the seeds' spread).")
+RATE_AXIS = "rate: what the code says about each image (KL)  [nats]"
+DISTORTION_AXIS = "distortion: how badly images are rebuilt  [nats]"
+CONTENT_HEIGHT = 1300       # the view scrolls in a smaller dock
+
+
+class LessonView(QWidget):
+    startRequested = Signal()          # the button: the window answers with start(config, dataset)
+    runningChanged = Signal(bool)
+    lessonFinished = Signal(object)    # the summary (dict), or None when no β finished
+    comparisonReady = Signal()         # the runs are open in the comparison, reconstructions drawn
+    status = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        from latentlab.sweeps.lesson import Design
+
+        self.design = Design()
+        self.runs_root = None          # the window sets its runs folder
+        self.dataset = None
+        self.summary: dict | None = None
+        self.out_dir: Path | None = None
+        self.task = Task("latentlab-lesson", self)
+        self.task.finished.connect(self._on_finished)
+        self._runs = 0
+        self._index = 0
+        self._span = (0, 1)
+        self._t0 = 0.0
+        self._what = ""
+
+        self.start_button = button("Show the trade-off", "Train one model per β on the loaded images (a design "
+                                   "that shows the effect beyond training noise, 2–3 minutes on two CPU cores), "
+                                   "then compare them here.", self.startRequested.emit)
+        self.stop_button = button("Stop", "Stop after the current batch: finished β values are still compared.",
+                                  self.stop, enabled=False)
+        self.open_button = button("Open a lesson…", "Show a lesson folder made earlier (by this button or by "
+                                  "`latentlab lesson`).", self._ask_open)
+        self.progress = QProgressBar()
+        self.progress.setFormat("idle")
+        self.progress.setValue(0)
+        self.progress.setMaximumWidth(320)
+        self.intro = QLabel(INTRO)
+        self.intro.setWordWrap(True)
+        self.verdict = QLabel("Press <b>Show the trade-off</b> to train and compare.")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.verdict.setStyleSheet("background: #f4f7fb; border: 1px solid #d5deea; border-radius: 4px; padding: 6px;")
+        self.plane = RateDistortionPlot()
+        self.plane.title.setText(PLANE_TITLE)
+        self.plane.show_paths.setChecked(False)
+        self.plane.show_iso.setChecked(False)
+        self.plane.plot.setLabel("bottom", RATE_AXIS)
+        self.plane.plot.setLabel("left", DISTORTION_AXIS)
+        self.plane.setMinimumHeight(320)
+        self.curve = self.plane.plot.plot([], [], pen=pg.mkPen((120, 120, 120), width=1.5, style=Qt.DashLine))
+        self.curve.setZValue(-5)
+        self.seed_curves: list[pg.PlotDataItem] = []
+        self.recon_view = MosaicView("The same validation images, rebuilt by every β, appear here.")
+        self.recon_note = note_label("Top row: validation images the models never trained on; below: each β's "
+                                     "reconstruction (the decoder's image for the code's mean).", wrap=True)
+        self.comparison = RunComparison()
+        self.comparison.loadingFinished.connect(self._on_compared)
+        self.plane.runClicked.connect(self._on_plane_clicked)
+
+        self.recon_view.setMinimumHeight(4 * 56 + 16)
+        recon_box = as_widget(column("<b>What each β rebuilds</b>", self.recon_note, (self.recon_view, 1)))
+        plane_box = as_widget(column((self.plane, 1), note_label(PLANE_NOTE, wrap=True)))
+        upper = as_widget(column(row("<b>What β does</b>", STRETCH, self.progress, self.stop_button, self.open_button,
+                                     self.start_button),
+                                 self.intro, self.verdict,
+                                 (splitter(Qt.Horizontal, [(plane_box, 3, 640), (recon_box, 2, 600)]), 1),
+                                 margins=4))
+        content = as_widget(column((splitter(Qt.Vertical, [(upper, 1, 720), (self.comparison, 1, 580)]), 1)))
+        content.setMinimumHeight(CONTENT_HEIGHT)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        column((scroll, 1), parent=self)
+
+    # -- running ------------------------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self.task.running
+
+    @property
+    def busy(self) -> bool:
+        return self.is_running or self.comparison.is_loading
+
+    def start(self, config, dataset) -> bool:
+        """Run the lesson for ``config`` (the form's settings; β, epochs and seed are the design's) on
+        ``dataset`` into a new ``lesson-*`` folder of the runs folder."""
+        from latentlab.runs import folder as runs
+        from latentlab.sweeps.lesson import Lesson
+
+        if self.is_running or self.comparison.is_loading:
+            return False
+        if config is None or dataset is None:
+            self.status.emit("Open a dataset folder first (Ctrl+O): the lesson trains on its images.")
+            return False
+        root = self.runs_root if self.runs_root is not None else Path.cwd() / "runs"
+        try:
+            out = runs.new_run_dir(root, prefix="lesson")
+        except (OSError, runs.RunError) as e:
+            self.status.emit(f"cannot create a lesson folder in {root} ({getattr(e, 'strerror', None) or e})")
+            return False
+        self.dataset = dataset
+        self.out_dir = out
+        self._clear()
+        worker = SweepWorker(config, self.design.betas, out, dataset, design=self.design)
+        worker.event.connect(self._on_event)
+        worker.summary.connect(self._on_summary)
+        self._runs = len(Lesson(config, out, dataset, design=self.design).plans())
+        self._t0 = time.monotonic()
+        self.progress.setRange(0, self._runs * 100)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.verdict.setText(f"Training {len(self.design.betas)} models on {len(dataset.images):,} images "
+                             f"(β {', '.join(f'{b:g}' for b in self.design.sorted_betas)}); the comparison opens "
+                             f"when they are done. Runs go to {html.escape(str(out))}.")
+        self.task.start(worker)
+        self._running_changed()
+        return True
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop after the current batch; the β values that finished are still compared."""
+        if not self.task.running:
+            return
+        self.task.request("stop")
+        self.progress.setFormat("stopping after this batch…")
+
+    def shutdown(self) -> None:
+        self.task.stop_and_wait("stop")
+        self.comparison.shutdown()
+
+    def _running_changed(self) -> None:
+        running = self.is_running
+        for b in (self.start_button, self.open_button):
+            b.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.runningChanged.emit(running)
+
+    @Slot(object)
+    def _on_event(self, ev) -> None:
+        from latentlab.events import BatchEnd, Failed, Started, SweepStep
+
+        if isinstance(ev, SweepStep):
+            self._index = ev.index
+            warm = Path(ev.run_dir).parent.name == "warm-start"
+            what = f"shared start at β {ev.beta:g}" if warm else f"β {ev.beta:g}"
+            self._what = f"{what}: run {ev.index + 1} of {ev.total}"
+            self.progress.setValue(ev.index * 100)
+            self.progress.setFormat(self._what)
+        elif isinstance(ev, Started):
+            self._span = (ev.initial_epoch, max(ev.epochs - ev.initial_epoch, 1))
+        elif isinstance(ev, BatchEnd):
+            first, n = self._span
+            frac = min(max((ev.epoch - first + ev.step / max(ev.steps, 1)) / n, 0.0), 1.0)
+            value = int(self._index * 100 + 100 * frac)
+            self.progress.setValue(value)
+            done = value / max(self.progress.maximum(), 1)
+            if done > 0.05:
+                left = (time.monotonic() - self._t0) * (1 - done) / done
+                self.progress.setFormat(f"{self._what} · about {_minutes(left)} left")
+        elif isinstance(ev, Failed):
+            self.verdict.setText(f"<span style='color:#8a0010'>{html.escape(ev.message)}</span>")
+
+    @Slot(object)
+    def _on_summary(self, summary: dict) -> None:
+        self.summary = summary
+
+    @Slot(object)
+    def _on_finished(self, worker) -> None:
+        self._running_changed()
+        summary = self.summary
+        if summary is None or not summary.get("runs"):
+            self.progress.setFormat("stopped" if summary and summary.get("stopped") else "no β finished")
+            if summary and summary.get("failed"):
+                self.verdict.setText(f"<span style='color:#8a0010'>{html.escape(summary['failed'])}</span>")
+            self.lessonFinished.emit(None)
+            return
+        self.progress.setValue(self.progress.maximum())
+        self.progress.setFormat(f"done in {_minutes(summary['seconds'])}")
+        self.show_summary(summary)
+        self.lessonFinished.emit(summary)
+
+    # -- showing a lesson ---------------------------------------------------------------------------------
+    def open_folder(self, folder) -> bool:
+        """Show the lesson saved in ``folder`` (its lesson.json and run folders)."""
+        from latentlab.sweeps.lesson import LessonError, read_summary
+
+        if self.busy:
+            return False
+        try:
+            summary = read_summary(folder)
+        except LessonError as e:
+            self.status.emit(str(e))
+            return False
+        self.out_dir = Path(folder)
+        self._clear()
+        self.progress.setFormat("opened")
+        self.show_summary(summary)
+        return True
+
+    def _ask_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a lesson folder (it holds lesson.json)")
+        if folder:
+            self.open_folder(folder)
+
+    def _clear(self) -> None:
+        self.summary = None
+        self.plane.clear_runs()
+        self.curve.setData([], [])
+        for item in self.seed_curves:
+            self.plane.plot.removeItem(item)
+        self.seed_curves = []
+        self.comparison.clear()
+        self.recon_view.set_image(None, "The same validation images, rebuilt by every β, appear here.")
+
+    def show_summary(self, summary: dict) -> None:
+        """The verdict, the plane and (loaded in the background) the comparison of ``summary``'s runs."""
+        from latentlab.runs import folder as runs
+
+        self.summary = summary
+        self.verdict.setText(verdict_html(summary))
+        for r in summary["runs"]:
+            path = r["run_dirs"][0]
+            try:
+                history = runs.read_history(Path(path) / runs.HISTORY_FILE)
+            except (OSError, runs.RunError):
+                history = []
+            # the plane labels each run's marker itself ("β = 10" beside its point)
+            self.plane.add_run(path, r["beta"], history, f"β = {r['beta']:g}", final=(r["rate"], r["distortion"]))
+        # the curve the β values trace, from the simplest code (top left) to the richest; with seeds, each one's
+        self.curve.setData([r["rate"] for r in summary["runs"]], [r["distortion"] for r in summary["runs"]])
+        seeds = summary.get("seeds", [])
+        for seed in seeds if len(seeds) > 1 else []:
+            pts = [p for r in summary["runs"] for p in r["per_seed"] if p["seed"] == seed]
+            item = self.plane.plot.plot([p["rate"] for p in pts], [p["distortion"] for p in pts],
+                                        pen=pg.mkPen((160, 160, 160), width=1), symbol="o", symbolSize=5,
+                                        symbolPen=pg.mkPen((120, 120, 120)), symbolBrush=(255, 255, 255))
+            item.setZValue(-6)
+            self.seed_curves.append(item)
+        every = [p for r in summary["runs"] for p in r["per_seed"]]
+        self.plane.include_points([p["rate"] for p in every], [p["distortion"] for p in every])
+        self.plane.redraw()
+        self.comparison.open_runs([r["run_dirs"][0] for r in summary["runs"]])
+
+    @Slot()
+    def _on_compared(self) -> None:
+        entries = self.comparison.entries
+        if not entries:
+            return
+        self.recon_view.set_image(self.reconstructions())
+        if entries[0]["decoder"].latent_dim >= 1:
+            self.comparison.click(0.0, 0.0)   # the centre of the prior, decoded by every β
+        self.comparisonReady.emit()
+
+    def reconstructions(self):
+        """A picture: validation images (top row) and each β's reconstruction of them (one row per β)."""
+        entries = self.comparison.entries
+        first = entries[0]
+        idx = pick_images(first["split"], first["labels"], RECON_IMAGES)
+        rows, labels = [], []
+        originals = self._originals(first, idx)
+        if originals is not None:
+            rows.append(originals)
+            labels.append("images")
+        for e in entries:
+            if len(e["z"]) == len(first["z"]):
+                rows.append(e["decoder"].decode(e["z"][idx]))
+                labels.append(f"β {e['beta']:g}")
+        return labeled_mosaic(rows, labels, cell=52, label_width=60)
+
+    def _originals(self, entry, idx):
+        if entry["images"] is not None:
+            return entry["images"][idx]
+        ds = self.dataset
+        if ds is None or not entry["paths"]:
+            return None
+        where = {p: i for i, p in enumerate(ds.paths)}
+        found = [where.get(entry["paths"][i]) for i in idx]
+        return None if None in found else ds.images[found]
+
+    @Slot(str)
+    def _on_plane_clicked(self, key: str) -> None:
+        for i, e in enumerate(self.comparison.entries):
+            if e["path"] == key:
+                self.comparison.select_run(i)
+
+
+def pick_images(split, labels, n: int) -> np.ndarray:
+    """Up to ``n`` validation images (all images when there is no split), one per class first."""
+    split = np.asarray(split)
+    pool = np.flatnonzero(split == 1) if np.any(split == 1) else np.arange(len(split))
+    if labels is None or len(labels) != len(split):
+        return pool[:n]
+    labels = np.asarray(labels)[pool]
+    firsts = [pool[np.flatnonzero(labels == c)[0]] for c in sorted(set(labels.tolist()))]
+    rest = [i for i in pool if i not in set(firsts)]
+    return np.asarray((firsts + rest)[:n], dtype=np.int64)
+
+
+def verdict_html(summary: dict) -> str:
+    """The summary's verdict as rich text: the headline in bold, one line per β, collapse in red."""
+    lines = summary.get("verdict") or []
+    if not lines:
+        return ""
+    head, rest = lines[0], lines[1:]
+    items = []
+    for line in rest:
+        text = html.escape(line)
+        if "posterior collapse" in line:
+            text = f"<span style='color:#8a0010'>{text}</span>"
+        elif line.startswith("Below the seed spread"):
+            text = f"<i>{text}</i>"
+        items.append(text)
+    note = ""
+    if summary.get("stopped"):
+        note = "<br><i>Stopped early: only the β values that finished are compared.</i>"
+    return f"<b>{html.escape(head)}</b><br>" + "<br>".join(items) + note
+
+
+def _minutes(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"

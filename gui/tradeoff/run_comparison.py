@@ -1,0 +1,405 @@
+"""`RunComparison`: several runs side by side — their loss curves overlaid (one colour per β),
+their latent maps next to each other (z_mean coloured by label over a decoded grid), and the
+same clicked z decoded by every run's decoder at once; traversal, interpolation and nearest
+images for the run chosen.
+
+Runs are opened and their models loaded by `gui.workers.ComparisonLoadWorker` on its own thread; each run's
+`latentlab.model.latent.Decoder` is then used on the GUI thread for single points and small strips.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal, Slot
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSplitter, QVBoxLayout, QWidget)
+
+from gui.tradeoff.epoch_replay import class_color
+from gui.exporting import ask_path, save_csv, save_plot_png
+from gui.tradeoff.latent_tools import LatentTools, MosaicView, labeled_mosaic
+from gui.tradeoff.rate_distortion import beta_color
+from gui.threads import Task
+from gui.workers import ComparisonLoadWorker
+from latentlab.runs.folder import find_runs
+from latentlab.tradeoff import rows_to_csv
+
+__all__ = ["MiniLatentMap", "RunComparison"]
+
+MAX_POINTS = 1500
+
+QUANTITIES = {
+    "validation −ELBO": "val_neg_elbo",
+    "validation loss (β-weighted)": "val_loss",
+    "validation reconstruction": "val_reconstruction_loss",
+    "validation KL": "val_kl_loss",
+    "training loss (β-weighted)": "loss",
+    "training reconstruction": "reconstruction_loss",
+    "training KL": "kl_loss",
+}
+
+
+class MiniLatentMap(QWidget):
+    """One run's latent map (first two dimensions): decoded grid, z_mean coloured by label, and a
+    marker at the point clicked in any map."""
+
+    clicked = Signal(float, float)
+
+    def __init__(self, entry: dict, parent=None):
+        super().__init__(parent)
+        self.entry = entry
+        beta = entry["beta"]
+        c = beta_color(beta)
+        self.title = QLabel(f"<b style='color:rgb{c}'>■</b> <b>β = {beta:g}</b> · {Path(entry['path']).name}")
+        self.title.setToolTip(entry["path"])
+        self.plot = pg.PlotWidget(background=(250, 250, 250))
+        self.plot.setMenuEnabled(False)
+        self.plot.setMinimumSize(230, 230)
+        self.plot.setToolTip("Click anywhere: every run decodes this same z.")
+        self.grid = pg.ImageItem(axisOrder="row-major")
+        self.grid.setZValue(-10)
+        self.grid.setOpacity(0.85)
+        self.plot.addItem(self.grid)
+        self.scatter = pg.ScatterPlotItem(size=4, pen=None)
+        self.plot.addItem(self.scatter)
+        self.marker = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen((220, 0, 0), width=3), brush=None)
+        self.marker.setZValue(20)
+        self.plot.addItem(self.marker)
+        self.plot.scene().sigMouseClicked.connect(self._on_scene_click)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        self._draw()
+
+    def _draw(self) -> None:
+        e = self.entry
+        xr, yr = e["x_range"], e["y_range"]
+        if e["mosaic"] is not None:
+            m = e["mosaic"]
+            self.grid.setImage(m[..., 0] if m.shape[-1] == 1 else m, levels=(0, 1))
+            self.grid.setRect(QRectF(xr[0], yr[0], xr[1] - xr[0], yr[1] - yr[0]))
+        z = e["z"]
+        if len(z) and z.shape[1] >= 2:
+            step = max(1, len(z) // MAX_POINTS)
+            idx = np.arange(0, len(z), step)
+            labels = e["labels"]
+            if labels is not None and len(labels) == len(z):
+                n = max(len(e["class_names"]), int(labels.max()) + 1)
+                brushes = [pg.mkBrush(*class_color(int(labels[i]), n), 170) for i in idx]
+            else:
+                brushes = pg.mkBrush(31, 119, 180, 170)
+            self.scatter.setData(z[idx, 0], z[idx, 1], brush=brushes)
+        self.plot.setRange(xRange=xr, yRange=yr, padding=0)
+        self.plot.setLabel("bottom", "z0")
+        self.plot.setLabel("left", "z1")
+
+    def _on_scene_click(self, ev) -> None:
+        if ev.button() != Qt.LeftButton:
+            return
+        p = self.plot.getViewBox().mapSceneToView(ev.scenePos())
+        self.click_at(p.x(), p.y())
+
+    @Slot(float, float)
+    def click_at(self, x: float, y: float) -> None:
+        """What a click at map coordinates (x, y) does (also called by the tests)."""
+        self.clicked.emit(float(x), float(y))
+
+    def set_marker(self, x: float, y: float) -> None:
+        self.marker.setData([x], [y])
+
+
+class RunComparison(QWidget):
+    """``open_runs(paths)`` loads them off the GUI thread; ``click(x, y)`` decodes the same z in all."""
+
+    runLoaded = Signal(str, float, object)   # path, β, history
+    runFailed = Signal(str, str)
+    loadingFinished = Signal()
+    pointDecoded = Signal(object)            # z
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.entries: list[dict] = []
+        self.maps: list[MiniLatentMap] = []
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.task = Task("latentlab-compare", self)
+        self.task.finished.connect(self._on_loading_finished)
+        self.z = None
+        self.decoded: list[tuple[float, np.ndarray]] = []
+        self.selected = -1
+
+        self.open_button = QPushButton("Open runs…")
+        self.open_button.setToolTip("Choose a run folder, or a sweep folder to open all the runs in it at once.")
+        self.open_button.clicked.connect(self._ask_open)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Close all the runs compared here.")
+        self.clear_button.clicked.connect(self.clear)
+        self.quantity = QComboBox()
+        self.quantity.addItems(list(QUANTITIES))
+        self.quantity.setToolTip("Which curve to overlay: −ELBO compares runs fairly across β; the β-weighted loss "
+                                 "is what each run minimised.")
+        self.quantity.currentIndexChanged.connect(self._draw_curves)
+        self.status = QLabel("Open a sweep folder to compare its runs.")
+        self.status.setStyleSheet("color: #555;")
+        self.export_curves_png = QPushButton("curves PNG…")
+        self.export_curves_png.setToolTip("Save the overlaid curves as a PNG picture.")
+        self.export_curves_png.clicked.connect(lambda: self._ask("png-curves"))
+        self.export_curves_csv = QPushButton("curves CSV…")
+        self.export_curves_csv.setToolTip("Save every run's history (all columns, with β) as one CSV table.")
+        self.export_curves_csv.clicked.connect(lambda: self._ask("csv-curves"))
+        self.export_maps_png = QPushButton("maps PNG…")
+        self.export_maps_png.setToolTip("Save the latent maps side by side as a PNG picture.")
+        self.export_maps_png.clicked.connect(lambda: self._ask("png-maps"))
+        self.export_decoded_png = QPushButton("decoded PNG…")
+        self.export_decoded_png.setToolTip("Save the clicked z decoded by every run as a PNG picture.")
+        self.export_decoded_png.clicked.connect(lambda: self._ask("png-decoded"))
+
+        self.curve_plot = pg.PlotWidget(background="w")
+        self.curve_plot.setMenuEnabled(False)
+        self.curve_plot.setLabel("bottom", "epoch")
+        self.curve_plot.setLabel("left", "nats per image")
+        self.curve_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.curve_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.curve_legend = self.curve_plot.addLegend(offset=(-10, 10), labelTextColor=(30, 30, 30),
+                                                      brush=pg.mkBrush(255, 255, 255, 210))
+        self.maps_box = QWidget()
+        self.maps_layout = QHBoxLayout(self.maps_box)
+        self.maps_layout.setContentsMargins(0, 0, 0, 0)
+        self.maps_layout.addStretch(1)
+        self.maps_scroll = QScrollArea()
+        self.maps_scroll.setWidgetResizable(True)
+        self.maps_scroll.setWidget(self.maps_box)
+        self.maps_scroll.setMinimumHeight(280)
+        self.decoded_view = MosaicView("Click any map: the same z is decoded by every run here.")
+        self.decoded_view.setMinimumHeight(100)
+        self.run_choice = QComboBox()
+        self.run_choice.setToolTip("The run whose decoder the traversal, interpolation and nearest images use.")
+        self.run_choice.currentIndexChanged.connect(self.select_run)
+        self.tools = LatentTools()
+
+        top = QHBoxLayout()
+        top.addWidget(self.open_button)
+        top.addWidget(self.clear_button)
+        top.addWidget(self.status, 1)
+        top.addWidget(self.export_curves_csv)
+        top.addWidget(self.export_curves_png)
+        top.addWidget(self.export_maps_png)
+        top.addWidget(self.export_decoded_png)
+        curves_box = QWidget()
+        cl = QVBoxLayout(curves_box)
+        cl.setContentsMargins(0, 0, 0, 0)
+        crow = QHBoxLayout()
+        crow.addWidget(QLabel("<b>Loss curves</b>"))
+        crow.addWidget(self.quantity)
+        crow.addStretch(1)
+        cl.addLayout(crow)
+        cl.addWidget(self.curve_plot, 1)
+        tools_box = QWidget()
+        tl = QVBoxLayout(tools_box)
+        tl.setContentsMargins(0, 0, 0, 0)
+        trow = QHBoxLayout()
+        trow.addWidget(QLabel("<b>Explore</b> run"))
+        trow.addWidget(self.run_choice, 1)
+        tl.addLayout(trow)
+        tl.addWidget(self.tools, 1)
+        upper = QSplitter(Qt.Horizontal)
+        upper.addWidget(curves_box)
+        upper.addWidget(tools_box)
+        upper.setSizes([450, 550])
+        middle = QWidget()
+        ml = QVBoxLayout(middle)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(QLabel("<b>Latent maps</b> (z0, z1; other dimensions at 0) — click one"))
+        ml.addWidget(self.maps_scroll, 1)
+        ml.addWidget(QLabel("<b>The clicked z, decoded by each run</b>"))
+        ml.addWidget(self.decoded_view)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(middle)
+        split.addWidget(upper)
+        split.setSizes([480, 320])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+    # -- loading ----------------------------------------------------------------------------------------
+    @property
+    def is_loading(self) -> bool:
+        return self.task.running
+
+    def open_runs(self, paths) -> bool:
+        paths = [p for p in (str(p) for p in paths) if p not in {e["path"] for e in self.entries}]
+        if self.is_loading or not paths:
+            return False
+        self.status.setText(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}…")
+        worker = ComparisonLoadWorker(paths)
+        worker.loaded.connect(self._on_loaded)
+        worker.failed.connect(self._on_failed)
+        self.task.start(worker)
+        self.open_button.setEnabled(False)
+        return True
+
+    def open_folder(self, folder) -> bool:
+        return self.open_runs(find_runs(folder))
+
+    def _ask_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a run or a sweep folder")
+        if folder and not self.open_folder(folder):
+            self.status.setText(f"{folder}: no run folders found (they hold config.json)")
+
+    @Slot(object)
+    def _on_loaded(self, entry: dict) -> None:
+        self.entries.append(entry)
+        self.entries.sort(key=lambda e: e["beta"])
+        self._rebuild_maps()
+        self._draw_curves()
+        self.run_choice.blockSignals(True)
+        self.run_choice.clear()
+        self.run_choice.addItems([f"β = {e['beta']:g} ({Path(e['path']).name})" for e in self.entries])
+        self.run_choice.blockSignals(False)
+        self.select_run(max(0, min(self.selected, len(self.entries) - 1)) if self.selected >= 0 else 0)
+        self.status.setText(f"{len(self.entries)} run{'s' if len(self.entries) != 1 else ''} open")
+        self.runLoaded.emit(entry["path"], entry["beta"], entry["history"])
+        if self.z is not None:
+            self.decode_all(self.z)
+
+    @Slot(str, str)
+    def _on_failed(self, path: str, message: str) -> None:
+        self.status.setText(f"{Path(path).name}: {message}")
+        self.runFailed.emit(path, message)
+
+    @Slot(object)
+    def _on_loading_finished(self, worker) -> None:
+        self.open_button.setEnabled(True)
+        self.loadingFinished.emit()
+
+    def shutdown(self) -> None:
+        self.task.stop_and_wait("cancel")
+
+    def clear(self) -> None:
+        self.entries = []
+        self._rebuild_maps()
+        self._draw_curves()
+        self.run_choice.clear()
+        self.decoded = []
+        self.z = None
+        self.decoded_view.set_image(None, "Click any map: the same z is decoded by every run here.")
+        self.tools.set_decoder(None)
+        self.tools.set_data(None)
+        self.status.setText("Open a sweep folder to compare its runs.")
+
+    # -- views ---------------------------------------------------------------------------------------------
+    def _rebuild_maps(self) -> None:
+        for m in self.maps:
+            self.maps_layout.removeWidget(m)
+            m.deleteLater()
+        self.maps = []
+        for i, e in enumerate(self.entries):
+            m = MiniLatentMap(e)
+            m.clicked.connect(self.click)
+            self.maps_layout.insertWidget(i, m)
+            self.maps.append(m)
+        if self.z is not None and len(self.z) >= 2:
+            for m in self.maps:
+                m.set_marker(self.z[0], self.z[1])
+
+    @Slot()
+    def _draw_curves(self, *args) -> None:
+        key = QUANTITIES[self.quantity.currentText()]
+        self.curve_plot.clear()
+        self.curve_legend.clear()
+        self.curves = {}
+        for e in self.entries:
+            xs, ys = [], []
+            for row in e["history"]:
+                v = row.get(key)
+                if v is None and key == "val_neg_elbo" and "neg_elbo" in row:
+                    v = row["neg_elbo"]
+                if v is not None and math.isfinite(v):
+                    xs.append(row.get("epoch", len(xs) + 1))
+                    ys.append(v)
+            c = beta_color(e["beta"])
+            self.curves[e["path"]] = self.curve_plot.plot(xs, ys, pen=pg.mkPen(c, width=2.5), symbol="o",
+                                                          symbolSize=5, symbolBrush=c, symbolPen=None,
+                                                          name=f"β = {e['beta']:g}")
+        self.curve_plot.setLabel("left", f"{self.quantity.currentText()} [nats]")
+
+    @Slot(int)
+    def select_run(self, index: int) -> None:
+        if not (0 <= index < len(self.entries)):
+            return
+        self.selected = index
+        if self.run_choice.currentIndex() != index:
+            self.run_choice.blockSignals(True)
+            self.run_choice.setCurrentIndex(index)
+            self.run_choice.blockSignals(False)
+        e = self.entries[index]
+        train = np.asarray(e["split"]) == 0 if len(e["split"]) == len(e["z"]) else np.ones(len(e["z"]), bool)
+        idx = np.flatnonzero(train)
+        images = e["images"][idx] if e["images"] is not None else None
+        labels = e["labels"][idx] if e["labels"] is not None and len(e["labels"]) == len(e["z"]) else None
+        paths = [e["paths"][i] for i in idx] if len(e["paths"]) == len(e["z"]) else None
+        self.tools.set_decoder(e["decoder"])
+        self.tools.traversal.set_data(e["z"])
+        self.tools.nearest.set_data(e["z"][idx], images, labels, e["class_names"], paths)
+        if self.z is not None:
+            self.tools.set_point(self.z)
+
+    @Slot(float, float)
+    def click(self, x: float, y: float) -> None:
+        """A click at (x, y) on any map: z = (x, y, 0, …), decoded by every run."""
+        d = max((e["decoder"].latent_dim for e in self.entries), default=2)
+        z = np.zeros(d, np.float32)
+        z[0] = x
+        if d > 1:
+            z[1] = y
+        for m in self.maps:
+            m.set_marker(x, y)
+        self.decode_all(z)
+
+    def decode_all(self, z) -> list[tuple[float, np.ndarray]]:
+        """The same z through every run's decoder (single points, GUI thread, ~1 ms each)."""
+        z = np.asarray(z, np.float32).ravel()
+        self.z = z
+        self.decoded = []
+        for e in self.entries:
+            dec = e["decoder"]
+            if dec.latent_dim == len(z):
+                self.decoded.append((e["beta"], dec.decode(z[None])[0]))
+        if self.decoded:
+            caps = [f"β = {b:g}" for b, _ in self.decoded]
+            self.decoded_view.set_image(labeled_mosaic([np.stack([im for _, im in self.decoded])],
+                                                       captions=[caps], cell=80))
+        else:
+            self.decoded_view.set_image(None, "No run here has a latent space of this size.")
+        self.tools.set_point(z, "(" + ", ".join(f"{v:.2f}" for v in z[:3]) + ("…)" if len(z) > 3 else ")"))
+        self.pointDecoded.emit(z)
+        return self.decoded
+
+    # -- export --------------------------------------------------------------------------------------------
+    def curves_csv(self) -> str:
+        rows = []
+        for e in self.entries:
+            for row in e["history"]:
+                rows.append({"run": Path(e["path"]).name, "beta_setting": e["beta"], **row})
+        return rows_to_csv(rows)
+
+    def export(self, what: str, path) -> bool:
+        if what == "csv-curves":
+            return save_csv(self.curves_csv(), path)
+        if what == "png-curves":
+            return save_plot_png(self.curve_plot, path)
+        if what == "png-maps":
+            return self.maps_box.grab().save(str(path), "PNG")
+        if what == "png-decoded":
+            return self.decoded_view.save(path)
+        raise ValueError(what)
+
+    def _ask(self, what: str) -> None:
+        kind = what.split("-")[0]
+        path = ask_path(self, "Save", f"comparison-{what.split('-')[1]}.{kind}", kind)
+        if path:
+            self.export(what, path)

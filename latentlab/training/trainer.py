@@ -1,0 +1,415 @@
+"""Training: `Trainer` runs Keras ``fit`` on a `TrainConfig` and publishes plain-Python
+events (no Qt) that the GUI and the CLI subscribe to.
+
+It can be paused, resumed and stopped between batches, β can be changed between batches,
+every finished epoch is checkpointed atomically into the run folder (with TensorBoard event files
+beside it, `latentlab.training.tensorboard_logs`), each epoch with a validation split gets an importance-sampled
+−log p(x) estimate (`latentlab.model.likelihood`), and a non-finite loss stops training with a clear message
+while the last good weights are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.runs import folder as runs
+from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor
+from latentlab.events import EpochEnd, Failed, Finished, Started
+from latentlab.model.latent import active_units, encode
+from latentlab.model.pool import ModelPool
+from latentlab.runtime import training_device
+
+__all__ = ["Trainer", "TrainingError"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on. ``str(e)`` is one clear line."""
+
+
+class _WriteFailed(Exception):
+    pass
+
+
+# -- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """Trains a VAE for ``config``; ``run()`` blocks (call it from a worker thread).
+
+    ``on_event`` receives Started, BatchEnd, WeightsSnapshot, EpochEnd, then Finished or Failed,
+    on the training thread. ``stop``/``pause``/``resume``/``set_beta`` may be called from any
+    thread and take effect at the next batch boundary.
+    """
+
+    def __init__(self, config: TrainConfig, dataset=None, run_dir=None, on_event=None, *,
+                 resume: bool = False, snapshot_seconds: float | None = None,
+                 latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None,
+                 strategy=None, tensorboard: bool = True, likelihood_samples: int | None = None):
+        self.config = config.validate()
+        self.dataset = dataset
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.on_event = on_event or (lambda event: None)
+        self.resume_run = resume
+        self.snapshot_seconds = snapshot_seconds
+        self.latents_every_epoch_max = latents_every_epoch_max
+        # A tf.distribute strategy (latentlab.training.distribute.make_strategy) or None: one device. A model built in a
+        # strategy's scope has distributed variables: it gets a model of its own, never one from a pool.
+        self.strategy = strategy
+        self.model_pool = model_pool if strategy is None else None   # the model goes back to it after run()
+        self.tensorboard = bool(tensorboard)   # event files under run_dir/tensorboard (with a run_dir)
+        # draws per image of the per-epoch −log p(x) estimate (0: none); None = latentlab.model.likelihood's default
+        self.likelihood_samples = likelihood_samples
+        self._closing = []             # callbacks whose files are closed when fit ends, however it ends
+        self.model = None
+        self.device = None
+        self.history: list[dict] = []
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._beta = float(config.beta)
+        self._lock = threading.Lock()
+        self._good_weights = None
+        self._epoch_z = []
+        self._run_lock = None   # runs.RunLock while run() writes the run folder
+
+    # -- control (any thread) -------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def set_beta(self, beta: float) -> None:
+        beta = check_beta(beta)
+        with self._lock:
+            self._beta = beta
+            self.config = self.config.replace(beta=beta)
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self):
+        """Train; returns the Finished or Failed event it also published.
+
+        The run folder is locked (`runs.RunLock`) from before the first write until after the last
+        one; another writer holding it gives a Failed event that says who, and nothing is written.
+        With a ``model_pool``, the model is handed back to the pool before the Finished/Failed event
+        is published and ``self.model`` is None afterwards (read the model in event handlers)."""
+        try:
+            self._run_lock = self._lock_run_dir()
+            event = self._run()
+        except (TrainingError, ConfigError, runs.RunError, runs.RunLocked) as e:
+            event = self._failed(str(e))
+        except OSError as e:  # writing the run folder (read-only, disk full, file too large)
+            self._restore_good_weights()
+            event = self._failed(self._write_error(e))
+        except Exception as e:  # keep the worker alive and say what happened in one line
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            event = self._failed(f"training failed: {type(e).__name__}: {first[:300]}")
+        finally:
+            self._release_model()
+            lock, self._run_lock = self._run_lock, None
+            if lock is not None:
+                lock.release()   # before the event: its listeners may start the next writer at once
+        self.on_event(event)
+        return event
+
+    def _failed(self, message: str) -> Failed:
+        if self._run_lock is not None:   # never into a run another writer holds (or nobody locked)
+            self._write_state("failed", message)
+        return Failed(message, len(self.history), self._run_dir_str())
+
+    def _lock_run_dir(self):
+        """Take the run folder's lock (a new run's folder is made here) before anything is written."""
+        if self.run_dir is None or (self.resume_run and not self.run_dir.is_dir()):
+            return None   # nothing to lock (resume: open_run says the folder is missing)
+        try:
+            lock = runs.RunLock(self.run_dir, create=not self.resume_run).acquire()
+        except OSError as e:
+            raise TrainingError(f"cannot write the run folder {self.run_dir} ({e.strerror or e}); "
+                                "choose a folder you can write to") from None
+        if not self.resume_run and any((self.run_dir / f).exists() for f in
+                                       (runs.CONFIG_FILE, runs.STATE_FILE, runs.MODEL_FILE, runs.HISTORY_FILE)):
+            lock.release()
+            raise TrainingError(f"{self.run_dir} already holds a run: continue it (latentlab train --resume "
+                                f"{self.run_dir}) or choose a new folder")
+        return lock
+
+    def _release_model(self):
+        if self.model_pool is not None and self.model is not None:
+            self.model_pool.release(self.model)
+            self.model = None
+
+    def _prepare_data(self):
+        from latentlab import data as ld
+
+        cfg = self.config
+        if self.dataset is None:
+            try:
+                self.dataset = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+            except ld.DatasetError as e:
+                raise TrainingError(str(e)) from None
+        n = len(self.dataset.images)
+        if n < 2:
+            raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
+        self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
+        self.steps_per_epoch = math.ceil(len(self.train_idx) / cfg.batch_size)
+        self.val_steps = math.ceil(len(self.val_idx) / cfg.batch_size) if len(self.val_idx) else None
+        from latentlab.model import likelihood
+
+        if self.likelihood_samples is None:
+            self.likelihood_samples = likelihood.TRAINING_SAMPLES
+        n = likelihood.training_images(len(self.train_idx), len(self.val_idx), self.likelihood_samples)
+        self.likelihood_idx = np.sort(np.random.default_rng(cfg.seed).permutation(self.val_idx)[:n])
+
+    def _make_datasets(self, initial_epoch: int):
+        """Endless datasets with fixed steps per epoch: one iterator per run, not one per epoch. Epoch e is
+        pass e of the training images, whose order depends on (seed, e) alone, and each batch carries its
+        images' indices (the key of their noise): a resumed run sees what an uninterrupted one would have."""
+        from latentlab import data as ld
+
+        cfg = self.config
+        images = self.dataset.images
+        self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                           repeat=True, start_pass=initial_epoch, with_index=True)
+        self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False, repeat=True,
+                                          with_index=True) if len(self.val_idx) else None)
+
+    def _build_model(self):
+        import contextlib
+
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
+            return self._build_model_in_scope()
+
+    def _build_model_in_scope(self):
+        import keras
+
+        cfg = self.config
+        initial_epoch = 0
+        if self.resume_run:
+            runs.promote_staged_model(self.run_dir)      # finish or undo a commit a crash interrupted
+            run = runs.open_run(self.run_dir)
+            runs.remove_stale_temp_files(self.run_dir)   # left by a crash mid-write
+            self.history = list(run.history)
+            initial_epoch = len(self.history)
+            model = self._resumed_model(run)
+            if tuple(model.image_shape) != tuple(self.dataset.images.shape[1:]):
+                raise TrainingError(f"{self.run_dir}: the run's model takes {model.image_shape} images but the "
+                                    f"dataset gives {self.dataset.images.shape[1:]}; use the run's image settings")
+            if run.epoch_latents is not None and "z_mean" in run.epoch_latents:
+                self._epoch_z = list(run.epoch_latents["z_mean"][:initial_epoch])
+            model.optimizer.learning_rate = cfg.learning_rate
+        else:
+            if cfg.mixed_precision and self.device != "CPU":
+                keras.mixed_precision.set_global_policy("mixed_float16")
+            else:
+                keras.mixed_precision.set_global_policy("float32")
+            # without a pool: a new model, built and seeded by the same code
+            model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
+        model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
+        if self.strategy is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)   # its slots mirrored too, in the strategy's scope
+        self.model = model
+        self._good_weights = model.get_weights() if initial_epoch else None
+        return initial_epoch
+
+    def _resumed_model(self, run):
+        """The run's saved model. With a pool: a pooled model of the run's settings given the file's
+        weights and optimizer state (the same numbers, nothing built or traced again); without one, or
+        when the file does not fit them, the model loaded from the file."""
+        if self.model_pool is not None:
+            try:
+                return self.model_pool.acquire_saved(self.dataset.images.shape[1:], run.config,
+                                                     run.path / runs.MODEL_FILE)
+            except ValueError:
+                pass
+        return run.load_model()
+
+    def _run(self):
+        cfg = self.config
+        self.device = training_device()
+        if self.strategy is not None:
+            from latentlab.training.distribute import describe
+
+            self.device = describe(self.strategy, self.device)
+        self._prepare_data()
+        if self.run_dir is not None:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                if not self.resume_run:
+                    runs.write_config(self.run_dir, cfg)
+            except OSError as e:
+                raise TrainingError(f"cannot write the run folder {self.run_dir} ({e.strerror}); "
+                                    "choose a folder you can write to") from None
+        initial_epoch = self._build_model()
+        self._make_datasets(initial_epoch)
+        if initial_epoch >= cfg.epochs:
+            message = f"the run already has {initial_epoch} epochs; ask for more than {initial_epoch} to continue"
+            return Finished(initial_epoch, False, message, self._run_dir_str(), list(self.history))
+        if self.resume_run:
+            runs.write_config(self.run_dir, cfg)
+        self.on_event(Started(self.device, cfg.epochs, initial_epoch, self.steps_per_epoch,
+                              len(self.train_idx), len(self.val_idx), tuple(self.dataset.images.shape[1:]),
+                              self._run_dir_str()))
+        self._write_state("running", "")
+        from latentlab.training.callbacks import NonFinite, StopRequested
+
+        stopped = False
+        try:
+            try:
+                self.model.fit(self.train_ds, validation_data=self.val_ds, epochs=cfg.epochs,
+                               steps_per_epoch=self.steps_per_epoch, validation_steps=self.val_steps,
+                               initial_epoch=initial_epoch, callbacks=self._callbacks(), verbose=0, shuffle=False)
+            finally:
+                for callback in self._closing:
+                    callback.close()
+        except StopRequested:
+            stopped = True
+        except NonFinite as e:
+            self._restore_good_weights()
+            done = len(self.history)
+            kept = f"the weights of epoch {done} are kept" if done else "no epoch had finished, so nothing was saved"
+            raise TrainingError(f"training stopped: the {e.what} became {e.where}; {kept}. "
+                                f"Lower the learning rate (now {cfg.learning_rate:g}, try {cfg.learning_rate / 10:g}) "
+                                f"or β (now {self._beta:g}) and train again") from None
+        except _WriteFailed as e:
+            self._restore_good_weights()
+            raise TrainingError(str(e)) from None
+        if stopped:
+            self._restore_good_weights()
+        done = len(self.history)
+        if done and self.run_dir is not None:
+            try:
+                self._save_latents(all_images=True)
+            except OSError as e:
+                raise TrainingError(self._write_error(e)) from None
+        status = "stopped" if stopped else "finished"
+        message = (f"stopped after {done} finished epoch{'s' if done != 1 else ''}" if stopped
+                   else f"finished {done} epochs")
+        self._write_state(status, message)
+        return Finished(done, stopped, message, self._run_dir_str(), list(self.history))
+
+    def _callbacks(self) -> list:
+        """One concern each, in the order fit must call them (see latentlab.training.callbacks)."""
+        from latentlab.training import callbacks as cb
+
+        cfg = self.config
+        schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch)
+        # the scale a diverging loss is measured against: the last finished epoch, else the first batch
+        guard = cb.DivergenceGuard(self.history[-1]["loss"] if self.history else None)
+        events = cb.ProgressEvents(self.on_event, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch,
+                                   batch_size=cfg.batch_size, num_train=len(self.train_idx),
+                                   beta_now=lambda: schedule.beta_now, snapshot_seconds=self.snapshot_seconds)
+        out = [schedule, guard, events, cb.Control(self._stop, self._running)]
+        if len(self.likelihood_idx) and self.likelihood_samples:
+            out.append(cb.LikelihoodEstimate(self.dataset.images[self.likelihood_idx], self.likelihood_samples,
+                                             seed=cfg.seed))
+        out.append(cb.EpochCheckpoint(self._end_epoch))
+        out += self._tensorboard_callbacks()   # after the checkpoint: only the epochs the run keeps are logged
+        return out
+
+    def _tensorboard_callbacks(self) -> list:
+        if self.run_dir is None or not self.tensorboard:
+            return []
+        from latentlab.training import tensorboard_logs as tb
+
+        log_dir = self.run_dir / tb.TENSORBOARD_DIR
+        if self.resume_run and self.history and not log_dir.exists():
+            tb.write_history(log_dir, self.history)   # a run from before event files: its curves so far
+        d = self.model.latent_dim
+        self._closing = [tb.EpochScalars(log_dir),
+                         tb.EpochPictures(log_dir, lambda: self.model.kl_per_dim_tracker.result(),
+                                          lambda: self._epoch_z[-1] if self._epoch_z else np.zeros((0, d)))]
+        return list(self._closing)
+
+    # -- pieces used by the callbacks ---------------------------------------------------------------
+    def _run_dir_str(self):
+        return str(self.run_dir) if self.run_dir else None
+
+    def _restore_good_weights(self):
+        if self._good_weights is not None and self.model is not None:
+            self.model.set_weights(self._good_weights)
+
+    def _write_error(self, e: OSError) -> str:
+        done = len(self.history)  # the failed epoch is not in the history
+        kept = f"the checkpoint of epoch {done} is intact" if done else "no epoch had been saved yet"
+        return (f"cannot write the run folder {self.run_dir} ({e.strerror or e}); training stopped and "
+                f"{kept}; free some space or choose another folder")
+
+    def _write_state(self, status: str, message: str):
+        if self.run_dir is None or not (self.run_dir / runs.CONFIG_FILE).is_file():
+            return   # not a run folder (yet): nothing to say the state of
+        try:
+            runs.write_state(self.run_dir, status=status, message=message, epochs_done=len(self.history),
+                             model_epoch=len(self.history), device=self.device or "", updated=time.time())
+        except OSError:
+            pass  # a read-only or full disk: the previous state file stays as it was
+
+    def encode(self, images, batch_size: int = 1024):
+        return encode(self.model, images, batch_size=batch_size)
+
+    def _save_latents(self, all_images: bool):
+        ds = self.dataset
+        if all_images:
+            z_mean, z_log_var = self.encode(ds.images)
+            split = np.zeros(len(ds.images), dtype=np.int8)
+            split[self.val_idx] = 1
+            runs.atomic_save_npz(
+                self.run_dir / runs.LATENTS_FILE, z_mean=z_mean, z_log_var=z_log_var,
+                labels=ds.labels, paths=np.asarray(ds.paths, dtype=str),
+                class_names=np.asarray(ds.class_names, dtype=str), split=split)
+
+    def _end_epoch(self, epoch: int, logs: dict, seconds: float):
+        """Checkpoint a finished epoch and publish it (training thread)."""
+        logs = {k: float(v) for k, v in logs.items()}
+        val_images = self.dataset.images[self.val_idx]
+        z_mean, z_log_var = self.encode(val_images) if len(val_images) else (np.zeros((0, 1)), np.zeros((0, 1)))
+        kl_dims = np.asarray(self.model.kl_per_dim_tracker.result(), dtype=np.float64)
+        units = active_units(z_mean)
+        beta = float(self.model.beta.numpy())
+        row = {"epoch": epoch + 1, **logs, "beta": beta, "beta_target": self._beta, "active_units": units,
+               "seconds": seconds}
+        if "val_neg_log_likelihood" in logs:
+            row.update(likelihood_samples=self.likelihood_samples, likelihood_images=len(self.likelihood_idx))
+        self.history.append(row)
+        self._epoch_z.append(z_mean.astype(np.float32))
+        if self.run_dir is not None:
+            try:
+                # The new model is staged beside the old one and only takes its name after state.json
+                # commits the epoch, so a kill at any moment leaves model.keras matching the history
+                # (open_run rolls a committed staged model forward).
+                runs.atomic_save_model(self.model, runs.staged_model_path(self.run_dir, len(self.history)))
+                runs.atomic_write_text(self.run_dir / runs.HISTORY_FILE, runs.history_to_csv(self.history))
+                runs.atomic_save_npz(self.run_dir / runs.EPOCH_LATENTS_FILE, z_mean=np.stack(self._epoch_z),
+                                     indices=self.val_idx)
+                if len(self.dataset.images) <= self.latents_every_epoch_max:
+                    self._save_latents(all_images=True)
+                runs.write_state(self.run_dir, status="running", message="", epochs_done=len(self.history),
+                                 model_epoch=len(self.history), device=self.device, updated=time.time())
+                runs.promote_staged_model(self.run_dir)
+            except OSError as e:
+                self.history.pop()
+                self._epoch_z.pop()
+                raise _WriteFailed(self._write_error(e)) from None
+        self._good_weights = self.model.get_weights()
+        self.on_event(EpochEnd(epoch=epoch + 1, logs=logs, beta=beta, kl_per_dim=kl_dims, active_units=units,
+                               val_z_mean=z_mean, val_z_log_var=z_log_var, val_indices=self.val_idx,
+                               decoder_weights=self.model.decoder.get_weights(), seconds=seconds,
+                               history=list(self.history)))
