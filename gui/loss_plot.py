@@ -148,7 +148,7 @@ class LossPlot(QWidget):
         marker stands where β changed (the engine's `beta_changes`; with the run's ``config``, a change at
         its first epoch too)."""
         from latentlab.config import TrainConfig
-        from latentlab.run_continue import beta_changes
+        from latentlab.runs.continuing import beta_changes
 
         self.clear()
         self.planned_epochs = len(history) or None

@@ -314,7 +314,7 @@ class MainWindow(QMainWindow):
         self.files.set_training_run(run_dir)
         self.loss_plot.set_history(history)     # a continued run's curves go on where they stopped
         if resume and history:
-            from latentlab.run_continue import last_beta
+            from latentlab.runs.continuing import last_beta
 
             was = last_beta(config, history)
             if not math.isclose(was, config.beta, rel_tol=1e-6):     # continued at another β: marked where
@@ -370,7 +370,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_run_opened(self, view) -> None:
-        from latentlab.run_continue import beta_label, last_beta
+        from latentlab.runs.continuing import beta_label, last_beta
 
         run, cfg = view.run, view.run.config
         self.banner.hide()

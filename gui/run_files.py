@@ -54,7 +54,7 @@ class RunFiles(QObject):
         ``settings`` (its epochs in all, β, batch size and learning rate; the model's own settings stay
         the run's), as `latentlab train --resume` does. ConfigError or RunError (one line) when it cannot."""
         from latentlab.config import ConfigError
-        from latentlab.run_continue import continue_config
+        from latentlab.runs.continuing import continue_config
 
         if self.run_dir is None:
             raise ConfigError("there is no run to continue: train one or open one (Ctrl+Shift+O)")

@@ -5,7 +5,6 @@ watchdog writes every thread's stack when the GUI thread stops answering."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from _reliability import child_env, committed_epochs, default_sigint, run_cli
 from _wait import WAIT_S, wait_for
 
-from latentlab import runs
+from latentlab.runs import folder as runs
 
 
 class AppProcess:

@@ -126,7 +126,7 @@ def test_the_windows_prior_samples_use_the_runs_decoder(window, qtbot, tiny_run)
 def test_continue_after_a_live_beta_change_trains_at_the_last_beta(window, qtbot, gui_digits, tmp_path):
     """Issue 23: train, move β mid-run, stop, open the run again, Continue: it goes on at the β it ended at
     (not config.json's first β); the form, the status line, the plane's label and the loss plot say so."""
-    from latentlab.runs import open_run as read_run
+    from latentlab.runs.folder import open_run as read_run
 
     win, tp = window, window.training_panel
     with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=WAIT_MS):

@@ -15,9 +15,7 @@ import resource
 import shutil
 import sys
 import time
-from pathlib import Path
 
-import pytest
 from _runs import tiny_run  # noqa: F401  (a fixture)
 from _wait import WAIT_MS, WAIT_S
 from hypothesis import HealthCheck, settings
@@ -26,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from PySide6.QtCore import QTimer
 
 SOAK_MINUTES = float(os.environ.get("LATENTLAB_SOAK_MINUTES", "0"))
+CTX: dict = {}      # what the machine needs of the running test (the test sets it)
 
 
 def _rss_mb() -> float:
@@ -36,11 +35,144 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class Window(RuleBasedStateMachine):
+    """The window and what a person does with it; CTX (set by the test) holds qtbot, the folder, tmp_path,
+    the recorded errors, the finished trainings and the counters."""
+
+    def __init__(self):
+        super().__init__()
+        CTX["counter"]["example"] += 1
+        from gui.main_window import MainWindow
+
+        self.root = CTX["tmp_path"] / f"example-{CTX['counter']['example']}"
+        self.win = MainWindow(runs_root=self.root / "runs", snapshot_seconds=0.3)
+        self.win.confirm_stop = lambda: True
+        self.win.resize(1280, 800)
+        self.win.show()
+        CTX["qtbot"].waitExposed(self.win, timeout=WAIT_MS)
+        self.win.trainingFinished.connect(self._trained)
+
+    def _trained(self, result) -> None:
+        CTX["trainings"].append((len(CTX["trainings"]) + 1, _rss_mb()))
+        if SOAK_MINUTES:
+            print(f"soak: training {len(CTX['trainings'])} ended; RSS {CTX['trainings'][-1][1]:.0f} MB", flush=True)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        return self.win.training.state == "idle" and not self.win.tradeoff.training_busy
+
+    def settle(self) -> None:
+        """Let queued work land, the form's β among it (it reaches the trainer 250 ms after the last change)."""
+        CTX["qtbot"].wait(400)
+
+    # -- what a person does --------------------------------------------------------------------------
+    @precondition(lambda self: self.idle)
+    @rule()
+    def open_sample(self):
+        with CTX["qtbot"].waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
+            self.win.sample_action.trigger()
+
+    @precondition(lambda self: self.idle)
+    @rule()
+    def open_folder(self):
+        with CTX["qtbot"].waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
+            assert self.win.open_dataset(CTX["folder"])
+
+    @precondition(lambda self: self.idle and not self.win.files.loading)
+    @rule()
+    def open_run_from_the_dialog(self):
+        with CTX["qtbot"].waitSignal(self.win.runOpened, timeout=WAIT_MS):
+            self.win.open_run_action.trigger()
+        CTX["qtbot"].waitUntil(lambda: self.win.map_view.point_decoder is not None, timeout=WAIT_MS)
+
+    @precondition(lambda self: self.idle and self.win.dataset is not None
+                  and self.win.training_panel.train_button.isEnabled())
+    @rule(epochs=st.integers(1, 3))
+    def train(self, epochs):
+        self.win.training_panel.apply_settings(epochs=epochs, batch_size=64, latent_dim=2)
+        self.win.train_action.trigger()
+        CTX["qtbot"].waitUntil(lambda: self.win.training.state != "starting", timeout=WAIT_MS)
+
+    @precondition(lambda self: self.win.training.state in ("training", "paused"))
+    @rule()
+    def pause_or_resume(self):
+        self.win.pause_action.trigger()
+
+    @rule(beta=st.sampled_from([0.1, 0.5, 1.0, 4.0, 33.9]))
+    def change_beta(self, beta):
+        self.win.training_panel.beta_spin.setValue(beta)
+
+    @precondition(lambda self: self.win.training.state in ("starting", "training", "paused"))
+    @rule()
+    def stop(self):
+        self.win.stop_action.trigger()
+        CTX["qtbot"].waitUntil(lambda: self.win.training.state == "idle", timeout=WAIT_MS)
+
+    @precondition(lambda self: self.win.training.state == "idle" and self.win.continue_action.isEnabled())
+    @rule(more=st.integers(1, 2))
+    def continue_training(self, more):
+        done = len(self.win.loss_plot.epoch_x)
+        self.win.training_panel.apply_settings(epochs=done + more)
+        self.win.continue_action.trigger()
+
+    @precondition(lambda self: self.win.training.state in ("training", "starting"))
+    @rule()
+    def wait_for_the_training_to_end(self):
+        CTX["qtbot"].waitUntil(lambda: self.win.training.state == "idle", timeout=WAIT_MS)
+
+    @rule()
+    def toggle_the_tradeoff_views(self):
+        self.win.tradeoff_toggle_action.trigger()
+
+    @precondition(lambda self: self.idle and self.win.lesson_action.isEnabled())
+    @rule()
+    def start_and_stop_the_lesson(self):
+        view = self.win.tradeoff.lesson
+        with CTX["qtbot"].waitSignal(view.lessonFinished, timeout=WAIT_MS):
+            self.win.lesson_action.trigger()
+            CTX["qtbot"].wait(300)
+            view.stop()
+
+    @rule()
+    def export_grid(self):
+        if self.win.latent_map.mosaic is not None:
+            assert self.win.export_grid(self.root / f"grid-{CTX['counter']['steps']}.png")
+
+    # -- what must hold after every step ------------------------------------------------------------------
+    @invariant()
+    def nothing_went_wrong_and_the_window_answers(self):
+        CTX["counter"]["steps"] += 1
+        self.settle()
+        assert not CTX["errors"], CTX["errors"]
+        answered = []
+        QTimer.singleShot(0, lambda: answered.append(time.monotonic()))
+        CTX["qtbot"].waitUntil(lambda: bool(answered), timeout=5000)          # the GUI thread answers within 5 s
+        state, trainer = self.win.training.state, self.win.training.trainer
+        if state in ("training", "paused"):
+            assert trainer is not None and trainer.paused == (state == "paused"), state
+        if state == "idle":
+            assert not self.win.training_panel.stop_button.isEnabled()
+        if trainer is not None and state in ("training", "paused"):
+            assert abs(trainer.beta - self.win.training_panel.beta_spin.value()) < 1e-6, "β: form ≠ trainer"
+
+    def teardown(self):
+        from gui.threads import running_threads
+
+        self.win.close()
+        self.win.shutdown()
+        deadline = time.monotonic() + WAIT_S
+        while running_threads() and time.monotonic() < deadline:
+            CTX["qtbot"].wait(50)
+        left = [t.objectName() for t in running_threads()]
+        self.win.deleteLater()
+        CTX["qtbot"].wait(10)
+        assert not left, f"threads left running after close: {left}"
+        assert not CTX["errors"], CTX["errors"]
+
+
 def test_the_window_survives_any_sequence_of_user_actions(qapp, qtbot, gui_digits, tiny_run, tmp_path, monkeypatch):
     import gui.run_files as run_files
-    from gui.main_window import MainWindow
-    from gui.threads import running_threads
-    from gui.training_controller import ACTIVE
 
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
     opened = tmp_path / "opened-run"
@@ -57,134 +189,7 @@ def test_the_window_survives_any_sequence_of_user_actions(qapp, qtbot, gui_digit
     monkeypatch.setattr(sys, "excepthook", record)
     trainings: list[tuple[int, float]] = []     # (trainings finished, RSS MB) for the soak
     counter = {"example": 0, "steps": 0}
-
-    class Window(RuleBasedStateMachine):
-        def __init__(self):
-            super().__init__()
-            counter["example"] += 1
-            self.root = tmp_path / f"example-{counter['example']}"
-            self.win = MainWindow(runs_root=self.root / "runs", snapshot_seconds=0.3)
-            self.win.confirm_stop = lambda: True
-            self.win.resize(1280, 800)
-            self.win.show()
-            qtbot.waitExposed(self.win, timeout=WAIT_MS)
-            self.win.trainingFinished.connect(self._trained)
-
-        def _trained(self, result) -> None:
-            trainings.append((len(trainings) + 1, _rss_mb()))
-            if SOAK_MINUTES:
-                print(f"soak: training {len(trainings)} ended; RSS {trainings[-1][1]:.0f} MB", flush=True)
-
-        # -- helpers ---------------------------------------------------------------------------------------
-        @property
-        def idle(self) -> bool:
-            return self.win.training.state == "idle" and not self.win.tradeoff.training_busy
-
-        def settle(self) -> None:
-            """Let queued work land, the form's β among it (it reaches the trainer 250 ms after the last change)."""
-            qtbot.wait(400)
-
-        # -- what a person does --------------------------------------------------------------------------
-        @precondition(lambda self: self.idle)
-        @rule()
-        def open_sample(self):
-            with qtbot.waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
-                self.win.sample_action.trigger()
-
-        @precondition(lambda self: self.idle)
-        @rule()
-        def open_folder(self):
-            with qtbot.waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
-                assert self.win.open_dataset(gui_digits)
-
-        @precondition(lambda self: self.idle and not self.win.files.loading)
-        @rule()
-        def open_run_from_the_dialog(self):
-            with qtbot.waitSignal(self.win.runOpened, timeout=WAIT_MS):
-                self.win.open_run_action.trigger()
-            qtbot.waitUntil(lambda: self.win.map_view.point_decoder is not None, timeout=WAIT_MS)
-
-        @precondition(lambda self: self.idle and self.win.dataset is not None
-                      and self.win.training_panel.train_button.isEnabled())
-        @rule(epochs=st.integers(1, 3))
-        def train(self, epochs):
-            self.win.training_panel.apply_settings(epochs=epochs, batch_size=64, latent_dim=2)
-            self.win.train_action.trigger()
-            qtbot.waitUntil(lambda: self.win.training.state != "starting", timeout=WAIT_MS)
-
-        @precondition(lambda self: self.win.training.state in ("training", "paused"))
-        @rule()
-        def pause_or_resume(self):
-            self.win.pause_action.trigger()
-
-        @rule(beta=st.sampled_from([0.1, 0.5, 1.0, 4.0, 33.9]))
-        def change_beta(self, beta):
-            self.win.training_panel.beta_spin.setValue(beta)
-
-        @precondition(lambda self: self.win.training.state in ACTIVE)
-        @rule()
-        def stop(self):
-            self.win.stop_action.trigger()
-            qtbot.waitUntil(lambda: self.win.training.state == "idle", timeout=WAIT_MS)
-
-        @precondition(lambda self: self.win.training.state == "idle" and self.win.continue_action.isEnabled())
-        @rule(more=st.integers(1, 2))
-        def continue_training(self, more):
-            done = len(self.win.loss_plot.epoch_x)
-            self.win.training_panel.apply_settings(epochs=done + more)
-            self.win.continue_action.trigger()
-
-        @precondition(lambda self: self.win.training.state in ("training", "starting"))
-        @rule()
-        def wait_for_the_training_to_end(self):
-            qtbot.waitUntil(lambda: self.win.training.state == "idle", timeout=WAIT_MS)
-
-        @rule()
-        def toggle_the_tradeoff_views(self):
-            self.win.tradeoff_toggle_action.trigger()
-
-        @precondition(lambda self: self.idle and self.win.lesson_action.isEnabled())
-        @rule()
-        def start_and_stop_the_lesson(self):
-            view = self.win.tradeoff.lesson
-            with qtbot.waitSignal(view.lessonFinished, timeout=WAIT_MS):
-                self.win.lesson_action.trigger()
-                qtbot.wait(300)
-                view.stop()
-
-        @rule()
-        def export_grid(self):
-            if self.win.latent_map.mosaic is not None:
-                assert self.win.export_grid(self.root / f"grid-{counter['steps']}.png")
-
-        # -- what must hold after every step ------------------------------------------------------------------
-        @invariant()
-        def nothing_went_wrong_and_the_window_answers(self):
-            counter["steps"] += 1
-            self.settle()
-            assert not errors, errors
-            answered = []
-            QTimer.singleShot(0, lambda: answered.append(time.monotonic()))
-            qtbot.waitUntil(lambda: bool(answered), timeout=5000)          # the GUI thread answers within 5 s
-            state, trainer = self.win.training.state, self.win.training.trainer
-            if state in ("training", "paused"):
-                assert trainer is not None and trainer.paused == (state == "paused"), state
-            if state == "idle":
-                assert not self.win.training_panel.stop_button.isEnabled()
-            if trainer is not None and state in ("training", "paused"):
-                assert abs(trainer.beta - self.win.training_panel.beta_spin.value()) < 1e-6, "β: form ≠ trainer"
-
-        def teardown(self):
-            self.win.close()
-            self.win.shutdown()
-            deadline = time.monotonic() + WAIT_S
-            while running_threads() and time.monotonic() < deadline:
-                qtbot.wait(50)
-            left = [t.objectName() for t in running_threads()]
-            self.win.deleteLater()
-            qtbot.wait(10)
-            assert not left, f"threads left running after close: {left}"
-            assert not errors, errors
+    CTX.update(qtbot=qtbot, folder=gui_digits, tmp_path=tmp_path, errors=errors, trainings=trainings, counter=counter)
 
     if SOAK_MINUTES:
         end = time.monotonic() + SOAK_MINUTES * 60

@@ -219,7 +219,7 @@ class TradeoffPanel(QTabWidget):
                                 source=f"latents.npz, {kl.images:,} {kl.split} images")
         if run.history:
             self.loss_terms.set_history(run.history)
-            from latentlab.run_continue import beta_label, last_beta
+            from latentlab.runs.continuing import beta_label, last_beta
 
             self.rd_plot.add_run(str(run.path), last_beta(run.config, run.history), run.history,
                                  label=beta_label(run.config, run.history).replace("β ", "β = ", 1))

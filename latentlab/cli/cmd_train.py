@@ -47,7 +47,7 @@ def run(args) -> int:
     from latentlab.training.trainer import Trainer
 
     if args.resume:
-        from latentlab.run_continue import continue_config
+        from latentlab.runs.continuing import continue_config
 
         run_folder = runs.open_run(args.resume)
         changes = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size, "beta": args.beta}

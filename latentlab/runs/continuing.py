@@ -66,7 +66,7 @@ def beta_label(config: TrainConfig, history: list[dict]) -> str:
 
 
 def continue_config(run, changes: dict | None = None, dataset_root=None, image_hw=None) -> TrainConfig:
-    """The TrainConfig that trains ``run`` (a `latentlab.runs.Run`) further: its own config, at the β it last
+    """The TrainConfig that trains ``run`` (a `latentlab.runs.folder.Run`) further: its own config, at the β it last
     trained at, with ``changes`` (only the keys of KEPT_ON_CONTINUE; None values ignored) and, with
     ``dataset_root``, that dataset. ConfigError (one line) when it cannot go on: ``image_hw`` (the dataset's
     height and width) differs from the run's images, or epochs do not go past the epochs it has."""
