@@ -23,6 +23,7 @@ from latentlab.events import EpochEnd, Failed, Finished, Started
 from latentlab.latent import active_units, encode
 from latentlab.pool import ModelPool
 from latentlab.runtime import training_device
+from latentlab.surgery import rate_split_logs
 
 __all__ = ["Trainer", "TrainingError"]
 
@@ -378,9 +379,12 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, logs: dict, seconds: float):
         """Checkpoint a finished epoch and publish it (training thread)."""
-        logs = {k: float(v) for k, v in logs.items()}
         val_images = self.dataset.images[self.val_idx]
         z_mean, z_log_var = self.encode(val_images) if len(val_images) else (np.zeros((0, 1)), np.zeros((0, 1)))
+        if len(z_mean):
+            # into Keras' own logs dict, so the callbacks after this one (TensorBoard) log them too
+            logs.update(rate_split_logs(z_mean, z_log_var, self.config.seed))
+        logs = {k: float(v) for k, v in logs.items()}
         kl_dims = np.asarray(self.model.kl_per_dim_tracker.result(), dtype=np.float64)
         units = active_units(z_mean)
         beta = float(self.model.beta.numpy())
