@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Split", "split_rate", "log_aggregate", "log_prior", "hole_fraction", "in_hole", "DensityGrid",
-           "density_grid", "kl_per_dim", "ellipse", "HOLE_RATIO", "HOLE_PRIOR_FLOOR", "DEFAULT_DRAWS",
+           "density_grid", "kl_per_dim", "ellipse", "ellipse_2d", "plane_axes", "plane_gaussians", "plane_prior", "HOLE_RATIO", "HOLE_PRIOR_FLOOR", "DEFAULT_DRAWS",
            "EPOCH_DRAWS", "EPOCH_MAX_IMAGES", "MAX_IMAGES", "CHUNK", "rate_split_logs"]
 
 DEFAULT_DRAWS = 2000     # the lesson's final evaluation
@@ -174,39 +174,94 @@ def hole_fraction(z_mean, z_log_var, draws: int = EPOCH_DRAWS, seed: int = 0, ra
 
 @dataclass
 class DensityGrid:
-    """Densities on a ``res`` × ``res`` grid over ``extent`` (x0, x1, y0, y1) in dims (i, j), row-major
+    """Densities on a ``res`` × ``res`` grid over ``extent`` (x0, x1, y0, y1) of a map's plane, row-major
     (row = y): ``log_q`` the aggregate posterior's marginal, ``log_p`` the prior's, ``holes`` the hole cells."""
     extent: tuple[float, float, float, float]
-    dims: tuple[int, int]
     log_q: np.ndarray
     log_p: np.ndarray
     holes: np.ndarray
 
     @property
     def hole_mass(self) -> float:
-        """The prior's mass in the hole cells (of the 2-D marginal, on this grid)."""
+        """The prior's mass in the hole cells (of its 2-D marginal, on this grid)."""
         x0, x1, y0, y1 = self.extent
         res_y, res_x = self.log_p.shape
         cell = (x1 - x0) / res_x * (y1 - y0) / res_y
         return float(np.exp(self.log_p)[self.holes].sum() * cell)
 
 
-def density_grid(z_mean, z_log_var, dims=(0, 1), extent=(-3.5, 3.5, -3.5, 3.5), res: int = 64,
-                 ratio: float = HOLE_RATIO, max_images: int = MAX_IMAGES, chunk: int = CHUNK) -> DensityGrid:
-    """The prior and the aggregate posterior in dims ``dims`` of z, on a grid (`DensityGrid`)."""
+def plane_axes(latent_dim: int, dims=(0, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """The plane of two latent dimensions as (components (2, d), centre (d,)): map = (z − centre) @ componentsᵀ."""
+    comps = np.zeros((2, int(latent_dim)))
+    comps[0, int(dims[0])] = comps[1, int(dims[1])] = 1.0
+    return comps, np.zeros(int(latent_dim))
+
+
+def plane_gaussians(z_mean, z_log_var, components, center) -> tuple[np.ndarray, np.ndarray]:
+    """The posteriors seen in a map's plane (map = (z − centre) @ componentsᵀ, components orthonormal rows):
+    their means (N, 2) and covariances (N, 2, 2), exact (a linear map of a Gaussian is Gaussian)."""
     mu, lv = _as_pair(z_mean, z_log_var)
-    i, j = (int(v) for v in dims)
-    mu, lv = _subset(mu[:, [i, j]], lv[:, [i, j]], int(max_images), 0)
+    c = np.asarray(components, np.float64)
+    means = (mu - np.asarray(center, np.float64)) @ c.T
+    covs = np.einsum("id,nd,jd->nij", c, np.exp(lv), c)
+    return means, covs
+
+
+def plane_prior(components, center) -> tuple[np.ndarray, np.ndarray]:
+    """The prior N(0, I) seen in a map's plane: its mean (2,) and covariance (2, 2)."""
+    c = np.asarray(components, np.float64)
+    return (-np.asarray(center, np.float64)) @ c.T, c @ c.T
+
+
+def _log_mixture_2d(points, means, covs, chunk: int = CHUNK) -> np.ndarray:
+    """log of the equal-weight mixture of 2-D Gaussians (means (N, 2), covs (N, 2, 2)) at points (S, 2),
+    in blocks of ``chunk`` points (memory O(chunk × N))."""
+    a, b, c = covs[:, 0, 0], covs[:, 0, 1], covs[:, 1, 1]
+    det = np.maximum(a * c - b * b, 1e-300)
+    const = -0.5 * np.log(det) - math.log(2 * math.pi) - math.log(len(means))
+    out = np.empty(len(points))
+    for start in range(0, len(points), chunk):
+        p = points[start:start + chunk]
+        dx = p[:, :1] - means[None, :, 0]
+        dy = p[:, 1:] - means[None, :, 1]
+        block = const - 0.5 * (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
+        peak = block.max(axis=1)
+        out[start:start + chunk] = peak + np.log(np.exp(block - peak[:, None]).sum(axis=1))
+    return out
+
+
+def density_grid(z_mean, z_log_var, extent=(-3.5, 3.5, -3.5, 3.5), res: int = 64, components=None, center=None,
+                 ratio: float = HOLE_RATIO, max_images: int = EPOCH_MAX_IMAGES, chunk: int = CHUNK) -> DensityGrid:
+    """The prior and the aggregate posterior in a map's plane, on a grid (`DensityGrid`). The plane is
+    ``components``/``center`` (`plane_axes` for two dimensions, the default: dims 0 and 1; a PCA's for a
+    projection); both densities are the exact 2-D marginals there. Holes: cells where the prior's density is
+    at least `HOLE_PRIOR_FLOOR` of its peak and q's is under ``ratio`` × the prior's. At most ``max_images``
+    posteriors (a fixed subset past that)."""
+    mu, lv = _as_pair(z_mean, z_log_var)
+    if components is None:
+        components, center = plane_axes(mu.shape[1])
+    mu, lv = _subset(mu, lv, int(max_images), 0)
+    means, covs = plane_gaussians(mu, lv, components, center)
+    p_mean, p_cov = plane_prior(components, center)
     x0, x1, y0, y1 = (float(v) for v in extent)
     xs = x0 + (np.arange(res) + 0.5) * (x1 - x0) / res
     ys = y0 + (np.arange(res) + 0.5) * (y1 - y0) / res
     gx, gy = np.meshgrid(xs, ys)
     z = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    log_p = log_prior(z)
-    log_q = (_Mixture(mu, lv, chunk).log_q(z) if len(mu) else np.full(len(z), -np.inf))
-    holes = (log_p >= math.log(HOLE_PRIOR_FLOOR) - math.log(2 * math.pi)) & (log_q < math.log(ratio) + log_p)
+    log_p = _log_mixture_2d(z, p_mean[None], p_cov[None], chunk)
+    log_q = _log_mixture_2d(z, means, covs, chunk) if len(means) else np.full(len(z), -np.inf)
+    peak = -0.5 * math.log(max(np.linalg.det(p_cov), 1e-300)) - math.log(2 * math.pi)
+    holes = (log_p >= math.log(HOLE_PRIOR_FLOOR) + peak) & (log_q < math.log(ratio) + log_p)
     shape = (res, res)
-    return DensityGrid((x0, x1, y0, y1), (i, j), log_q.reshape(shape), log_p.reshape(shape), holes.reshape(shape))
+    return DensityGrid((x0, x1, y0, y1), log_q.reshape(shape), log_p.reshape(shape), holes.reshape(shape))
+
+
+def ellipse_2d(mean, cov, sigmas: float = 1.0, points: int = 48) -> np.ndarray:
+    """The ``sigmas``-σ ellipse of a 2-D Gaussian (mean (2,), cov (2, 2)): (points + 1, 2), closed."""
+    vals, vecs = np.linalg.eigh(np.asarray(cov, np.float64))
+    t = np.linspace(0.0, 2 * math.pi, int(points) + 1)
+    circle = np.stack([np.cos(t), np.sin(t)], axis=1) * np.sqrt(np.maximum(vals, 0.0)) * sigmas
+    return np.asarray(mean, np.float64) + circle @ vecs.T
 
 
 def ellipse(mean, log_var, dims=(0, 1), sigmas: float = 1.0, points: int = 48) -> np.ndarray:

@@ -70,6 +70,7 @@ def test_holes_follow_the_codes():
     mu = np.stack([rng.uniform(0.5, 3, 400), rng.normal(size=400)], 1)
     lv = np.full_like(mu, math.log(0.3 ** 2))
     grid = surgery.density_grid(mu, lv, res=40)
+    assert grid.log_q.shape == grid.holes.shape == (40, 40)
     left, right = grid.holes[:, :16], grid.holes[:, 24:]
     inside = grid.log_p[:, :16] > math.log(surgery.HOLE_PRIOR_FLOOR / (2 * math.pi))
     assert left[inside].mean() > 0.9 and right.mean() < 0.2
@@ -87,3 +88,21 @@ def test_kl_per_dim_and_ellipse_are_closed_form():
     e = surgery.ellipse([1.0, 2.0, 3.0], [0.0, math.log(4.0), 0.0], dims=(1, 2), sigmas=2)
     assert e.shape == (49, 2)
     assert e[:, 0].max() == pytest.approx(2 + 4) and e[:, 1].min() == pytest.approx(3 - 2)
+
+
+def test_a_projection_sees_the_same_densities_as_two_dimensions():
+    """The plane of dims (1, 2) of 3-D codes, given as components, is the grid of those two dims; a rotated
+    plane (PCA-like) turns the densities with it; the prior stays N(0, I) in any orthonormal plane."""
+    rng = np.random.default_rng(3)
+    mu, lv = rng.normal(size=(60, 3)), rng.normal(scale=0.3, size=(60, 3)) - 1
+    comps, centre = surgery.plane_axes(3, (1, 2))
+    a = surgery.density_grid(mu, lv, res=20, components=comps, center=centre)
+    b = surgery.density_grid(mu[:, 1:], lv[:, 1:], res=20)
+    np.testing.assert_allclose(a.log_q, b.log_q, rtol=1e-9)
+    np.testing.assert_allclose(a.log_p, b.log_p, rtol=1e-9)
+    turn = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])   # x = z2, y = −z1
+    c = surgery.density_grid(mu, lv, res=20, components=turn, center=np.zeros(3))
+    np.testing.assert_allclose(c.log_q, np.fliplr(b.log_q).T, rtol=1e-9)
+    means, covs = surgery.plane_gaussians(mu, lv, turn, np.zeros(3))
+    e = surgery.ellipse_2d(means[0], covs[0], sigmas=1)
+    np.testing.assert_allclose(np.ptp(e, axis=0), 2 * np.sqrt(np.exp(lv[0, [2, 1]])), rtol=1e-3)
