@@ -18,13 +18,13 @@ from PySide6.QtCore import QRectF, Qt
 
 __all__ = ["PriorLayers", "DENSITY_RGB", "HOLE_RGBA", "GRID_RES"]
 
-GRID_RES = 96                      # density cells a side
+GRID_RES = 64                      # density cells a side
 DENSITY_RGB = (40, 90, 200)        # q(z): blue, opaque where it is densest
 DENSITY_MAX_ALPHA = 150
 HOLE_RGBA = (220, 40, 40, 110)     # a hole: translucent red
 PRIOR_PEN = (30, 30, 30)
 ELLIPSE_PEN = (220, 0, 0)
-MAX_POSTERIORS = 2000              # the mixture drawn: at most this many images (a fixed subset)
+MAX_POSTERIORS = 500               # the mixture drawn: at most this many images (a fixed subset; ~0.1 s a redraw)
 
 
 class PriorLayers:

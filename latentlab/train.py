@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlab import runs
-from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor
+from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor, kl_objective
 from latentlab.events import EpochEnd, Failed, Finished, Started
 from latentlab.latent import active_units, encode
 from latentlab.pool import ModelPool
@@ -225,6 +225,9 @@ class Trainer:
             # without a pool: a new model, built and seeded by the same code
             model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
+        floor, cap = kl_objective(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs, cfg.free_bits, cfg.capacity)
+        model.kl_free_bits.assign(floor)    # a pooled model may come from a run with another objective
+        model.kl_capacity.assign(cap)
         if self.strategy is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)   # its slots mirrored too, in the strategy's scope
         self.model = model
@@ -312,7 +315,8 @@ class Trainer:
         from latentlab import callbacks as cb
 
         cfg = self.config
-        schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch)
+        schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch,
+                                   free_bits=cfg.free_bits, capacity=cfg.capacity)
         # the scale a diverging loss is measured against: the last finished epoch, else the first batch
         guard = cb.DivergenceGuard(self.history[-1]["loss"] if self.history else None)
         events = cb.ProgressEvents(self.on_event, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch,
