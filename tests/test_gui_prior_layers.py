@@ -90,3 +90,15 @@ def test_the_prior_contours_and_the_holes_follow_the_codes(window, qtbot, tiny_r
     # unchecked, the layers hide
     m.show_prior.setChecked(False)
     assert not layers.density_item.isVisible() and not layers.prior_items[0].isVisible()
+
+
+def test_active_units_and_holes_per_epoch_beside_the_kl_per_dimension(window, qtbot, tiny_run):
+    from latentlab.runs import open_run as read_run
+
+    open_run(qtbot, window, tiny_run)
+    kl = window.tradeoff.kl_plot
+    history = read_run(tiny_run).history
+    x, units = kl.units_curve.getData()
+    assert list(x) == [r["epoch"] for r in history] and list(units) == [r["active_units"] for r in history]
+    x, holes = kl.holes_curve.getData()
+    assert list(holes) == pytest.approx([100 * r["val_hole_fraction"] for r in history])
