@@ -70,7 +70,9 @@ class PriorLayers:
         self.grid = grid
         x0, x1, y0, y1 = grid.extent
         rect = QRectF(x0, y0, x1 - x0, y1 - y0)
-        q = np.exp(grid.log_q - np.max(grid.log_q))
+        # opaque from q's 95th percentile up: a few sharp peaks (small β: narrow posteriors) must not hide the rest
+        top = np.percentile(grid.log_q, 95)
+        q = np.exp(np.minimum(grid.log_q - top, 0.0))
         density = np.zeros((*q.shape, 4), np.uint8)     # row 0 = lowest y, as the view's y axis points up
         density[..., :3] = DENSITY_RGB
         density[..., 3] = (DENSITY_MAX_ALPHA * np.sqrt(q)).astype(np.uint8)
