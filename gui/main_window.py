@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.latent_map.pointClicked.connect(p.on_map_point_clicked)
         mv.decoderReady.connect(p.set_decoder)
         mv.decoderReady.connect(self.prior.set_decoder)
+        self.prior.codes = lambda: (self.latent_map.z, self.latent_map.z_log_var)   # holes in the prior samples
         self.gridShown.connect(self.prior.on_weights_changed)
         self.gridShown.connect(p.on_weights_changed)
         dp.datasetLoaded.connect(p.set_dataset)

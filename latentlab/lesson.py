@@ -168,24 +168,29 @@ PRIOR_SAMPLES_FILE = "prior_samples.png"   # in each β's run folder
 HOLE_FRAME = (0.85, 0.1, 0.1)              # the frame of a prior sample that lands in a hole (red)
 
 
-def prior_samples_png(path, images: np.ndarray, in_hole: np.ndarray, cols: int = 8) -> None:
-    """The prior samples as one PNG, 8 a row, each in a 2-pixel frame: red where its z lies in a hole of
-    the aggregate posterior (q(z) < a tenth of p(z)), white elsewhere."""
-    from PIL import Image
-
+def framed_mosaic(images: np.ndarray, in_hole, cols: int, pad: int = 2) -> np.ndarray:
+    """Images (N, H, W, C) in [0, 1] as one RGB mosaic, ``cols`` a row, each in a ``pad``-pixel frame: red
+    (`HOLE_FRAME`) where ``in_hole`` is true, white elsewhere."""
     images = np.asarray(images, np.float32)
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     n, h, w, _ = images.shape
     rows = math.ceil(n / cols)
-    pad = 2
     out = np.ones((rows * (h + 2 * pad), cols * (w + 2 * pad), 3), np.float32)
     for k in range(n):
         r, c = divmod(k, cols)
         y, x = r * (h + 2 * pad), c * (w + 2 * pad)
         out[y:y + h + 2 * pad, x:x + w + 2 * pad] = HOLE_FRAME if in_hole[k] else (1.0, 1.0, 1.0)
         out[y + pad:y + pad + h, x + pad:x + pad + w] = images[k]
-    arr = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def prior_samples_png(path, images: np.ndarray, in_hole: np.ndarray, cols: int = 8) -> None:
+    """The prior samples as one PNG, 8 a row, each in a 2-pixel frame: red where its z lies in a hole of
+    the aggregate posterior (q(z) < a tenth of p(z)), white elsewhere."""
+    from PIL import Image
+
+    arr = np.clip(framed_mosaic(images, in_hole, cols) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     runs.atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
 
 

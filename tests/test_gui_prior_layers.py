@@ -102,3 +102,23 @@ def test_active_units_and_holes_per_epoch_beside_the_kl_per_dimension(window, qt
     assert list(x) == [r["epoch"] for r in history] and list(units) == [r["active_units"] for r in history]
     x, holes = kl.holes_curve.getData()
     assert list(holes) == pytest.approx([100 * r["val_hole_fraction"] for r in history])
+
+
+def test_prior_samples_in_a_hole_are_framed_red(window, qtbot, tiny_run):
+    from latentlab import surgery
+    from latentlab.lesson import HOLE_FRAME
+    from latentlab.runs import open_run as read_run
+
+    open_run(qtbot, window, tiny_run)
+    prior = window.prior
+    prior.refresh(force=True)
+    lat = read_run(tiny_run).latents
+    val = lat["split"] == 1
+    want = surgery.in_hole(prior.z, lat["z_mean"][val], lat["z_log_var"][val])
+    assert prior.in_hole is not None and np.array_equal(prior.in_hole, want)
+    side = prior.side_spin.value()
+    h = prior.images.shape[1] + 4                                 # each tile in a 2-pixel frame
+    corners = prior.mosaic[::h, ::h][:side, :side].reshape(-1, 3)  # each tile's top-left frame pixel
+    red = np.all(np.isclose(corners, HOLE_FRAME), axis=1)
+    assert np.array_equal(red, want)
+    assert f"<b>{int(want.sum())}</b> in holes" in prior.caption.text()
