@@ -122,3 +122,8 @@ def test_prior_samples_in_a_hole_are_framed_red(window, qtbot, tiny_run):
     red = np.all(np.isclose(corners, HOLE_FRAME), axis=1)
     assert np.array_equal(red, want)
     assert f"<b>{int(want.sum())}</b> in holes" in prior.caption.text()
+    rd = window.tradeoff.rd_plot
+    rd.redraw()
+    tip = rd.runs[str(tiny_run)]["point_item"].points()[0].data()
+    last = history[-1]
+    assert f"I(x; z) {last['val_mutual_info']:.2f}" in tip and f"KL(q(z) ‖ p(z)) {last['val_marginal_kl']:.2f}" in tip
