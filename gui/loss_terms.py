@@ -110,7 +110,8 @@ class LossTermsPanel(QGroupBox):
             "Save each epoch's terms (β, reconstruction, KL, β·KL, L, −ELBO) as CSV.")
         self.export_png_button = export_button(self, "png", "Save the loss panel", "loss-terms.png", self.export_png,
                                                "Save this panel as a PNG picture.")
-        column(self.formula, grid, self.bound, self.split, row((self.note, 1), self.export_csv_button, self.export_png_button),
+        column(self.formula, grid, self.bound, self.split,
+               row((self.note, 1), self.export_csv_button, self.export_png_button),
                parent=self, margins=None)
         self.set_beta(1.0)
 

@@ -142,7 +142,8 @@ class TrainingPanel(QGroupBox):
         form.addRow("Batch size:", self.batch_spin)
         form.addRow("Learning rate:", self.lr_spin)
         form.addRow("KL schedule:", as_widget(row((self.schedule_combo, 1), "over", self.warmup_spin)))
-        form.addRow("KL floor / capacity:", as_widget(row("λ", (self.free_bits_spin, 1), "C", (self.capacity_spin, 1))))
+        form.addRow("KL floor / capacity:",
+                    as_widget(row("λ", (self.free_bits_spin, 1), "C", (self.capacity_spin, 1))))
         form.addRow("Devices:", self.strategy_combo)
         self._form = form
         form.setRowVisible(self.strategy_combo, False)

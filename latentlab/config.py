@@ -56,7 +56,7 @@ class TrainConfig:
     hidden_units: int = 0                   # the encoder's dense layer; 0 = automatic (128 for small images)
     beta: float = 1.0
     kl_schedule: str = "constant"           # constant | linear (warm-up) | cyclical
-    warmup_epochs: int = 5                  # linear: epochs to reach β; cyclical: length of one cycle; capacity: C's ramp
+    warmup_epochs: int = 5                  # linear: epochs to reach β; cyclical: one cycle; capacity: C's ramp
     free_bits: float = 0.5                  # free-bits: the KL floor λ of each latent dimension (nats)
     capacity: float = 25.0                  # capacity: C, reached after warmup_epochs (nats per image)
     epochs: int = 10

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Split", "split_rate", "log_aggregate", "log_prior", "hole_fraction", "in_hole", "DensityGrid",
-           "density_grid", "kl_per_dim", "ellipse", "ellipse_2d", "plane_axes", "plane_gaussians", "plane_prior", "HOLE_RATIO", "HOLE_PRIOR_FLOOR", "DEFAULT_DRAWS",
+           "density_grid", "kl_per_dim", "ellipse", "ellipse_2d", "plane_axes", "plane_gaussians", "plane_prior",
+           "HOLE_RATIO", "HOLE_PRIOR_FLOOR", "DEFAULT_DRAWS",
            "EPOCH_DRAWS", "EPOCH_MAX_IMAGES", "MAX_IMAGES", "CHUNK", "rate_split_logs"]
 
 DEFAULT_DRAWS = 2000     # the lesson's final evaluation

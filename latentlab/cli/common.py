@@ -69,7 +69,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "free-bits (a floor of --free-bits nats per dimension) or capacity (β·|KL − C|, C rising "
                         "to --capacity over --warmup-epochs)")
     p.add_argument("--free-bits", type=number_arg(float, *C.FREE_BITS_RANGE, "--free-bits"), default=None,
-                   help=f"free-bits: the KL floor λ of each latent dimension, nats (default {C.TrainConfig.free_bits:g})")
+                   help="free-bits: the KL floor λ of each latent dimension, nats "
+                        f"(default {C.TrainConfig.free_bits:g})")
     p.add_argument("--capacity", type=number_arg(float, *C.CAPACITY_RANGE, "--capacity"), default=None,
                    help=f"capacity: the KL target C at the end of its ramp, nats (default {C.TrainConfig.capacity:g})")
     p.add_argument("--warmup-epochs", type=number_arg(int, *C.WARMUP_RANGE, "--warmup-epochs"), default=None,
