@@ -205,6 +205,11 @@ def test_cli_lesson_writes_the_json_the_issue_asks_for(digits, tmp_path, capsys)
     assert data["seeds"] == [3, 4] and (out / "warm-start" / "seed-3").is_dir()
     assert "[warm start at β=0.1 1/6] epoch 1/1" in cap.err and "[β=10 6/6] epoch 2/2" in cap.err
     assert "Raising β from 0.1 to 10" in cap.out and "over 2 seeds" in cap.out
+    assert "I(x;z) KL(q|p)" in cap.out and "are codes the prior never draws" in cap.out
+    for r in data["runs"]:                                       # the split, per β, in the JSON the issue asks for
+        assert r["mutual_info"] + r["marginal_kl"] == pytest.approx(r["rate"], rel=0.02)
+        assert (out / f"beta-{r['beta']:g}" / "prior_samples.png").is_file()
+        assert r["prior_samples"] == str(out / f"beta-{r['beta']:g}" / "prior_samples.png")
     # the same --out again: one line, nothing trained
     assert main(["lesson", str(digits), "--out", str(out)]) == 2
     err = capsys.readouterr().err
