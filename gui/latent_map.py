@@ -563,7 +563,17 @@ class LatentMap(QWidget):
         self._last_hover = time.monotonic()
         if self._hover_xy is not None:
             x, y = self._hover_xy
+            self._hover_posterior(x, y)
             self.hovered.emit(self.z_at(x, y), (x, y))
+
+    def _hover_posterior(self, x: float, y: float) -> None:
+        """The q(z|x) ellipse of the image under the mouse, when the layers are shown."""
+        if self.z_log_var is None or not self.show_prior.isChecked():
+            self.layers.hover(None)
+            return
+        hit = self._point_at(x, y)
+        rows = np.flatnonzero(self.indices == hit[0]) if hit is not None else []
+        self.layers.hover(int(rows[0]) if len(rows) else None, self.z, self.z_log_var)
 
     def _on_range_changed(self, *args) -> None:
         # not urgent by itself: the range also moves when the plot is resized (its aspect is locked) or

@@ -39,11 +39,15 @@ class PriorLayers:
         self.prior_items = [pg.PlotCurveItem(pen=pg.mkPen(PRIOR_PEN, width=w, style=Qt.DashLine))
                             for w in (1.6, 1.0)]                      # 1σ, 2σ
         self.ellipse_items = [pg.PlotCurveItem(pen=pg.mkPen(ELLIPSE_PEN, width=w)) for w in (2.2, 1.2)]
+        # the image under the mouse: its 1σ ellipse, dashed
+        self.hover_item = pg.PlotCurveItem(pen=pg.mkPen(ELLIPSE_PEN, width=1.5, style=Qt.DashLine))
+        self.hover_item.setZValue(15)
+        self.hovered = None        # the row whose ellipse is under the mouse
         for item in self.prior_items:
             item.setZValue(4)
         for item in self.ellipse_items:
             item.setZValue(15)
-        for item in (self.density_item, self.holes_item, *self.prior_items, *self.ellipse_items):
+        for item in (self.density_item, self.holes_item, *self.prior_items, *self.ellipse_items, self.hover_item):
             plot.addItem(item)
         self.grid = None           # the last latentlab.surgery.DensityGrid drawn
         self.frame = None          # (components, centre) of the plane drawn
@@ -100,6 +104,20 @@ class PriorLayers:
                          "kl_per_dim": surgery.kl_per_dim(mean, log_var)[0], "ellipses": rings}
         return self.selected
 
+    def hover(self, row: int | None, z_mean=None, z_log_var=None) -> None:
+        """The 1σ ellipse of posterior ``row`` (the image under the mouse); None takes it away."""
+        from latentlab import surgery
+
+        if row is None or self.frame is None or z_log_var is None or not 0 <= row < len(z_mean):
+            self.hovered = None
+            self.hover_item.setData([], [])
+            return
+        means, covs = surgery.plane_gaussians(np.asarray(z_mean[row:row + 1], np.float64),
+                                              np.asarray(z_log_var[row:row + 1], np.float64), *self.frame)
+        ring = surgery.ellipse_2d(means[0], covs[0], sigmas=1.0)
+        self.hovered = int(row)
+        self.hover_item.setData(ring[:, 0], ring[:, 1])
+
     def deselect(self) -> None:
         self.selected = None
         for item in self.ellipse_items:
@@ -108,6 +126,7 @@ class PriorLayers:
     def clear(self) -> None:
         self.grid = self.frame = None
         self.deselect()
+        self.hover(None)
         for item in self.prior_items:
             item.setData([], [])
         for item in (self.density_item, self.holes_item):

@@ -30,6 +30,11 @@ def test_a_clicked_image_shows_its_ellipse_and_its_kl_per_dimension(window, qtbo
     index = int(m.indices[row])
     assert index == val[row]
     pos = m.view_to_widget(float(m.z[row, 0]), float(m.z[row, 1]))
+    QTest.mouseMove(m.plot.viewport(), QPoint(pos.x(), pos.y()))        # hovered first: a dashed 1σ ellipse
+    qtbot.waitUntil(lambda: m.layers.hovered == row, timeout=WAIT_MS)
+    hx, hy = m.layers.hover_item.getData()
+    assert np.ptp(hx) / 2 == pytest.approx(math.exp(0.5 * float(read_run(tiny_run).latents["z_log_var"][index][0])),
+                                           rel=1e-3)
     QTest.mouseClick(m.plot.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(pos.x(), pos.y()))
     qtbot.waitUntil(lambda: win.map_view.last_click is not None and win.map_view.last_click[0] == "point",
                     timeout=WAIT_MS)
