@@ -107,6 +107,11 @@ def test_active_units_and_holes_per_epoch_beside_the_kl_per_dimension(window, qt
     assert list(x) == [r["epoch"] for r in history] and list(units) == [r["active_units"] for r in history]
     x, holes = kl.holes_curve.getData()
     assert list(holes) == pytest.approx([100 * r["val_hole_fraction"] for r in history])
+    rd = window.tradeoff.rd_plot
+    rd.redraw()
+    tip = rd.runs[str(tiny_run)]["point_item"].points()[0].data()
+    last = history[-1]
+    assert f"I(x; z) {last['val_mutual_info']:.2f}" in tip and f"KL(q(z) ‖ p(z)) {last['val_marginal_kl']:.2f}" in tip
 
 
 def test_prior_samples_in_a_hole_are_framed_red(window, qtbot, tiny_run):
@@ -127,8 +132,3 @@ def test_prior_samples_in_a_hole_are_framed_red(window, qtbot, tiny_run):
     red = np.all(np.isclose(corners, HOLE_FRAME), axis=1)
     assert np.array_equal(red, want)
     assert f"<b>{int(want.sum())}</b> in holes" in prior.caption.text()
-    rd = window.tradeoff.rd_plot
-    rd.redraw()
-    tip = rd.runs[str(tiny_run)]["point_item"].points()[0].data()
-    last = history[-1]
-    assert f"I(x; z) {last['val_mutual_info']:.2f}" in tip and f"KL(q(z) ‖ p(z)) {last['val_marginal_kl']:.2f}" in tip
