@@ -388,6 +388,9 @@ def prior_caption(run: dict) -> str:
     holes = run.get("prior_in_hole")
     if holes:
         text += f"; {sum(holes)} of {len(holes)} samples in holes"
+    quality = run.get("sample_quality")
+    if quality:
+        text += f"; coverage {quality['coverage']:.2f}"
     return text
 
 

@@ -159,7 +159,16 @@ def evaluate(model, images: np.ndarray, draws: int = 32, seed: int = 0, batch_si
         raw = model.decoder(tf.convert_to_tensor(prior_z), training=False)
         out["prior_images"] = np.asarray(output_to_image(raw, model.likelihood), np.float32)
         out["prior_in_hole"] = surgery.in_hole(prior_z, z, lv)
+        many = np.random.default_rng(PRIOR_SAMPLES_SEED + 1).standard_normal(
+            (QUALITY_SAMPLES, int(model.latent_dim))).astype(np.float32)
+        out["quality_images"] = np.concatenate([
+            np.asarray(output_to_image(model.decoder(tf.convert_to_tensor(many[i:i + batch_size]), training=False),
+                                       model.likelihood), np.float32) for i in range(0, len(many), batch_size)])
     return out
+
+
+QUALITY_SAMPLES = 1000      # prior samples per β for the sample-quality figure (latentlab.sample_quality)
+QUALITY_IMAGES = 1000       # validation images they are compared with, at most
 
 
 PRIOR_SAMPLES = 64          # the lesson's prior samples: the same z ~ N(0, I) decoded by every β
@@ -236,6 +245,8 @@ def summarise(results: list[dict], design: Design, seconds: float, extra: dict |
             entry.update({k: float(np.mean([r[k] for r in rows])) for k in SPLIT_KEYS})
             for r, p in zip(rows, entry["per_seed"]):
                 p.update({k: r[k] for k in ("mutual_info", "marginal_kl")})
+        if rows and rows[0].get("sample_quality"):
+            entry["sample_quality"] = rows[0]["sample_quality"]
         if rows and rows[0].get("prior_samples"):
             entry["prior_samples"] = rows[0]["prior_samples"]
             entry["prior_in_hole"] = rows[0]["prior_in_hole"]
@@ -360,6 +371,12 @@ def _split_lines(summary: dict) -> list[str]:
         hole_text = f"; {holes:.0%} of the prior's mass lies in holes" if math.isfinite(holes) else ""
         lines.append(f"β {r['beta']:g}: of {_n(r['rate'])} nats, {_n(r['marginal_kl'])} are codes the prior never "
                      f"draws and {_n(r['mutual_info'])} say which image it is{near}{hole_text}.")
+    quality = [r for r in summary["runs"] if "sample_quality" in r]
+    if len(quality) > 1:
+        cov = ", ".join(f"{r['sample_quality']['coverage']:.2f}" for r in quality)
+        betas = ", ".join(f"{r['beta']:g}" for r in quality)
+        lines.append(f"Prior samples against the validation images, in the codes of the β {quality[0]['beta']:g} "
+                     f"encoder: coverage (the share of images with a sample near them) {cov} at β {betas}.")
     if len(runs_) > 1:
         word = ("fell at every step" if summary.get("marginal_kl_falls") else "did not fall at every step")
         lines.append(f"The mismatch with the prior {word} as β rose ({_n(runs_[0]['marginal_kl'])} → "
@@ -382,6 +399,7 @@ class _Plan:
 class _State:
     results: list = field(default_factory=list)
     evaluation: dict | None = None
+    quality: dict = field(default_factory=dict)    # β → its prior samples decoded (first seed), for the figure
 
 
 class Lesson:
@@ -512,8 +530,13 @@ class Lesson:
                                       "last_epoch": {"rate": float(last.get("val_kl_loss", math.nan)),
                                                      "distortion": float(last.get("val_reconstruction_loss",
                                                                                   math.nan))}})
+                if plan.seed == self.design.seeds[0] and "quality_images" in state.evaluation:
+                    state.quality[plan.beta] = state.evaluation["quality_images"]
                 state.evaluation = None
         self.trainer = None
+        if not self._stopped and failure is None:
+            self._sample_quality(dataset, state)
+        state.quality.clear()
         self._stopped = self._stopped and len(state.results) < len(plans) - len(self.design.seeds)
         cfg = self._config_for(dataset, self.design.seeds[0])
         extra = {"folder": str(self.config.dataset), **note, "stopped": self._stopped, "failed": failure,
@@ -524,6 +547,31 @@ class Lesson:
         if state.results:
             write_summary(self.out_dir / SUMMARY_FILE, self.summary)
         return self.summary
+
+    def _sample_quality(self, dataset, state: _State) -> None:
+        """Coverage and the rest (`latentlab.sample_quality.prdc`) of each β's prior samples against the first
+        seed's validation images, in the codes of the smallest β's encoder (loaded from its run folder)."""
+        from latentlab.latent import encode
+        from latentlab.sample_quality import prdc
+
+        seed = self.design.seeds[0]
+        rows = sorted((r for r in state.results if r["seed"] == seed and r["beta"] in state.quality),
+                      key=lambda r: r["beta"])
+        if len(rows) < 2:
+            return
+        ref = runs.open_run(rows[0]["run_dir"]).load_model()
+        trainer_cfg = self._config_for(dataset, seed)
+        from latentlab import data as ld
+
+        _, val = ld.split_indices(len(dataset.images), trainer_cfg.val_fraction, seed)
+        images = dataset.images[val[:QUALITY_IMAGES]] if len(val) else dataset.images[:QUALITY_IMAGES]
+        real = encode(ref, images)[0]
+        for r in rows:
+            try:
+                r["sample_quality"] = prdc(real, encode(ref, state.quality[r["beta"]])[0])
+            except ValueError:
+                return
+            r["sample_quality"]["features"] = f"z_mean of the β {rows[0]['beta']:g} encoder"
 
     def _prior_samples(self, plan: _Plan, evaluation: dict) -> dict:
         """The run's prior samples as a PNG in its folder: where and which of them lie in holes."""

@@ -284,6 +284,11 @@ def test_the_rate_splits_into_what_the_code_says_and_codes_the_prior_never_draws
         assert again.marginal_kl == pytest.approx(r["marginal_kl"], abs=1e-3)
     first, last = s["runs"][0], s["runs"][-1]
     assert first["marginal_kl"] > last["marginal_kl"]
+    for r in s["runs"]:                   # prior samples against the validation images, in the β 0.1 encoder's codes
+        q = r["sample_quality"]
+        assert 0 <= q["coverage"] <= 1 and 0 <= q["precision"] <= 1 and q["real"] == 30 and q["generated"] == 1000
+        assert q["features"] == "z_mean of the β 0.1 encoder"
+    assert "coverage (the share of images with a sample near them)" in "\n".join(s["verdict"])
     assert [p["png"] for p in s["prior_samples"]] == [r["prior_samples"] for r in s["runs"]]
     text = "\n".join(s["verdict"])
     assert f"β 0.1: of {first['rate']:.1f} nats" in text or f"β 0.1: of {first['rate']:.2f} nats" in text

@@ -106,3 +106,17 @@ def test_a_projection_sees_the_same_densities_as_two_dimensions():
     means, covs = surgery.plane_gaussians(mu, lv, turn, np.zeros(3))
     e = surgery.ellipse_2d(means[0], covs[0], sigmas=1)
     np.testing.assert_allclose(np.ptp(e, axis=0), 2 * np.sqrt(np.exp(lv[0, [2, 1]])), rtol=1e-3)
+
+
+def test_precision_recall_density_coverage_on_known_sets():
+    from latentlab.sample_quality import prdc
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 2))
+    same = prdc(real, rng.normal(size=(400, 2)))
+    assert same["precision"] > 0.9 and same["recall"] > 0.9 and same["coverage"] > 0.9
+    assert 0.7 < same["density"] < 1.3
+    half = prdc(real, rng.normal(size=(400, 2)) * 0.3 + [1.5, 0])     # samples in one corner of the data
+    assert half["precision"] > 0.8 and half["coverage"] < 0.5 and half["recall"] < 0.5
+    with pytest.raises(ValueError, match="at least 6"):
+        prdc(real[:3], real)
