@@ -84,6 +84,7 @@ class LatentMap(QWidget):
         self.plot.addItem(self.click_marker)
         self.z_log_var = None              # the points' posteriors' log-variances (N, D), when known
         self.layers = PriorLayers(self.plot)
+        self._layers_stale = False         # the layer was off when the points changed: redraw when it is on
         self.plot.scene().sigMouseClicked.connect(self._on_scene_click)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigRangeChanged.connect(self._on_range_changed)
@@ -292,7 +293,11 @@ class LatentMap(QWidget):
         return (float(mid[0] - half), float(mid[0] + half), float(mid[1] - half), float(mid[1] + half))
 
     def update_layers(self) -> None:
-        """Redraw the prior, q(z) and the holes for the points shown (and the clicked image's ellipses)."""
+        """Redraw the prior, q(z) and the holes for the points shown (and the clicked image's ellipses); while
+        the layer is switched off, only when it is switched on again."""
+        self._layers_stale = not self.show_prior.isChecked()
+        if self._layers_stale:
+            return
         selected = self.layers.selected
         self.layers.update(self.z, self.z_log_var, self.plane_frame(), self.layer_extent())
         if selected is not None:
@@ -493,6 +498,8 @@ class LatentMap(QWidget):
         self.grid_item.setOpacity(GRID_OPACITY_UNDER_POINTS if points else 1.0)
         self.grid_item.setVisible(self.show_grid.isChecked())
         self.layers.set_visible(self.show_prior.isChecked())
+        if self.show_prior.isChecked() and self._layers_stale:
+            self.update_layers()
 
     # -- interaction ---------------------------------------------------------------------------------
     def show_preview(self, image: np.ndarray | None, xy=None) -> None:

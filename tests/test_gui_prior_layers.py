@@ -95,6 +95,10 @@ def test_the_prior_contours_and_the_holes_follow_the_codes(window, qtbot, tiny_r
     # unchecked, the layers hide
     m.show_prior.setChecked(False)
     assert not layers.density_item.isVisible() and not layers.prior_items[0].isVisible()
+    m.set_points(moved * -1, m.labels, m.class_names, m.indices, z_log_var=np.full_like(moved, math.log(0.3 ** 2)))
+    assert layers.grid is g                                   # off: not redrawn...
+    m.show_prior.setChecked(True)                             # ... until it is on again, for the codes shown now
+    assert layers.grid is not g and layers.grid.holes[right].mean() > 0.9 and layers.density_item.isVisible()
 
 
 def test_active_units_and_holes_per_epoch_beside_the_kl_per_dimension(window, qtbot, tiny_run):
