@@ -535,7 +535,10 @@ class Lesson:
                 state.evaluation = None
         self.trainer = None
         if not self._stopped and failure is None:
-            self._sample_quality(dataset, state)
+            try:
+                self._sample_quality(dataset, state)
+            except (OSError, ValueError, runs.RunError):
+                pass   # a figure beside the lesson: without it the summary is still whole
         state.quality.clear()
         self._stopped = self._stopped and len(state.results) < len(plans) - len(self.design.seeds)
         cfg = self._config_for(dataset, self.design.seeds[0])
