@@ -86,6 +86,7 @@ class ImagePanel(QGroupBox):
         self.image: np.ndarray | None = None      # the decoded image shown (H, W, C)
         self.original: np.ndarray | None = None
         self.z: np.ndarray | None = None
+        self.kl_per_dim: np.ndarray | None = None   # the shown image's KL per latent dimension (nats)
         self.view = PixelView(160)
         self.view.setToolTip("The decoder's output at the clicked latent point, pixels scaled without smoothing.")
         self.original_view = PixelView(160)
@@ -108,6 +109,7 @@ class ImagePanel(QGroupBox):
 
     # -- showing ------------------------------------------------------------------------------
     def show_decoded(self, image: np.ndarray, z, plane_xy=None, title: str = "") -> None:
+        self.kl_per_dim = None
         self.image, self.z, self.original = np.asarray(image), np.asarray(z, np.float32), None
         self.original_view.hide()
         self.original_title.hide()
@@ -116,7 +118,11 @@ class ImagePanel(QGroupBox):
         self.caption.setText((title + "\n" if title else "") + describe_z(self.z, plane_xy))
         self.save_button.setEnabled(True)
 
-    def show_pair(self, original: np.ndarray | None, reconstruction: np.ndarray, z, title: str = "") -> None:
+    def show_pair(self, original: np.ndarray | None, reconstruction: np.ndarray, z, title: str = "",
+                  kl_per_dim=None) -> None:
+        """An image beside its reconstruction; ``kl_per_dim`` (d,): its KL(q(z|x) ‖ p(z)) per dimension, shown
+        under it (``self.kl_per_dim``)."""
+        self.kl_per_dim = None if kl_per_dim is None else np.asarray(kl_per_dim, np.float64)
         self.image, self.z = np.asarray(reconstruction), np.asarray(z, np.float32)
         self.original = None if original is None else np.asarray(original)
         self.original_view.show()
@@ -128,11 +134,12 @@ class ImagePanel(QGroupBox):
         else:
             self.original_view.set_image(array_to_qimage(original))
         self.view.set_image(array_to_qimage(self.image))
-        self.caption.setText((title + "\n" if title else "") + describe_z(self.z))
+        self.caption.setText((title + "\n" if title else "") + describe_z(self.z)
+                             + ("" if self.kl_per_dim is None else "\n" + describe_kl(self.kl_per_dim)))
         self.save_button.setEnabled(True)
 
     def clear(self, message: str = "Click the latent map to decode a point.") -> None:
-        self.image = self.original = self.z = None
+        self.image = self.original = self.z = self.kl_per_dim = None
         self.original_view.hide()
         self.original_title.hide()
         self.decoded_title.hide()
@@ -161,3 +168,11 @@ def describe_z(z, plane_xy=None) -> str:
     if plane_xy is not None and len(z) > 2:
         text += f"\nmap position ({plane_xy[0]:+.3f}, {plane_xy[1]:+.3f})"
     return text
+
+
+def describe_kl(kl_per_dim) -> str:
+    """An image's KL(q(z|x) ‖ N(0, I)) per dimension in words (closed form, nats), the largest first past 8."""
+    kl = np.asarray(kl_per_dim, np.float64).ravel()
+    order = np.argsort(-kl)[:8] if len(kl) > 8 else np.arange(len(kl))
+    parts = ", ".join(f"z{i} {kl[i]:.2f}" for i in order) + (", …" if len(kl) > 8 else "")
+    return f"KL per dimension (nats): {parts}; total {kl.sum():.2f}"

@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.latent_map.pointClicked.connect(p.on_map_point_clicked)
         mv.decoderReady.connect(p.set_decoder)
         mv.decoderReady.connect(self.prior.set_decoder)
+        self.prior.codes = lambda: (self.latent_map.z, self.latent_map.z_log_var)   # holes in the prior samples
         self.gridShown.connect(self.prior.on_weights_changed)
         self.gridShown.connect(p.on_weights_changed)
         dp.datasetLoaded.connect(p.set_dataset)
@@ -314,7 +315,7 @@ class MainWindow(QMainWindow):
         self.files.set_training_run(run_dir)
         self.loss_plot.set_history(history)     # a continued run's curves go on where they stopped
         if resume and history:
-            from latentlab.runs.continuing import last_beta
+            from latentlab.runs.folder.continuing import last_beta
 
             was = last_beta(config, history)
             if not math.isclose(was, config.beta, rel_tol=1e-6):     # continued at another β: marked where
@@ -370,7 +371,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_run_opened(self, view) -> None:
-        from latentlab.runs.continuing import beta_label, last_beta
+        from latentlab.runs.folder.continuing import beta_label, last_beta
 
         run, cfg = view.run, view.run.config
         self.banner.hide()

@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QProgre
 from gui.training_state import TrainingState
 from gui.widgets import SciSpinBox, as_widget, button, column, double_spin, make_timer, note_label, row, spin
 from latentlab.config import (AUTO_HIDDEN_UNITS, BATCH_RANGE, BETA_RANGE, BETA_SLIDER_RANGE, EPOCHS_RANGE,
-                              HIDDEN_RANGE, LATENT_RANGE, LR_RANGE, WARMUP_RANGE, TrainConfig)
+                              CAPACITY_RANGE, FREE_BITS_RANGE, HIDDEN_RANGE, LATENT_RANGE, LR_RANGE, WARMUP_RANGE,
+                              TrainConfig)
 
 __all__ = ["TrainingPanel", "BETA_MIN", "BETA_MAX"]
 
@@ -86,9 +87,20 @@ class TrainingPanel(QGroupBox):
         self.schedule_combo.addItem("constant", "constant")
         self.schedule_combo.addItem("linear warm-up", "linear")
         self.schedule_combo.addItem("cyclical", "cyclical")
+        self.schedule_combo.addItem("free bits (KL floor per dimension)", "free-bits")
+        self.schedule_combo.addItem("capacity β·|KL − C|", "capacity")
         self.schedule_combo.setToolTip("KL schedule: constant applies β from the start; linear warm-up ramps "
                                        "β up so reconstructions form first; cyclical repeats the ramp to "
-                                       "avoid posterior collapse.")
+                                       "avoid posterior collapse. Free bits: a dimension's KL below λ nats costs "
+                                       "nothing (Kingma et al. 2016), so dimensions stay in use; capacity: the KL "
+                                       "is steered to C, which rises from 0 over the epochs given (Burgess et al. "
+                                       "2018).")
+        self.free_bits_spin = double_spin(FREE_BITS_RANGE, TrainConfig.free_bits, "Free bits: the KL floor λ of "
+                                          "each latent dimension (nats); below it a dimension's KL costs nothing.",
+                                          decimals=2, step=0.1)
+        self.capacity_spin = double_spin(CAPACITY_RANGE, TrainConfig.capacity, "Capacity: the KL C (nats per "
+                                         "image) the objective steers towards, reached after the epochs given.",
+                                         decimals=1, step=1.0)
         self.warmup_spin = spin(WARMUP_RANGE, 5, "Epochs the warm-up ramp (or one cycle) lasts before the full β "
                                 "weighs the KL term.")
         self.schedule_combo.currentIndexChanged.connect(self._update_warmup)
@@ -131,6 +143,8 @@ class TrainingPanel(QGroupBox):
         form.addRow("Batch size:", self.batch_spin)
         form.addRow("Learning rate:", self.lr_spin)
         form.addRow("KL schedule:", as_widget(row((self.schedule_combo, 1), "over", self.warmup_spin)))
+        form.addRow("KL floor / capacity:",
+                    as_widget(row("λ", (self.free_bits_spin, 1), "C", (self.capacity_spin, 1))))
         form.addRow("Devices:", self.strategy_combo)
         self._form = form
         form.setRowVisible(self.strategy_combo, False)
@@ -166,8 +180,11 @@ class TrainingPanel(QGroupBox):
 
     @Slot()
     def _update_warmup(self) -> None:
-        self.warmup_spin.setEnabled(self.schedule_combo.currentData() != "constant"
-                                    and self.state == TrainingState.IDLE)
+        kind = self.schedule_combo.currentData()
+        idle = self.state == TrainingState.IDLE
+        self.warmup_spin.setEnabled(kind not in ("constant", "free-bits") and idle)
+        self.free_bits_spin.setEnabled(kind == "free-bits" and idle)
+        self.capacity_spin.setEnabled(kind == "capacity" and idle)
 
     # -- settings in and out ------------------------------------------------------------------------
     def _spins(self) -> dict:
@@ -175,7 +192,8 @@ class TrainingPanel(QGroupBox):
         return {"beta": (self.beta_spin, float), "latent_dim": (self.latent_spin, int),
                 "hidden_units": (self.hidden_spin, int), "epochs": (self.epochs_spin, int),
                 "batch_size": (self.batch_spin, int), "learning_rate": (self.lr_spin, float),
-                "warmup_epochs": (self.warmup_spin, int)}
+                "warmup_epochs": (self.warmup_spin, int), "free_bits": (self.free_bits_spin, float),
+                "capacity": (self.capacity_spin, float)}
 
     def settings(self) -> dict:
         """The form as TrainConfig fields."""

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-KL_SCHEDULES = ("constant", "linear", "cyclical")
+KL_SCHEDULES = ("constant", "linear", "cyclical", "free-bits", "capacity")
 LIKELIHOODS = ("bernoulli", "gaussian")
 COLORS = ("auto", "gray", "rgb")
 # Every range a setting may take: the one source for the form, the app's and the CLI's flags, the trainer
@@ -25,6 +25,8 @@ WARMUP_RANGE = (1, 10_000)
 VAL_FRACTION_RANGE = (0.0, 0.5)
 SIGMA_RANGE = (1e-3, 10.0)
 SEED_RANGE = (0, 2**31 - 1)
+FREE_BITS_RANGE = (0.0, 100.0)      # λ, nats per latent dimension
+CAPACITY_RANGE = (0.0, 10_000.0)    # C at the end of its ramp, nats per image
 
 
 class ConfigError(ValueError):
@@ -54,7 +56,9 @@ class TrainConfig:
     hidden_units: int = 0                   # the encoder's dense layer; 0 = automatic (128 for small images)
     beta: float = 1.0
     kl_schedule: str = "constant"           # constant | linear (warm-up) | cyclical
-    warmup_epochs: int = 5                  # linear: epochs to reach β; cyclical: length of one cycle
+    warmup_epochs: int = 5                  # linear: epochs to reach β; cyclical: one cycle; capacity: C's ramp
+    free_bits: float = 0.5                  # free-bits: the KL floor λ of each latent dimension (nats)
+    capacity: float = 25.0                  # capacity: C, reached after warmup_epochs (nats per image)
     epochs: int = 10
     batch_size: int = 64                    # with 128 hidden units: the classic recipe's 5-epoch ELBO in 1 epoch
     learning_rate: float = 1e-3
@@ -80,6 +84,8 @@ class TrainConfig:
         in_range("warm-up epochs", self.warmup_epochs, *WARMUP_RANGE, "a whole number")
         in_range("validation fraction", self.val_fraction, *VAL_FRACTION_RANGE, "a number")
         in_range("gaussian sigma", self.gaussian_sigma, *SIGMA_RANGE, "a number")
+        in_range("free bits", self.free_bits, *FREE_BITS_RANGE, "a number of nats per dimension")
+        in_range("capacity", self.capacity, *CAPACITY_RANGE, "a number of nats")
         if self.image_size is not None:
             if len(self.image_size) != 2:
                 raise ConfigError(f"image size must be one number or HEIGHTxWIDTH, not {self.image_size}")
@@ -130,15 +136,31 @@ def kl_factor(schedule: str, t: float, period: int) -> float:
 
     constant: 1; linear: warm-up from 0 to 1 over ``period`` epochs; cyclical: repeat that
     ramp every ``period`` epochs, rising over the first half of each cycle, then flat at 1
-    (Fu et al., 2019)."""
-    if schedule == "constant":
+    (Fu et al., 2019). free-bits and capacity change the KL term itself (`kl_objective`), not β: 1."""
+    if schedule in ("constant", "free-bits", "capacity"):
         return 1.0
     if schedule == "linear":
         return min(1.0, t / period)
     if schedule == "cyclical":
         phase = (t % period) / period
         return min(1.0, phase / 0.5)
-    raise ConfigError(f"kl schedule must be constant, linear or cyclical, not {schedule!r}")
+    raise ConfigError(f"kl schedule must be one of {', '.join(KL_SCHEDULES)}, not {schedule!r}")
+
+
+def kl_objective(schedule: str, t: float, period: int, free_bits: float, capacity: float) -> tuple[float, float]:
+    """The KL term's shape at (fractional) epoch ``t``: (λ, C). The loss is recon + β·K with
+
+    - K = Σ_d max(λ, KL_d), KL_d the batch's mean KL in dimension d (free bits, Kingma et al. 2016): a
+      dimension below λ nats costs nothing more, so the encoder may use it freely; λ = 0 is the plain KL;
+    - K = |KL − C| with C rising linearly from 0 to ``capacity`` over ``period`` epochs (controlled capacity,
+      Burgess et al. 2018; β plays their γ): the KL is steered towards C. C < 0: off.
+
+    Other schedules: (0, −1), the plain KL."""
+    if schedule == "free-bits":
+        return float(free_bits), -1.0
+    if schedule == "capacity":
+        return 0.0, float(capacity) * min(1.0, t / period)
+    return 0.0, -1.0
 
 
 def _check_type(name: str, value, annotation: str):

@@ -205,6 +205,11 @@ def test_cli_lesson_writes_the_json_the_issue_asks_for(digits, tmp_path, capsys)
     assert data["seeds"] == [3, 4] and (out / "warm-start" / "seed-3").is_dir()
     assert "[warm start at β=0.1 1/6] epoch 1/1" in cap.err and "[β=10 6/6] epoch 2/2" in cap.err
     assert "Raising β from 0.1 to 10" in cap.out and "over 2 seeds" in cap.out
+    assert "I(x;z) KL(q|p)" in cap.out and "are codes the prior never draws" in cap.out
+    for r in data["runs"]:                                       # the split, per β, in the JSON the issue asks for
+        assert r["mutual_info"] + r["marginal_kl"] == pytest.approx(r["rate"], rel=0.02)
+        assert (out / f"beta-{r['beta']:g}" / "prior_samples.png").is_file()
+        assert r["prior_samples"] == str(out / f"beta-{r['beta']:g}" / "prior_samples.png")
     # the same --out again: one line, nothing trained
     assert main(["lesson", str(digits), "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -255,3 +260,37 @@ def test_ctrl_c_stops_the_lesson_cleanly_and_keeps_what_finished(digits, tmp_pat
         stopped = runs.open_run(out / "beta-1")
         assert stopped.status == "stopped" and 1 <= stopped.epochs_done < 7
     assert not (out / "beta-10").exists()
+
+
+def test_the_rate_splits_into_what_the_code_says_and_codes_the_prior_never_draws(lesson):
+    """ELBO surgery per β: I(x; z) + KL(q(z) ‖ p(z)) = rate, I(x; z) ≤ log N, the mismatch falls with β; the
+    same z ~ N(0, I) decoded by every β as a PNG in its run folder; the split per epoch in history.csv."""
+    from PIL import Image
+
+    from latentlab import surgery
+    from latentlab.runs import folder as runs
+
+    s = lesson["summary"]
+    for r in s["runs"]:
+        assert r["mutual_info"] + r["marginal_kl"] == pytest.approx(r["rate"], rel=0.02)
+        assert 0 <= r["mutual_info"] <= r["mutual_info_bound"] + 1e-9 and r["marginal_kl"] > -3 * r["rate_split_se"]
+        assert r["mutual_info_bound"] == pytest.approx(math.log(30))            # 300 images, a tenth validate
+        png = Image.open(r["prior_samples"])
+        assert png.size == (8 * 20, 8 * 20) and len(r["prior_in_hole"]) == 64   # 16×16 in 2-pixel frames
+        run = runs.open_run(r["run_dirs"][0])
+        assert {"val_mutual_info", "val_marginal_kl", "val_hole_fraction"} <= set(run.history[-1])
+        # the figures are the run's codes' own: the saved validation codes give the same split
+        z = run.latents
+        again = surgery.split_rate(z["z_mean"][z["split"] == 1], z["z_log_var"][z["split"] == 1], seed=0)
+        assert again.marginal_kl == pytest.approx(r["marginal_kl"], abs=1e-3)
+    first, last = s["runs"][0], s["runs"][-1]
+    assert first["marginal_kl"] > last["marginal_kl"]
+    for r in s["runs"]:                   # prior samples against the validation images, in the β 0.1 encoder's codes
+        q = r["sample_quality"]
+        assert 0 <= q["coverage"] <= 1 and 0 <= q["precision"] <= 1 and q["real"] == 30 and q["generated"] == 1000
+        assert q["features"] == "z_mean of the β 0.1 encoder"
+    assert "coverage (the share of images with a sample near them)" in "\n".join(s["verdict"])
+    assert [p["png"] for p in s["prior_samples"]] == [r["prior_samples"] for r in s["runs"]]
+    text = "\n".join(s["verdict"])
+    assert f"β 0.1: of {first['rate']:.1f} nats" in text or f"β 0.1: of {first['rate']:.2f} nats" in text
+    assert "are codes the prior never draws" in text

@@ -62,6 +62,13 @@ def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, 
     text = view.verdict.text()
     assert "Raising β from 0.1 to 10" in text and "β 10: rate" in text and "vs β 0.1" in text
     assert "rate" in view.intro.text() and "distortion" in view.intro.text()
+    from PySide6.QtWidgets import QLabel                         # what β buys: prior samples and the split per β
+    assert [b.objectName() for b in view.prior_labels] == [f"prior-beta-{b:g}" for b in betas]
+    for box, r in zip(view.prior_labels, s["runs"]):
+        picture, caption = box.findChildren(QLabel)
+        assert not picture.pixmap().isNull() and picture.pixmap().width() >= 200
+        assert f"KL(q(z) ‖ p(z)) {r['marginal_kl']:.2f}" in caption.text() and "samples in holes" in caption.text()
+    assert "codes the prior never draws" in text
     assert win.training_panel.train_button.isEnabled() and win.lesson_action.isEnabled()
     assert (win.runs_root / view.out_dir.name / "lesson.json").is_file()
     if SHOT:

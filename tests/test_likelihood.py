@@ -119,4 +119,11 @@ def test_loss_terms_view_shows_the_bound_beside_the_likelihood(qtbot, trained, t
     assert f"gap <b>{gap:,.2f}</b>" in text and len(w.bound.toolTip()) > 100
     assert w.export_csv(tmp_path / "terms.csv")
     assert "val_neg_log_likelihood" in (tmp_path / "terms.csv").read_text().splitlines()[0]
+    # the rate split (ELBO surgery) and the holes, from the run's own history
+    split = w.split.text()
+    assert f"<b>{last['val_mutual_info']:,.2f}</b> say which image it is" in split
+    assert f"<b>{last['val_marginal_kl']:,.2f}</b> are codes the prior never draws" in split
+    assert f"<b>{last['val_hole_fraction']:.0%}</b> of the prior's mass lies in holes" in split
+    assert last["val_mutual_info"] + last["val_marginal_kl"] == pytest.approx(last["val_kl_loss"], rel=0.02)
+    assert "val_marginal_kl" in (tmp_path / "terms.csv").read_text().splitlines()[0]
     w.grab().save(str(tmp_path / "loss-terms.png"))

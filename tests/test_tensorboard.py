@@ -55,8 +55,11 @@ def test_a_run_writes_each_tag_once_per_epoch_with_keras_names(trained):
     train, val = read_events(trained / "tensorboard" / "train"), read_events(trained / "tensorboard" / "validation")
     for tag in (*SCALARS, "epoch_beta", "epoch_kl_per_dim", "epoch_latent_grid"):
         assert steps(train, tag) == [0, 1], tag
-    for tag in (*SCALARS, "epoch_neg_log_likelihood", "epoch_neg_elbo_subset"):
+    for tag in (*SCALARS, "epoch_neg_log_likelihood", "epoch_neg_elbo_subset", "epoch_mutual_info",
+                "epoch_marginal_kl", "epoch_hole_fraction"):
         assert steps(val, tag) == [0, 1], tag
+    for (_step, value), row in zip(sorted(val["epoch_marginal_kl"], key=lambda e: e[0]), history):
+        assert float(value) == pytest.approx(row["val_marginal_kl"], rel=1e-5)      # ELBO surgery per epoch
     assert not any(t.startswith("evaluation_") or t.startswith("batch_") for t in (*train, *val))
     for (_step, value), row in zip(sorted(train["epoch_loss"], key=lambda e: e[0]), history):
         assert float(value) == pytest.approx(row["loss"], rel=1e-6)

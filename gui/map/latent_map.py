@@ -21,6 +21,7 @@ from superqt import QLabeledDoubleSlider
 
 from gui.image_panel import PixelView, array_to_qimage
 from gui.map.point_cloud import PointCloud
+from gui.map.prior_layers import PriorLayers
 from gui.widgets import STRETCH, as_widget, button, check, column, make_plot, make_timer, note_label, row
 
 __all__ = ["LatentMap", "class_colors"]
@@ -81,6 +82,9 @@ class LatentMap(QWidget):
                                                brush=None)
         self.click_marker.setZValue(20)
         self.plot.addItem(self.click_marker)
+        self.z_log_var = None              # the points' posteriors' log-variances (N, D), when known
+        self.layers = PriorLayers(self.plot)
+        self._layers_stale = False         # the layer was off when the points changed: redraw when it is on
         self.plot.scene().sigMouseClicked.connect(self._on_scene_click)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigRangeChanged.connect(self._on_range_changed)
@@ -94,6 +98,11 @@ class LatentMap(QWidget):
         self.show_grid = check("decoded grid", "Show images decoded on a grid over the visible part of the map, "
                                "each tile about the image's own size on screen (zoom in for finer steps).",
                                self._apply_visibility, checked=True)
+        self.show_prior = check("prior && q(z)", "Show the prior N(0, I) (dashed: 1σ and 2σ), the codes' aggregate "
+                                "posterior q(z) (blue: the mixture of every image's q(z|x)) and the holes (red: where "
+                                "the prior has mass and q(z) under a tenth of it: prior samples there decode to "
+                                "nothing like the data). A clicked image shows its own q(z|x) as red ellipses.",
+                                self._apply_visibility, checked=True)
         self.fit_button = button("Fit", "Zoom to the data (1st–99th percentile) and follow it as training goes on.",
                                  self.fit)
         self.mode = QComboBox()
@@ -129,7 +138,7 @@ class LatentMap(QWidget):
         self.sliders_scroll.setMaximumHeight(110)
         self.sliders_scroll.setToolTip("Values at which the dimensions not shown are held for the grid and clicks.")
 
-        column(row("<b>Latent map</b>", self.dim_controls, STRETCH, self.show_points, self.show_grid,
+        column(row("<b>Latent map</b>", self.dim_controls, STRETCH, self.show_points, self.show_grid, self.show_prior,
                    self.fit_button),
                (self.plot, 1), row(self.preview, self.preview_label, (self.legend, 1)), self.sliders_scroll,
                parent=self)
@@ -188,6 +197,8 @@ class LatentMap(QWidget):
             self.sliders[i] = slider
         self.clear_grid()
         self.click_marker.setData([], [])
+        self.z_log_var = None
+        self.layers.clear()
         self._update_scatter()
         self._update_controls()
         self.autofit = True
@@ -233,12 +244,15 @@ class LatentMap(QWidget):
 
     # -- data ----------------------------------------------------------------------------------
     def set_points(self, z_mean: np.ndarray, labels: np.ndarray | None, class_names: list[str],
-                   indices: np.ndarray | None = None) -> None:
-        """The encoded images to show: z_mean (N, D), labels (N; -1 unlabeled), dataset indices."""
+                   indices: np.ndarray | None = None, z_log_var: np.ndarray | None = None) -> None:
+        """The encoded images to show: z_mean (N, D), labels (N; -1 unlabeled), dataset indices, and their
+        posteriors' log-variances (N, D) when known (the prior, q(z) and hole layers need them)."""
         z = np.asarray(z_mean, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             self.set_latent_dim(z.shape[1] if z.ndim == 2 else 2)
         self.z = z
+        lv = None if z_log_var is None else np.asarray(z_log_var, np.float32)
+        self.z_log_var = lv if lv is not None and lv.shape == z.shape else None
         n = len(z)
         self.labels = np.full(n, -1, np.int32) if labels is None else np.asarray(labels, np.int32)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, np.int64)
@@ -250,6 +264,55 @@ class LatentMap(QWidget):
         if self.autofit:
             self.fit(keep_autofit=True)
         self.request_grid(urgent=False)
+        self.update_layers()
+
+    # -- the prior, q(z) and the holes --------------------------------------------------------------
+    def plane_frame(self):
+        """The map's plane as (components (2, D), centre (D,)): map = (z − centre) @ componentsᵀ; None for a
+        1-D latent or a projection not made yet."""
+        from latentlab.surgery import plane_axes
+
+        if self.latent_dim < 2:
+            return None
+        if self.mode_is_dims():
+            return plane_axes(self.latent_dim, self.dims())
+        if self.projection is None:
+            return plane_axes(self.latent_dim, (0, 1))
+        return np.asarray(self.projection.components, np.float64), np.asarray(self.projection.mean, np.float64)
+
+    def layer_extent(self) -> tuple[float, float, float, float]:
+        """The square the layers cover: the prior's 3.5σ and the codes' range, whichever is larger."""
+        p = self.plane(self.z) if len(self.z) else np.zeros((0, 2))
+        frame = self.plane_frame()
+        centre = (-frame[1]) @ frame[0].T if frame is not None else np.zeros(2)
+        lo, hi = centre - 3.5, centre + 3.5
+        if len(p):
+            lo, hi = np.minimum(lo, p.min(axis=0) - 0.5), np.maximum(hi, p.max(axis=0) + 0.5)
+        half = float(max(hi - lo)) / 2
+        mid = (lo + hi) / 2
+        return (float(mid[0] - half), float(mid[0] + half), float(mid[1] - half), float(mid[1] + half))
+
+    def update_layers(self) -> None:
+        """Redraw the prior, q(z) and the holes for the points shown (and the clicked image's ellipses); while
+        the layer is switched off, only when it is switched on again."""
+        self._layers_stale = not self.show_prior.isChecked()
+        if self._layers_stale:
+            return
+        selected = self.layers.selected
+        self.layers.update(self.z, self.z_log_var, self.plane_frame(), self.layer_extent())
+        if selected is not None:
+            self.select_posterior(selected["index"])
+
+    def select_posterior(self, index: int):
+        """Show the q(z|x) of the image with dataset index ``index`` (its ellipses); what was selected or None."""
+        rows = np.flatnonzero(self.indices == int(index))
+        if not len(rows):
+            self.layers.deselect()
+            return None
+        selected = self.layers.select(int(rows[0]), self.z, self.z_log_var)
+        if selected is not None:
+            selected["index"] = int(index)
+        return selected
 
     def _refresh_projection(self) -> None:
         from latentlab.model.latent import PCA
@@ -434,6 +497,9 @@ class LatentMap(QWidget):
         # without the points, the grid alone: the decoder's manifold, as the keras.io VAE example draws it
         self.grid_item.setOpacity(GRID_OPACITY_UNDER_POINTS if points else 1.0)
         self.grid_item.setVisible(self.show_grid.isChecked())
+        self.layers.set_visible(self.show_prior.isChecked())
+        if self.show_prior.isChecked() and self._layers_stale:
+            self.update_layers()
 
     # -- interaction ---------------------------------------------------------------------------------
     def clear_preview(self) -> None:
@@ -459,9 +525,11 @@ class LatentMap(QWidget):
         self.click_marker.setData([x], [y])
         if hit is not None:
             idx, zpt = hit
+            self.select_posterior(idx)     # its q(z|x) ellipses, before the click is shown
             self.click_marker.setData([float(self.plane(zpt)[0, 0])], [float(self.plane(zpt)[0, 1])])
             self.pointClicked.emit(idx, zpt)
         else:
+            self.layers.deselect()
             self.clicked.emit(self.z_at(x, y), (x, y))
 
     def _point_at(self, x: float, y: float):
@@ -506,7 +574,17 @@ class LatentMap(QWidget):
         self._last_hover = time.monotonic()
         if self._hover_xy is not None:
             x, y = self._hover_xy
+            self._hover_posterior(x, y)
             self.hovered.emit(self.z_at(x, y), (x, y))
+
+    def _hover_posterior(self, x: float, y: float) -> None:
+        """The q(z|x) ellipse of the image under the mouse, when the layers are shown."""
+        if self.z_log_var is None or not self.show_prior.isChecked():
+            self.layers.hover(None)
+            return
+        hit = self._point_at(x, y)
+        rows = np.flatnonzero(self.indices == hit[0]) if hit is not None else []
+        self.layers.hover(int(rows[0]) if len(rows) else None, self.z, self.z_log_var)
 
     def _on_range_changed(self, *args) -> None:
         # not urgent by itself: the range also moves when the plot is resized (its aspect is locked) or
@@ -526,6 +604,7 @@ class LatentMap(QWidget):
         self._update_scatter()
         self.clear_grid()
         self.fit()
+        self.update_layers()
 
     @Slot()
     def _on_dims_changed(self) -> None:
@@ -539,6 +618,7 @@ class LatentMap(QWidget):
         if self.mode_is_dims():
             self.clear_grid()
             self.fit()
+        self.update_layers()
 
     @Slot()
     def _on_slider(self) -> None:

@@ -90,7 +90,8 @@ class MapController(QObject):
         if points is None:
             self.map.fit()
             return False
-        self.map.set_points(*points)
+        lv = lat.get("z_log_var")
+        self.map.set_points(*points, z_log_var=None if lv is None else np.asarray(lv)[points[3]])
         return self.points_dataset is None
 
     def dataset_loaded(self, dataset, latents) -> None:
@@ -108,7 +109,8 @@ class MapController(QObject):
         elif isinstance(ev, EpochEnd):
             ds = self.points_dataset
             labels = ds.labels[ev.val_indices] if ds is not None and len(ev.val_indices) else None
-            self.map.set_points(ev.val_z_mean, labels, list(ds.class_names) if ds is not None else [], ev.val_indices)
+            self.map.set_points(ev.val_z_mean, labels, list(ds.class_names) if ds is not None else [], ev.val_indices,
+                                z_log_var=ev.val_z_log_var)
             self.set_weights(ev.decoder_weights)
 
     def points_as_latents(self) -> dict | None:
@@ -194,7 +196,9 @@ class MapController(QObject):
             title = ds.paths[index]
             if ds.labeled and ds.labels[index] >= 0:
                 title += f" ({ds.class_names[ds.labels[index]]})"
-        self.image_panel.show_pair(original, recon, z, title)
+        selected = self.map.layers.selected
+        kl = selected["kl_per_dim"] if selected is not None and int(self.map.indices[selected["row"]]) == index else None
+        self.image_panel.show_pair(original, recon, z, title, kl_per_dim=kl)
 
     def _redo_last_click(self) -> None:
         if self.last_click is None:

@@ -33,6 +33,9 @@ class PriorSamples(QWidget):
         self.mosaic: np.ndarray | None = None
         self.last_ms = 0.0
         self._stale = False
+        # () -> (z_mean, z_log_var) of the codes shown on the map (or None): samples in a hole get a red frame
+        self.codes = lambda: None
+        self.in_hole: np.ndarray | None = None    # per sample: q(z) < p(z)/10 (latentlab.surgery.in_hole)
         self.side_spin = spin((2, 16), side, "Samples per row and column.", self._on_side)
         self.new_button = button("New samples", "Draw other z from the prior N(0, I) and decode them.",
                                  self.new_samples, enabled=False)
@@ -97,11 +100,28 @@ class PriorSamples(QWidget):
         self.last_ms = (time.perf_counter() - t0) * 1000
         side = self.side_spin.value()
         self.images = images
-        self.mosaic = tile(images.reshape(side, side, *images.shape[1:]), pad=PAD)[:-PAD, :-PAD]
+        self.in_hole = self._holes()
+        if self.in_hole is None:
+            self.mosaic = tile(images.reshape(side, side, *images.shape[1:]), pad=PAD)[:-PAD, :-PAD]
+        else:
+            from latentlab.sweeps.lesson import framed_mosaic
+
+            self.mosaic = framed_mosaic(images, self.in_hole, side)
         self._stale = False
         self.view.set_image(array_to_qimage(self.mosaic))
+        holes = ("" if self.in_hole is None else
+                 f"; <b>{int(self.in_hole.sum())}</b> in holes of the codes (red frame: q(z) under a tenth of p(z) "
+                 f"there, so no image's code is near)")
         self.caption.setText(f"{len(self.z)} samples, z ~ N(0, I) in {self.z.shape[1]} dimension"
-                             f"{'s' if self.z.shape[1] != 1 else ''}; decoded in {self.last_ms:.0f} ms")
+                             f"{'s' if self.z.shape[1] != 1 else ''}; decoded in {self.last_ms:.0f} ms{holes}")
+
+    def _holes(self) -> np.ndarray | None:
+        from latentlab.surgery import in_hole
+
+        codes = self.codes()
+        if codes is None or codes[1] is None or not len(codes[0]) or codes[0].shape[1] != self.z.shape[1]:
+            return None
+        return in_hole(self.z, *codes)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

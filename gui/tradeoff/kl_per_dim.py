@@ -50,8 +50,32 @@ class KLPerDimPlot(QWidget):
         self.export_csv_button = export_button(self, "csv", "Save the KL per dimension", "kl-per-dimension.csv",
                                                self.export_csv,
                                                "Save the per-dimension KL of every epoch seen as CSV.")
+        # per epoch: how many units are in use (collapse as it happens) and the prior's mass in holes
+        self.units_plot = make_plot(left="active units", bottom="epoch", grid=0.2, interactive=False,
+                                    tip="Active units after each epoch: a unit that drops out here has collapsed "
+                                        "to the prior (its code says nothing).")
+        self.units_curve = self.units_plot.plot([], [], pen=pg.mkPen(ACTIVE, width=2), symbol="o", symbolSize=5,
+                                                symbolBrush=ACTIVE, stepMode=None)
+        self.holes_plot = make_plot(left=("prior mass in holes", "%"), bottom="epoch", grid=0.2, interactive=False,
+                                    tip="After each epoch: the share of the prior N(0, I)'s mass where the codes' "
+                                        "aggregate posterior q(z) is under a tenth of the prior's density — prior "
+                                        "samples there decode to nothing like the data (latentlab.surgery).")
+        self.holes_curve = self.holes_plot.plot([], [], pen=pg.mkPen((200, 50, 50), width=2), symbol="o",
+                                                symbolSize=5, symbolBrush=(200, 50, 50))
+        self.holes_plot.setYRange(0, 100, padding=0.02)
+        for p in (self.units_plot, self.holes_plot):
+            p.setMinimumHeight(110)
         column(row(self.title, STRETCH, self.units_label, self.export_csv_button, self.export_png_button),
-               self.warning, (self.plot, 1), self.status, parent=self)
+               self.warning, (self.plot, 2), self.status, (row(self.units_plot, self.holes_plot), 1), parent=self)
+
+    def set_history(self, history: list[dict]) -> None:
+        """The per-epoch figures of a run's history rows: active units and the prior's mass in holes."""
+        epochs = [float(r.get("epoch", i + 1)) for i, r in enumerate(history)]
+        units = [(e, float(r["active_units"])) for e, r in zip(epochs, history) if "active_units" in r]
+        holes = [(e, 100.0 * float(r["val_hole_fraction"])) for e, r in zip(epochs, history)
+                 if "val_hole_fraction" in r]
+        self.units_curve.setData([e for e, _ in units], [u for _, u in units])
+        self.holes_curve.setData([e for e, _ in holes], [h for _, h in holes])
 
     @Slot(object, object, object)
     def set_kl(self, kl_per_dim, active_units=None, epoch=None, source: str = "") -> None:
@@ -90,6 +114,8 @@ class KLPerDimPlot(QWidget):
         self.active_units = None
         self.bars.setOpts(x=[], height=[], brushes=None, brush=pg.mkBrush(ACTIVE))
         self.units_label.setText("active units: —")
+        self.units_curve.setData([], [])
+        self.holes_curve.setData([], [])
         self.status.setText("")
         self.warning.hide()
         if self.collapsed:

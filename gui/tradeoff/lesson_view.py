@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QLabel, QProgressBar, QScrollArea, QWidget
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QScrollArea, QWidget
 
 from gui.tradeoff.latent_tools import MosaicView, labeled_mosaic
 from gui.tradeoff.rate_distortion import RateDistortionPlot
@@ -42,7 +43,12 @@ PLANE_NOTE = ("Further <b>left</b>: a simpler code, closer to the prior (a smoot
               "reconstructions. Dots: the mean over seeds; thin grey lines: each seed's own runs (the seeds' spread).")
 RATE_AXIS = "rate: what the code says about each image (KL)  [nats]"
 DISTORTION_AXIS = "distortion: how badly images are rebuilt  [nats]"
-CONTENT_HEIGHT = 1300       # the view scrolls in a smaller dock
+PRIOR_NOTE = ("A code drawn from the prior N(0, I) is what the model makes from nothing. With a small β the codes of "
+              "the images sit apart from the prior, so many prior codes land where no image's code lies (a "
+              "<b>hole</b>: a red frame) and decode to nothing like the data; a larger β pulls the codes onto the "
+              "prior. Below each β: its rate split into <b>I(x; z)</b>, what a code says about its image, and "
+              "<b>KL(q(z) ‖ p(z))</b>, codes the prior never draws (nats per image).")
+CONTENT_HEIGHT = 1650       # the view scrolls in a smaller dock
 
 
 class LessonView(QWidget):
@@ -103,6 +109,11 @@ class LessonView(QWidget):
         self.comparison.loadingFinished.connect(self._on_compared)
         self.plane.runClicked.connect(self._on_plane_clicked)
 
+        self.prior_row = QWidget()
+        self.prior_layout = QHBoxLayout(self.prior_row)
+        self.prior_layout.setContentsMargins(0, 0, 0, 0)
+        self.prior_labels: list[QLabel] = []   # one per β: its prior samples and its split
+        self.prior_note = note_label(PRIOR_NOTE, wrap=True)
         self.recon_view.setMinimumHeight(4 * 56 + 16)
         recon_box = as_widget(column("<b>What each β rebuilds</b>", self.recon_note, (self.recon_view, 1)))
         plane_box = as_widget(column((self.plane, 1), note_label(PLANE_NOTE, wrap=True)))
@@ -111,7 +122,10 @@ class LessonView(QWidget):
                                  self.intro, self.verdict,
                                  (splitter(Qt.Horizontal, [(plane_box, 3, 640), (recon_box, 2, 600)]), 1),
                                  margins=4))
-        content = as_widget(column((splitter(Qt.Vertical, [(upper, 1, 720), (self.comparison, 1, 580)]), 1)))
+        prior_box = as_widget(column("<b>What β buys</b>: the same 64 codes drawn from the prior, decoded by every β",
+                                     self.prior_note, self.prior_row, margins=4))
+        content = as_widget(column((splitter(Qt.Vertical, [(upper, 1, 720), (prior_box, 0, 330),
+                                                           (self.comparison, 1, 580)]), 1)))
         content.setMinimumHeight(CONTENT_HEIGHT)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -256,6 +270,10 @@ class LessonView(QWidget):
             self.plane.plot.removeItem(item)
         self.seed_curves = []
         self.comparison.clear()
+        for label in self.prior_labels:
+            self.prior_layout.removeWidget(label)
+            label.deleteLater()
+        self.prior_labels = []
         self.recon_view.set_image(None, "The same validation images, rebuilt by every β, appear here.")
 
     def show_summary(self, summary: dict) -> None:
@@ -285,7 +303,26 @@ class LessonView(QWidget):
         every = [p for r in summary["runs"] for p in r["per_seed"]]
         self.plane.include_points([p["rate"] for p in every], [p["distortion"] for p in every])
         self.plane.redraw()
+        self._show_prior_samples(summary)
         self.comparison.open_runs([r["run_dirs"][0] for r in summary["runs"]])
+
+    def _show_prior_samples(self, summary: dict) -> None:
+        """One column per β: its prior samples (the PNG the lesson wrote) and its rate split beneath."""
+        for r in summary["runs"]:
+            label = QLabel()
+            label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
+            pixmap = QPixmap(str(r.get("prior_samples", "")))
+            if not pixmap.isNull():
+                label.setPixmap(pixmap.scaledToWidth(max(pixmap.width(), 200), Qt.FastTransformation))
+            label.setToolTip(prior_caption(r))
+            caption = QLabel(prior_caption(r))
+            caption.setWordWrap(True)
+            caption.setAlignment(Qt.AlignHCenter)
+            box = as_widget(column(label, caption))
+            box.setObjectName(f"prior-beta-{r['beta']:g}")
+            self.prior_layout.addWidget(box)
+            self.prior_labels.append(box)
+        self.prior_note.setVisible(bool(self.prior_labels))
 
     @Slot()
     def _on_compared(self) -> None:
@@ -340,6 +377,21 @@ def pick_images(split, labels, n: int) -> np.ndarray:
     firsts = [pool[np.flatnonzero(labels == c)[0]] for c in sorted(set(labels.tolist()))]
     rest = [i for i in pool if i not in set(firsts)]
     return np.asarray((firsts + rest)[:n], dtype=np.int64)
+
+
+def prior_caption(run: dict) -> str:
+    """A β's prior samples in words: its split of the rate and how many samples fell in holes."""
+    text = f"β {run['beta']:g}"
+    if "marginal_kl" in run:
+        text += (f": rate {run['rate']:.2f} = I(x; z) {run['mutual_info']:.2f} + KL(q(z) ‖ p(z)) "
+                 f"{run['marginal_kl']:.2f}")
+    holes = run.get("prior_in_hole")
+    if holes:
+        text += f"; {sum(holes)} of {len(holes)} samples in holes"
+    quality = run.get("sample_quality")
+    if quality:
+        text += f"; coverage {quality['coverage']:.2f}"
+    return text
 
 
 def verdict_html(summary: dict) -> str:

@@ -43,6 +43,14 @@ BOUND_TIP = ("The ELBO is a lower bound on log p(x), the log-likelihood of an im
              "with K = 100 on all of them.")
 
 
+SPLIT_TIP = ("ELBO surgery (Hoffman & Johnson 2016): the rate, the mean KL(q(z|x) ‖ p(z)), is I(x; z) + "
+             "KL(q(z) ‖ p(z)). I(x; z) is what a code says about which image it came from (at most log N for N "
+             "images); KL(q(z) ‖ p(z)) is how far the codes as a whole, q(z) = the mixture of every q(z|x), sit "
+             "from the prior: codes the prior never draws. Holes: the share of the prior's mass where q(z) is "
+             "under a tenth of p(z) — prior samples there decode to nothing like the data. Estimated after each "
+             "epoch on the validation codes (latentlab.surgery).")
+
+
 def _fmt(v: float) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{v:,.2f}"
 
@@ -90,13 +98,20 @@ class LossTermsPanel(QGroupBox):
         self.bound.setToolTip(BOUND_TIP)
         self.bound.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.likelihood: dict | None = None    # the last epoch's estimate: neg_elbo, neg_log_likelihood, K, images
+        self.split = QLabel()
+        self.split.setTextFormat(Qt.RichText)
+        self.split.setWordWrap(True)
+        self.split.setToolTip(SPLIT_TIP)
+        self.split.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.rate_split: dict | None = None    # the last epoch's: mutual_info, marginal_kl, hole_fraction
         self.note = note_label(wrap=True)
         self.export_csv_button = export_button(
             self, "csv", "Save the loss terms", "loss-terms.csv", self.export_csv,
             "Save each epoch's terms (β, reconstruction, KL, β·KL, L, −ELBO) as CSV.")
         self.export_png_button = export_button(self, "png", "Save the loss panel", "loss-terms.png", self.export_png,
                                                "Save this panel as a PNG picture.")
-        column(self.formula, grid, self.bound, row((self.note, 1), self.export_csv_button, self.export_png_button),
+        column(self.formula, grid, self.bound, self.split,
+               row((self.note, 1), self.export_csv_button, self.export_png_button),
                parent=self, margins=None)
         self.set_beta(1.0)
 
@@ -127,6 +142,11 @@ class LossTermsPanel(QGroupBox):
         self.train = loss_terms(logs, beta) or self.train
         self.val = loss_terms(logs, beta, prefix="val_")
         self.likelihood = None
+        self.rate_split = None
+        if "val_marginal_kl" in logs and "val_mutual_info" in logs:
+            self.rate_split = {"mutual_info": float(logs["val_mutual_info"]),
+                               "marginal_kl": float(logs["val_marginal_kl"]),
+                               "hole_fraction": float(logs.get("val_hole_fraction", math.nan))}
         if "val_neg_log_likelihood" in logs and "val_neg_elbo_subset" in logs:
             self.likelihood = {"neg_elbo": float(logs["val_neg_elbo_subset"]),
                                "neg_log_likelihood": float(logs["val_neg_log_likelihood"]),
@@ -141,6 +161,8 @@ class LossTermsPanel(QGroupBox):
             lk = self.likelihood
             row.update({"val_subset_neg_elbo": lk["neg_elbo"], "val_neg_log_likelihood": lk["neg_log_likelihood"],
                         "likelihood_samples": lk["samples"], "likelihood_images": lk["images"]})
+        if self.rate_split is not None:
+            row.update({f"val_{k}": v for k, v in self.rate_split.items()})
         self.rows.append(row)
         self._refresh()
 
@@ -153,7 +175,7 @@ class LossTermsPanel(QGroupBox):
             self.set_beta(history[-1].get("beta", self.beta))
 
     def clear(self) -> None:
-        self.train = self.val = self.likelihood = None
+        self.train = self.val = self.likelihood = self.rate_split = None
         self.rows = []
         self._refresh()
 
@@ -166,6 +188,7 @@ class LossTermsPanel(QGroupBox):
         for (key, split), lab in self.value_labels.items():
             lab.setText(_fmt(self.value(key, split)))
         self.bound.setText(self._bound_text())
+        self.split.setText(self._split_text())
         t = self.val or self.train
         if t is None:
             self.note.setText("Values appear as training runs (nats per image).")
@@ -191,6 +214,18 @@ class LossTermsPanel(QGroupBox):
                 f"<td>&nbsp;&nbsp;gap <b>{_fmt(gap)}</b> nats</td></tr></table>"
                 f"<p style='color:#555'>−log p(x) by importance sampling (the IWAE bound): the ELBO sits "
                 f"{_fmt(gap)} nats below log p(x). <i>latentlab eval</i> uses K = 100 on all of them.</p>")
+
+    def _split_text(self) -> str:
+        sp, val = self.rate_split, self.val
+        if sp is None:
+            return ""
+        rate = sp["mutual_info"] + sp["marginal_kl"] if val is None else val.kl
+        holes = sp["hole_fraction"]
+        hole_text = (f"; <b>{holes:.0%}</b> of the prior's mass lies in holes" if math.isfinite(holes) else "")
+        return (f"<p style='color:#555'>What the rate buys: of <b>{_fmt(rate)}</b> nats, "
+                f"<b>{_fmt(sp['mutual_info'])}</b> say which image it is (I(x; z)) and "
+                f"<b>{_fmt(sp['marginal_kl'])}</b> are codes the prior never draws "
+                f"(KL(q(z) ‖ p(z))){hole_text}.</p>")
 
     def csv_text(self) -> str:
         return rows_to_csv(self.rows)

@@ -28,6 +28,19 @@ def beta_color(beta: float) -> tuple[int, int, int]:
     return (c.red(), c.green(), c.blue())
 
 
+def point_tip(e: dict, rate: float, dist: float) -> str:
+    """A run's point in words: rate and distortion, and the rate's split (ELBO surgery) from its last epoch."""
+    text = f"{e['label']}: rate {rate:.2f}, distortion {dist:.2f} nats"
+    last = e["history"][-1] if e["history"] else {}
+    if "val_mutual_info" in last and "val_marginal_kl" in last:
+        text += (f"\nthe last epoch's rate {float(last.get('val_kl_loss', rate)):.2f} = I(x; z) "
+                 f"{last['val_mutual_info']:.2f} (what a code says about its image) + KL(q(z) ‖ p(z)) "
+                 f"{last['val_marginal_kl']:.2f} (codes the prior never draws)")
+        if "val_hole_fraction" in last:
+            text += f"\n{last['val_hole_fraction']:.0%} of the prior's mass in holes"
+    return text
+
+
 def _key(path: str) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
 
@@ -90,7 +103,8 @@ class RateDistortionPlot(QWidget):
         if entry is None:
             color = beta_color(beta)
             path = self.plot.plot([], [], pen=pg.mkPen((*color, 110), width=1.5))
-            point = pg.ScatterPlotItem(size=13, pen=pg.mkPen((40, 40, 40), width=1), brush=pg.mkBrush(color))
+            point = pg.ScatterPlotItem(size=13, pen=pg.mkPen((40, 40, 40), width=1), brush=pg.mkBrush(color),
+                                       hoverable=True, tip=lambda x, y, data: data or "")
             point.sigClicked.connect(self._on_point_clicked)
             self.plot.addItem(point)
             text = _label_item()
@@ -202,7 +216,8 @@ class RateDistortionPlot(QWidget):
                              f"−ELBO {r[-1] + d[-1]:.2f} nats")
         for e in self.runs.values():
             x, y = self._point(e)
-            e["point_item"].setData(x, y)      # one marker: the last epoch (or the final point)
+            # one marker: the last epoch (or the final point); hovered, it says what its rate buys
+            e["point_item"].setData(x, y, data=[point_tip(e, float(x[-1]), float(y[-1]))] * len(x))
             e["label_item"].setVisible(len(x) > 0)
             if len(x):
                 e["label_item"].setPos(float(x[-1]), float(y[-1]))

@@ -129,6 +129,7 @@ class TradeoffPanel(QTabWidget):
             row = ev.history[-1] if ev.history else {"epoch": ev.epoch, **ev.logs, "beta": ev.beta}
             self.loss_terms.show_epoch(row, ev.beta, ev.epoch)
             self.kl_plot.set_kl(ev.kl_per_dim, ev.active_units, ev.epoch)
+            self.kl_plot.set_history(ev.history or [row])
             self.rd_plot.add_live_epoch(row)
             labels, names = self._labels_for(ev.val_indices)
             self.replay.add_frame(ev.val_z_mean, labels, names)
@@ -218,8 +219,9 @@ class TradeoffPanel(QTabWidget):
             self.kl_plot.set_kl(kl.kl_per_dim, kl.active_units, len(run.history),
                                 source=f"latents.npz, {kl.images:,} {kl.split} images")
         if run.history:
+            self.kl_plot.set_history(run.history)
             self.loss_terms.set_history(run.history)
-            from latentlab.runs.continuing import beta_label, last_beta
+            from latentlab.runs.folder.continuing import beta_label, last_beta
 
             self.rd_plot.add_run(str(run.path), last_beta(run.config, run.history), run.history,
                                  label=beta_label(run.config, run.history).replace("β ", "β = ", 1))

@@ -123,9 +123,10 @@ def run(args) -> int:
             atomic_write_text(json_path, text)
         except OSError as e:
             raise CliError(f"cannot write {json_path} ({e.strerror or e})") from None
-    print(f"{'beta':>8} {'rate':>8} {'distortion':>11} {'neg ELBO':>9} {'active':>6}  run")
+    print(f"{'beta':>8} {'rate':>8} {'I(x;z)':>7} {'KL(q|p)':>7} {'distortion':>11} {'neg ELBO':>9} {'active':>6}  run")
     for r in summary["runs"]:
-        print(f"{r['beta']:>8g} {r['rate']:>8.2f} {r['distortion']:>11.2f} {r['neg_elbo']:>9.2f} "
+        split = (f"{r['mutual_info']:>7.2f} {r['marginal_kl']:>7.2f}" if "marginal_kl" in r else f"{'':>7} {'':>7}")
+        print(f"{r['beta']:>8g} {r['rate']:>8.2f} {split} {r['distortion']:>11.2f} {r['neg_elbo']:>9.2f} "
               f"{r['active_units']:>6}  {r['run_dirs'][0]}")
     print()
     for line in summary["verdict"]:

@@ -65,9 +65,16 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "--batch-size"), default=None)
     p.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "--lr"), default=None, help="Adam learning rate")
     p.add_argument("--kl-schedule", choices=C.KL_SCHEDULES, default=None,
-                   help="how β is applied over time: constant, linear warm-up, or cyclical")
+                   help="how β is applied over time: constant, linear warm-up, cyclical; or the KL term's shape: "
+                        "free-bits (a floor of --free-bits nats per dimension) or capacity (β·|KL − C|, C rising "
+                        "to --capacity over --warmup-epochs)")
+    p.add_argument("--free-bits", type=number_arg(float, *C.FREE_BITS_RANGE, "--free-bits"), default=None,
+                   help="free-bits: the KL floor λ of each latent dimension, nats "
+                        f"(default {C.TrainConfig.free_bits:g})")
+    p.add_argument("--capacity", type=number_arg(float, *C.CAPACITY_RANGE, "--capacity"), default=None,
+                   help=f"capacity: the KL target C at the end of its ramp, nats (default {C.TrainConfig.capacity:g})")
     p.add_argument("--warmup-epochs", type=number_arg(int, *C.WARMUP_RANGE, "--warmup-epochs"), default=None,
-                   help="warm-up length (linear) or cycle length (cyclical), in epochs")
+                   help="warm-up length (linear), cycle length (cyclical) or C's ramp (capacity), in epochs")
     p.add_argument("--image-size", default=None, help="resize to N or HxW pixels (8..64; default: most common size)")
     p.add_argument("--color", choices=C.COLORS, default=None)
     p.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None,
@@ -182,7 +189,7 @@ def config_from_args(args, folder: str, beta: float | None):
              "batch_size": "batch_size", "lr": "learning_rate",
              "kl_schedule": "kl_schedule", "warmup_epochs": "warmup_epochs", "color": "color",
              "likelihood": "likelihood", "val_fraction": "val_fraction", "seed": "seed",
-             "mixed_precision": "mixed_precision"}
+             "mixed_precision": "mixed_precision", "free_bits": "free_bits", "capacity": "capacity"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
     if beta is not None:
         given["beta"] = beta

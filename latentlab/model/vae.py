@@ -189,6 +189,10 @@ class VAE(keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.neg_elbo_tracker = keras.metrics.Mean(name="neg_elbo")
+        # The KL term's shape (latentlab.config.kl_objective): free bits' floor λ and the capacity C (< 0: off).
+        # Plain tf.Variables set outside Keras' tracking: not weights, so model files stay as they were.
+        object.__setattr__(self, "kl_free_bits", tf.Variable(0.0, trainable=False, dtype=tf.float32))
+        object.__setattr__(self, "kl_capacity", tf.Variable(-1.0, trainable=False, dtype=tf.float32))
         # Not in `metrics`: it is not a scalar log. Read with `kl_per_dim_tracker.result()`.
         self.kl_per_dim_tracker = VectorMean(self.latent_dim, name="kl_per_dim")
 
@@ -229,7 +233,15 @@ class VAE(keras.Model):
         kl_dims = kl_per_dim(z_mean, z_log_var)
         kl = tf.reduce_mean(tf.reduce_sum(kl_dims, axis=1))
         beta = tf.cast(self.beta, "float32")
-        return recon + beta * kl, recon, kl, kl_dims
+        return recon + beta * self.kl_term(kl, kl_dims), recon, kl, kl_dims
+
+    def kl_term(self, kl, kl_dims):
+        """The KL as the loss weighs it (`latentlab.config.kl_objective`): the plain KL unless free bits
+        (λ > 0: Σ_d max(λ, mean KL_d)) or a capacity (C ≥ 0: |K − C|) is set."""
+        floor = tf.convert_to_tensor(self.kl_free_bits)
+        cap = tf.convert_to_tensor(self.kl_capacity)
+        term = tf.where(floor > 0, tf.reduce_sum(tf.maximum(tf.reduce_mean(kl_dims, axis=0), floor)), kl)
+        return tf.where(cap >= 0, tf.abs(term - cap), term)
 
     def _update(self, loss, recon, kl, n):
         self.loss_tracker.update_state(loss, sample_weight=n)

@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 SUMMARY_FILE = "lesson.json"
+SPLIT_KEYS = ("mutual_info", "marginal_kl", "rate_split_se", "mutual_info_bound", "hole_fraction")
 DEFAULT_BETAS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
@@ -121,14 +122,16 @@ def evaluate(model, images: np.ndarray, draws: int = 32, seed: int = 0, batch_si
     over dimensions; the prior's is 1)."""
     import tensorflow as tf
 
-    from latentlab.model.vae import kl_per_dim
+    from latentlab import surgery
+    from latentlab.model.vae import kl_per_dim, output_to_image
 
     rng = np.random.default_rng(seed)
-    rates, dists, codes = [], [], []
+    rates, dists, codes, spreads = [], [], [], []
     for start in range(0, len(images), batch_size):
         x = tf.convert_to_tensor(images[start:start + batch_size], tf.float32)
         z_mean, z_log_var = model.encoder(x, training=False)
         codes.append(z_mean.numpy())
+        spreads.append(z_log_var.numpy())
         rates.append(tf.reduce_sum(kl_per_dim(z_mean, z_log_var), axis=1).numpy())
         total = np.zeros(int(x.shape[0]), np.float64)
         sd = tf.exp(0.5 * z_log_var)
@@ -140,10 +143,64 @@ def evaluate(model, images: np.ndarray, draws: int = 32, seed: int = 0, batch_si
     rate = np.concatenate(rates) if rates else np.zeros(0)
     dist = np.concatenate(dists) if dists else np.zeros(0)
     z = np.concatenate(codes) if codes else np.zeros((0, 1))
-    return {"rate": float(rate.mean()) if rate.size else math.nan,
-            "distortion": float(dist.mean()) if dist.size else math.nan,
-            "code_spread": float(np.std(z, axis=0).mean()) if len(z) > 1 else math.nan,
-            "per_image_rate": rate, "per_image_distortion": dist}
+    out = {"rate": float(rate.mean()) if rate.size else math.nan,
+           "distortion": float(dist.mean()) if dist.size else math.nan,
+           "code_spread": float(np.std(z, axis=0).mean()) if len(z) > 1 else math.nan,
+           "per_image_rate": rate, "per_image_distortion": dist}
+    if len(z):
+        lv = np.concatenate(spreads)
+        split = surgery.split_rate(z, lv, draws=surgery.DEFAULT_DRAWS, seed=seed)
+        # the rate here is the float32 model's; the split's own (float64, same codes) agrees to ~1e-6
+        out.update(mutual_info=split.mutual_info, marginal_kl=split.marginal_kl,
+                   rate_split_se=split.standard_error, mutual_info_bound=split.log_n,
+                   hole_fraction=surgery.hole_fraction(z, lv, draws=surgery.DEFAULT_DRAWS, seed=seed))
+        prior_z = np.random.default_rng(PRIOR_SAMPLES_SEED).standard_normal(
+            (PRIOR_SAMPLES, int(model.latent_dim))).astype(np.float32)
+        raw = model.decoder(tf.convert_to_tensor(prior_z), training=False)
+        out["prior_images"] = np.asarray(output_to_image(raw, model.likelihood), np.float32)
+        out["prior_in_hole"] = surgery.in_hole(prior_z, z, lv)
+        many = np.random.default_rng(PRIOR_SAMPLES_SEED + 1).standard_normal(
+            (QUALITY_SAMPLES, int(model.latent_dim))).astype(np.float32)
+        out["quality_images"] = np.concatenate([
+            np.asarray(output_to_image(model.decoder(tf.convert_to_tensor(many[i:i + batch_size]), training=False),
+                                       model.likelihood), np.float32) for i in range(0, len(many), batch_size)])
+    return out
+
+
+QUALITY_SAMPLES = 1000      # prior samples per β for the sample-quality figure (latentlab.sample_quality)
+QUALITY_IMAGES = 1000       # validation images they are compared with, at most
+
+
+PRIOR_SAMPLES = 64          # the lesson's prior samples: the same z ~ N(0, I) decoded by every β
+PRIOR_SAMPLES_SEED = 2016
+PRIOR_SAMPLES_FILE = "prior_samples.png"   # in each β's run folder
+HOLE_FRAME = (0.85, 0.1, 0.1)              # the frame of a prior sample that lands in a hole (red)
+
+
+def framed_mosaic(images: np.ndarray, in_hole, cols: int, pad: int = 2) -> np.ndarray:
+    """Images (N, H, W, C) in [0, 1] as one RGB mosaic, ``cols`` a row, each in a ``pad``-pixel frame: red
+    (`HOLE_FRAME`) where ``in_hole`` is true, white elsewhere."""
+    images = np.asarray(images, np.float32)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n, h, w, _ = images.shape
+    rows = math.ceil(n / cols)
+    out = np.ones((rows * (h + 2 * pad), cols * (w + 2 * pad), 3), np.float32)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        y, x = r * (h + 2 * pad), c * (w + 2 * pad)
+        out[y:y + h + 2 * pad, x:x + w + 2 * pad] = HOLE_FRAME if in_hole[k] else (1.0, 1.0, 1.0)
+        out[y + pad:y + pad + h, x + pad:x + pad + w] = images[k]
+    return out
+
+
+def prior_samples_png(path, images: np.ndarray, in_hole: np.ndarray, cols: int = 8) -> None:
+    """The prior samples as one PNG, 8 a row, each in a 2-pixel frame: red where its z lies in a hole of
+    the aggregate posterior (q(z) < a tenth of p(z)), white elsewhere."""
+    from PIL import Image
+
+    arr = np.clip(framed_mosaic(images, in_hole, cols) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    runs.atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
 
 
 # -- the summary -----------------------------------------------------------------------------------
@@ -183,6 +240,16 @@ def summarise(results: list[dict], design: Design, seconds: float, extra: dict |
                  "run_dirs": [r["run_dir"] for r in rows], "seeds": [r["seed"] for r in rows],
                  "per_seed": [{k: r[k] for k in ("seed", "rate", "distortion", "active_units", "last_epoch")}
                               for r in rows]}
+        if all("marginal_kl" in r for r in rows):
+            # ELBO surgery: the rate = I(x; z) + KL(q(z) ‖ p(z)), means over seeds (latentlab.surgery)
+            entry.update({k: float(np.mean([r[k] for r in rows])) for k in SPLIT_KEYS})
+            for r, p in zip(rows, entry["per_seed"]):
+                p.update({k: r[k] for k in ("mutual_info", "marginal_kl")})
+        if rows and rows[0].get("sample_quality"):
+            entry["sample_quality"] = rows[0]["sample_quality"]
+        if rows and rows[0].get("prior_samples"):
+            entry["prior_samples"] = rows[0]["prior_samples"]
+            entry["prior_in_hole"] = rows[0]["prior_in_hole"]
         if multi:
             entry["spread"] = {"rate": _spread(rate), "distortion": _spread(dist)}
             d_rate, d_dist = _paired(by, seeds, betas[0], b)
@@ -202,10 +269,15 @@ def summarise(results: list[dict], design: Design, seconds: float, extra: dict |
                       "distortion_clear": bool(all(v > 0 for v in d_dist) and np.mean(d_dist) > _spread(d_dist))})
     rates = [r["rate"] for r in out_runs]
     dists = [r["distortion"] for r in out_runs]
+    mismatch = [r["marginal_kl"] for r in out_runs if "marginal_kl" in r]
     summary = {"seconds": float(seconds), "design": design.to_dict(), "seeds": seeds, "runs": out_runs,
                "steps": steps,
                "rate_falls": bool(len(rates) > 1 and all(a > b for a, b in itertools.pairwise(rates))),
                "distortion_rises": bool(len(dists) > 1 and all(a < b for a, b in itertools.pairwise(dists))),
+               "marginal_kl_falls": bool(len(mismatch) == len(out_runs) > 1
+                                         and all(a > b for a, b in itertools.pairwise(mismatch))),
+               "prior_samples": [{"beta": r["beta"], "png": r["prior_samples"],
+                                  "in_hole": int(sum(r["prior_in_hole"]))} for r in out_runs if "prior_samples" in r],
                **(extra or {})}
     summary["verdict"] = verdict_lines(summary)
     return summary
@@ -280,6 +352,36 @@ def verdict_lines(summary: dict) -> list[str]:
         else:
             lines.append("Every step between neighbouring β is larger than the spread over the seeds, with the same "
                          "sign in each seed.")
+    return lines + _split_lines(summary)
+
+
+def _split_lines(summary: dict) -> list[str]:
+    """The lesson's other half in words: what the rate buys (ELBO surgery, latentlab.surgery)."""
+    runs_ = [r for r in summary["runs"] if "marginal_kl" in r]
+    if not runs_:
+        return []
+    lines = ["What the rate buys: each β's rate splits into what the code says about its image, I(x; z), and codes "
+             "the prior never draws, KL(q(z) ‖ p(z)) — where a sample from the prior decodes to nothing like the "
+             "data."]
+    for r in runs_:
+        bound = r.get("mutual_info_bound", math.nan)
+        near = (f", near its ceiling log N = {bound:.1f} for {round(math.exp(bound))} validation images"
+                if math.isfinite(bound) and r["mutual_info"] > 0.9 * bound else "")
+        holes = r.get("hole_fraction", math.nan)
+        hole_text = f"; {holes:.0%} of the prior's mass lies in holes" if math.isfinite(holes) else ""
+        lines.append(f"β {r['beta']:g}: of {_n(r['rate'])} nats, {_n(r['marginal_kl'])} are codes the prior never "
+                     f"draws and {_n(r['mutual_info'])} say which image it is{near}{hole_text}.")
+    quality = [r for r in summary["runs"] if "sample_quality" in r]
+    if len(quality) > 1:
+        cov = ", ".join(f"{r['sample_quality']['coverage']:.2f}" for r in quality)
+        betas = ", ".join(f"{r['beta']:g}" for r in quality)
+        lines.append(f"Prior samples against the validation images, in the codes of the β {quality[0]['beta']:g} "
+                     f"encoder: coverage (the share of images with a sample near them) {cov} at β {betas}.")
+    if len(runs_) > 1:
+        word = ("fell at every step" if summary.get("marginal_kl_falls") else "did not fall at every step")
+        lines.append(f"The mismatch with the prior {word} as β rose ({_n(runs_[0]['marginal_kl'])} → "
+                     f"{_n(runs_[-1]['marginal_kl'])} nats): that is what a larger β buys — prior samples that "
+                     f"look like the data — for the reconstructions it costs.")
     return lines
 
 
@@ -297,6 +399,7 @@ class _Plan:
 class _State:
     results: list = field(default_factory=list)
     evaluation: dict | None = None
+    quality: dict = field(default_factory=dict)    # β → its prior samples decoded (first seed), for the figure
 
 
 class Lesson:
@@ -421,12 +524,22 @@ class Lesson:
                 state.results.append({"beta": plan.beta, "seed": plan.seed, "run_dir": str(plan.run_dir),
                                       "rate": state.evaluation["rate"], "distortion": state.evaluation["distortion"],
                                       "code_spread": state.evaluation["code_spread"],
+                                      **{k: state.evaluation[k] for k in SPLIT_KEYS if k in state.evaluation},
+                                      **self._prior_samples(plan, state.evaluation),
                                       "active_units": int(last.get("active_units", -1)),
                                       "last_epoch": {"rate": float(last.get("val_kl_loss", math.nan)),
                                                      "distortion": float(last.get("val_reconstruction_loss",
                                                                                   math.nan))}})
+                if plan.seed == self.design.seeds[0] and "quality_images" in state.evaluation:
+                    state.quality[plan.beta] = state.evaluation["quality_images"]
                 state.evaluation = None
         self.trainer = None
+        if not self._stopped and failure is None:
+            try:
+                self._sample_quality(dataset, state)
+            except (OSError, ValueError, runs.RunError):
+                pass   # a figure beside the lesson: without it the summary is still whole
+        state.quality.clear()
         self._stopped = self._stopped and len(state.results) < len(plans) - len(self.design.seeds)
         cfg = self._config_for(dataset, self.design.seeds[0])
         extra = {"folder": str(self.config.dataset), **note, "stopped": self._stopped, "failed": failure,
@@ -437,6 +550,39 @@ class Lesson:
         if state.results:
             write_summary(self.out_dir / SUMMARY_FILE, self.summary)
         return self.summary
+
+    def _sample_quality(self, dataset, state: _State) -> None:
+        """Coverage and the rest (`latentlab.sample_quality.prdc`) of each β's prior samples against the first
+        seed's validation images, in the codes of the smallest β's encoder (loaded from its run folder)."""
+        from latentlab.model.latent import encode
+        from latentlab.sample_quality import prdc
+
+        seed = self.design.seeds[0]
+        rows = sorted((r for r in state.results if r["seed"] == seed and r["beta"] in state.quality),
+                      key=lambda r: r["beta"])
+        if len(rows) < 2:
+            return
+        ref = runs.open_run(rows[0]["run_dir"]).load_model()
+        trainer_cfg = self._config_for(dataset, seed)
+        from latentlab import data as ld
+
+        _, val = ld.split_indices(len(dataset.images), trainer_cfg.val_fraction, seed)
+        images = dataset.images[val[:QUALITY_IMAGES]] if len(val) else dataset.images[:QUALITY_IMAGES]
+        real = encode(ref, images)[0]
+        for r in rows:
+            try:
+                r["sample_quality"] = prdc(real, encode(ref, state.quality[r["beta"]])[0])
+            except ValueError:
+                return
+            r["sample_quality"]["features"] = f"z_mean of the β {rows[0]['beta']:g} encoder"
+
+    def _prior_samples(self, plan: _Plan, evaluation: dict) -> dict:
+        """The run's prior samples as a PNG in its folder: where and which of them lie in holes."""
+        if "prior_images" not in evaluation:
+            return {}
+        path = plan.run_dir / PRIOR_SAMPLES_FILE
+        prior_samples_png(path, evaluation["prior_images"], evaluation["prior_in_hole"])
+        return {"prior_samples": str(path), "prior_in_hole": [bool(v) for v in evaluation["prior_in_hole"]]}
 
     def _evaluating(self, trainer: Trainer, cfg: TrainConfig, state: _State):
         """The trainer's event handler: after the last epoch, evaluate its model on the validation images

@@ -15,7 +15,7 @@ import math
 import threading
 import time
 
-from latentlab.config import kl_factor
+from latentlab.config import kl_factor, kl_objective
 from latentlab.events import BatchEnd, WeightsSnapshot
 from latentlab.tfquiet import import_tensorflow
 
@@ -45,22 +45,31 @@ class BetaSchedule(keras.callbacks.Callback):
     between batches) × the schedule's factor at this fractional epoch. At an epoch's end the β of its
     last batch joins the epoch's logs as ``beta`` (so TensorBoard has ``epoch_beta``)."""
 
-    def __init__(self, get_beta, schedule: str, period: int, steps_per_epoch: int):
+    def __init__(self, get_beta, schedule: str, period: int, steps_per_epoch: int, free_bits: float = 0.0,
+                 capacity: float = 0.0):
         super().__init__()
         self.get_beta, self.schedule, self.period, self.steps = get_beta, schedule, period, steps_per_epoch
+        self.free_bits, self.capacity = float(free_bits), float(capacity)
         self.epoch = 0
         self.beta_now = float(get_beta())
+        self.capacity_now = -1.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.beta_now = self.get_beta() * kl_factor(self.schedule, self.epoch + batch / self.steps, self.period)
+        t = self.epoch + batch / self.steps
+        self.beta_now = self.get_beta() * kl_factor(self.schedule, t, self.period)
         self.model.beta.assign(self.beta_now)
+        floor, self.capacity_now = kl_objective(self.schedule, t, self.period, self.free_bits, self.capacity)
+        self.model.kl_free_bits.assign(floor)
+        self.model.kl_capacity.assign(self.capacity_now)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["beta"] = float(self.model.beta.numpy())
+            if self.capacity_now >= 0:
+                logs["capacity"] = self.capacity_now
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.runs import folder as runs
-from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor
+from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor, kl_objective
 from latentlab.events import EpochEnd, Failed, Finished, Started
 from latentlab.model.latent import active_units, encode
 from latentlab.model.pool import ModelPool
 from latentlab.runtime import training_device
+from latentlab.surgery import rate_split_logs
 
 __all__ = ["Trainer", "TrainingError"]
 
@@ -224,6 +225,9 @@ class Trainer:
             # without a pool: a new model, built and seeded by the same code
             model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
+        floor, cap = kl_objective(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs, cfg.free_bits, cfg.capacity)
+        model.kl_free_bits.assign(floor)    # a pooled model may come from a run with another objective
+        model.kl_capacity.assign(cap)
         if self.strategy is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)   # its slots mirrored too, in the strategy's scope
         self.model = model
@@ -311,7 +315,8 @@ class Trainer:
         from latentlab.training import callbacks as cb
 
         cfg = self.config
-        schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch)
+        schedule = cb.BetaSchedule(lambda: self._beta, cfg.kl_schedule, cfg.warmup_epochs, self.steps_per_epoch,
+                                   free_bits=cfg.free_bits, capacity=cfg.capacity)
         # the scale a diverging loss is measured against: the last finished epoch, else the first batch
         guard = cb.DivergenceGuard(self.history[-1]["loss"] if self.history else None)
         events = cb.ProgressEvents(self.on_event, epochs=cfg.epochs, steps_per_epoch=self.steps_per_epoch,
@@ -378,9 +383,12 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, logs: dict, seconds: float):
         """Checkpoint a finished epoch and publish it (training thread)."""
-        logs = {k: float(v) for k, v in logs.items()}
         val_images = self.dataset.images[self.val_idx]
         z_mean, z_log_var = self.encode(val_images) if len(val_images) else (np.zeros((0, 1)), np.zeros((0, 1)))
+        if len(z_mean):
+            # into Keras' own logs dict, so the callbacks after this one (TensorBoard) log them too
+            logs.update(rate_split_logs(z_mean, z_log_var, self.config.seed))
+        logs = {k: float(v) for k, v in logs.items()}
         kl_dims = np.asarray(self.model.kl_per_dim_tracker.result(), dtype=np.float64)
         units = active_units(z_mean)
         beta = float(self.model.beta.numpy())
