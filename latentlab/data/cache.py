@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3   # 3: EXIF orientation applied, library messages in skip reasons
+CACHE_VERSION = 4   # 4: background, fit, duplicates and the load report
 
 
 def default_cache_dir() -> str:
@@ -62,7 +62,7 @@ def _read_cache(path: str):
             images, labels = z["images"], z["labels"]
         n = len(meta["paths"])
         if (images.ndim != 4 or images.dtype not in (np.uint8, np.float32) or images.shape[0] != n
-                or labels.shape != (n,) or images.shape[-1] not in (1, 3)):
+                or labels.shape != (n,) or images.shape[-1] not in (1, 2, 3, 4)):
             return None
         # this runs beside the folder scan, which keeps one CPU busy: convert on the others
         images = parallel._to_float(images, min(4, parallel._usable_cpus() - 1))

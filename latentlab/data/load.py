@@ -13,21 +13,29 @@ import numpy as np
 from latentlab.data import parallel
 from latentlab.messages import printable as _printable
 from latentlab.data.cache import _cache_key, _cache_prefix, _start_cache_read, _write_cache, default_cache_dir
-from latentlab.data.dataset import Dataset, DatasetError, SkippedFile
-from latentlab.data.decode import _check_color, _check_image_size, _common_size, _Decoded
+from latentlab.data.dataset import Dataset, DatasetError, LoadReport, SkippedFile, other_files_line
+from latentlab.data.decode import (_check_background, _check_color, _check_fit, _check_image_size, _choose_size,
+                                   _Decoded, _size_spread)
 from latentlab.data.scan import _check_root, _scan
 
 ProgressFn = Callable[[int, int], None]
 
 
 def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,
-                cache: bool = True, cache_dir: str | None = None, progress: ProgressFn | None = None,
+                background: str = "auto", fit: str = "pad", cache: bool = True, cache_dir: str | None = None, progress: ProgressFn | None = None,
                 should_cancel: Callable[[], bool] | None = None, processes: bool | None = None) -> Dataset:
     """Load every usable image below ``root`` as float32 arrays in [0, 1].
 
     ``image_size``: None = the most common size among the images, capped at MAX_IMAGE_SIZE per side
     keeping the aspect ratio; an int = square; (height, width). Each side 8..64.
     ``color``: "auto" (gray when every image is gray, else RGB), "gray" or "rgb".
+    ``background``: what transparent pixels become: "auto" (per image: white behind dark content, black
+    behind light content), "white", "black", or "alpha" (kept as a last channel: 2 or 4 channels).
+    An image that comes out nearly blank is skipped with its reason.
+    ``fit``: how an image of another shape is brought to the size: "pad" (aspect kept, the rest filled
+    with its background: its transparency's, else the colour of its border), "crop" or "stretch".
+    ``root`` may also be arrays (a .npz / .npy file, IDX files or a folder of them): see
+    :mod:`latentlab.data.arrays`.
     ``progress(done, total)`` is called on the calling thread about 50 times; ``should_cancel()`` is
     polled as files finish, and True raises ``DatasetError("loading cancelled")``.
     ``cache``: arrays are kept in ``cache_dir`` (default :func:`default_cache_dir`) under a key of the
@@ -41,9 +49,14 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
     t0 = time.perf_counter()
     size = _check_image_size(image_size)
     color = _check_color(color)
+    background = _check_background(background)
+    fit = _check_fit(fit)
+    from latentlab.data import arrays
+    if arrays.is_array_source(root):
+        return arrays.load_arrays(root, size, color, fit=fit, progress=progress)
     root = _check_root(root)
     cache_dir = cache_dir or default_cache_dir()
-    prefix = _cache_prefix(root, size, color)
+    prefix = _cache_prefix(root, size, f"{color}\0{background}\0{fit}")
     early = _start_cache_read(cache_dir, prefix) if cache else None
     pool: list = []   # worker processes, started while scanning once a cold load of a large folder is sure
     cpus = parallel._usable_cpus()
@@ -61,6 +74,11 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             if scan.skipped:
                 s = scan.skipped[0]
                 detail = f" ({len(scan.skipped)} skipped; first: {_printable(s.path)}: {s.reason})"
+            if scan.others:
+                ext, n = max(scan.others.items(), key=lambda kv: kv[1])
+                more = sum(scan.others.values()) - n
+                raise DatasetError(f"no images found in {_printable(root)}: it holds {other_files_line(ext, n)}"
+                                   + (f" (and {more:,} other files)" if more else "") + detail)
             raise DatasetError(f"no images found in {_printable(root)}{detail}: expected PNG/JPEG/BMP/GIF/TIFF "
                                "files, directly in the folder or in one subfolder per class")
         key = _cache_key(scan, prefix)
@@ -71,14 +89,24 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             if progress is not None:
                 progress(total, total)
             return Dataset(root, images, labels, list(meta["class_names"]), list(meta["paths"]),
-                           [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True)
+                           [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True,
+                           LoadReport.from_dict(meta.get("report", {})))
         hit = None
 
         if pool and pool[0] is None:   # could not start while scanning: it will not now either
             processes = False
         results, skipped = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
-                                                pool[0] if pool else None)
-        ok = [i for i, r in enumerate(results) if isinstance(r, _Decoded)]
+                                                pool[0] if pool else None, background, fit)
+        duplicates = list(scan.duplicates)
+        ok, seen = [], {}
+        for i, r in enumerate(results):
+            if isinstance(r, _Decoded):
+                if r.digest and r.digest in seen:
+                    duplicates.append([scan.files[i][0], scan.files[seen[r.digest]][0]])
+                    continue
+                seen[r.digest] = i
+                ok.append(i)
+        seen = None
         skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
         if not ok:
             first = next(s for s in skipped if s.path == scan.files[0][0]) if skipped else None
@@ -86,11 +114,15 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             raise DatasetError(f"all {total} images in {_printable(root)} were unusable{first_text}: "
                                "check that they are valid image files")
         decoded = [results[i] for i in ok]
+        report = _report(decoded, skipped, scan, background, fit, duplicates)
         if size is None:
-            size = _common_size([d.size for d in decoded])
-            parallel._resize_all(decoded, size, should_cancel)
+            size, report.size_reason = _choose_size([d.size for d in decoded])
+            parallel._resize_all(decoded, size, should_cancel, fit)
+        else:
+            report.size_reason = "as asked (--image-size)"
         out_gray = color == "gray" or (color == "auto" and all(d.gray for d in decoded))
-        channels = 1 if out_gray else 3
+        with_alpha = background == "alpha" and any(d.transparent for d in decoded)
+        channels = (1 if out_gray else 3) + with_alpha
         use_float = any(d.array.dtype != np.uint8 for d in decoded)
         store = np.empty((len(decoded), size[0], size[1], channels), np.float32 if use_float else np.uint8)
         for j, d in enumerate(decoded):
@@ -99,7 +131,16 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                 a = a.astype(np.float32) * np.float32(1.0 / 255.0)
             if a.ndim == 2:
                 a = a[..., None]
-            elif channels == 1:  # can only happen for 3-channel arrays when gray is forced (already done)
+            if with_alpha:
+                opaque = np.float32(1.0) if use_float else np.uint8(255)
+                if d.transparent:
+                    store[j, ..., -1] = a[..., -1]
+                    a = a[..., :-1]
+                else:
+                    store[j, ..., -1] = opaque
+                store[j, ..., :-1] = a   # (h, w, 1) broadcasts to 3 channels for RGB
+                continue
+            if a.shape[-1] > 1 and channels == 1:  # only when gray is forced (already done)
                 a = a.mean(axis=-1, keepdims=True)
             store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
         labels = scan.labels[np.asarray(ok, dtype=np.int64)]
@@ -107,7 +148,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         writer = None
         if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
             meta = {"key": key, "root": root, "class_names": scan.class_names,
-                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped]}
+                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped], "report": report.to_dict()}
             writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta),
                                       name="latentlab-cache-write")
             writer.start()
@@ -116,7 +157,28 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         finally:
             if writer is not None:
                 writer.join()
-        return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False)
+        return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False,
+                       report)
     finally:
         if pool and pool[0] is not None:
             pool[0].shutdown(wait=True, cancel_futures=True)
+
+
+def _report(decoded: list[_Decoded], skipped: list[SkippedFile], scan, background: str, fit: str,
+            duplicates: list) -> LoadReport:
+    """What was done to the images used (before the size is chosen)."""
+    r = LoadReport(background=background, fit=fit, others=dict(scan.others), hidden=scan.hidden,
+                   duplicates=duplicates)
+    for d in decoded:
+        if d.transparent:
+            r.transparent += 1
+            if d.background == "white":
+                r.on_white += 1
+            elif d.background == "black":
+                r.on_black += 1
+            else:
+                r.kept_alpha += 1
+        r.flat += d.flat
+    r.blank_skipped = sum(1 for s in skipped if s.reason.startswith(("nearly blank", "fully transparent")))
+    r.size_spread = _size_spread([d.size for d in decoded])
+    return r
