@@ -138,7 +138,8 @@ def _projector(out_dir, run_folder) -> str:
         note = (f"thumbnails left out: the run's dataset folder {cfg.dataset or '(none recorded)'} is gone, so the "
                 "projector shows the points without their images")
     else:
-        ds = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+        ds = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color, background=cfg.background,
+                                fit=cfg.fit)
         where = {str(p): i for i, p in enumerate(ds.paths)}
         missing = sum(f not in where for f in files)
         if missing:

@@ -14,7 +14,8 @@ from pathlib import Path
 from latentlab import config as C
 
 __all__ = ["CliError", "Parser", "number_arg", "add_train_options", "ProgressPrinter", "final_metrics",
-           "run_in_thread", "config_from_args", "check_folder", "load_dataset", "quiet_tensorflow", "save_png"]
+           "run_in_thread", "config_from_args", "check_folder", "load_dataset", "quiet_tensorflow", "save_png",
+           "add_image_options", "load_progress"]
 
 
 class CliError(Exception):
@@ -68,14 +69,29 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="how β is applied over time: constant, linear warm-up, or cyclical")
     p.add_argument("--warmup-epochs", type=number_arg(int, *C.WARMUP_RANGE, "--warmup-epochs"), default=None,
                    help="warm-up length (linear) or cycle length (cyclical), in epochs")
-    p.add_argument("--image-size", default=None, help="resize to N or HxW pixels (8..64; default: most common size)")
-    p.add_argument("--color", choices=C.COLORS, default=None)
+    add_image_options(p)
     p.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None,
                    help="reconstruction likelihood: bernoulli (BCE) or gaussian (MSE-like)")
     p.add_argument("--val-fraction", type=number_arg(float, *C.VAL_FRACTION_RANGE, "--val-fraction"), default=None)
     p.add_argument("--seed", type=number_arg(int, *C.SEED_RANGE, "--seed"), default=None)
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 compute on a GPU (ignored on the CPU)")
+
+
+def add_image_options(p: argparse.ArgumentParser, defaults: bool = False) -> None:
+    """How images are read: size, colour, background of transparent pixels, fit. With ``defaults`` the
+    flags default to TrainConfig's (for commands without a config, like ``info``), else to None."""
+    d = C.TrainConfig()
+    lo, hi = C.IMAGE_SIDE_RANGE
+    p.add_argument("--image-size", default=None,
+                   help=f"resize to N or HxW pixels ({lo}..{hi}; default: most common size, at most 64)")
+    p.add_argument("--color", choices=C.COLORS, default=d.color if defaults else None)
+    p.add_argument("--background", choices=C.BACKGROUNDS, default=d.background if defaults else None,
+                   help="what transparent pixels become: auto (per image: white behind dark content, black behind "
+                        "light), white, black, or alpha (kept as a channel the model learns); default auto")
+    p.add_argument("--fit", choices=C.FITS, default=d.fit if defaults else None,
+                   help="images of another shape: pad (aspect kept, the rest filled with the background; default), "
+                        "crop (aspect kept, centre cut) or stretch")
 
 
 def beta_arg(name: str = "--beta"):
@@ -181,6 +197,7 @@ def config_from_args(args, folder: str, beta: float | None):
     names = {"latent_dim": "latent_dim", "hidden_units": "hidden_units", "epochs": "epochs",
              "batch_size": "batch_size", "lr": "learning_rate",
              "kl_schedule": "kl_schedule", "warmup_epochs": "warmup_epochs", "color": "color",
+             "background": "background", "fit": "fit",
              "likelihood": "likelihood", "val_fraction": "val_fraction", "seed": "seed",
              "mixed_precision": "mixed_precision"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
@@ -191,18 +208,48 @@ def config_from_args(args, folder: str, beta: float | None):
 
 
 def check_folder(folder: str) -> None:
+    from latentlab.data.arrays import is_array_source
+
     p = Path(folder).expanduser()
     if not p.exists():
         raise CliError(f"dataset folder {p} does not exist")
-    if not p.is_dir():
-        raise CliError(f"{p} is a file: give a folder of images (class subfolders become labels)")
+    if not p.is_dir() and not is_array_source(p):
+        raise CliError(f"{p} is a file: give a folder of images (class subfolders become labels), "
+                       "a .npz or .npy of images, or IDX files")
+
+
+def load_progress(stream=None):
+    """A ``progress(done, total)`` for ``load_folder`` that shows loading on the terminal: a tqdm bar on a
+    terminal, a plain line every 10 % otherwise (a log file gets no carriage returns)."""
+    from tqdm import tqdm
+
+    stream = stream or sys.stderr
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    state = {"bar": None, "next": 0.0, "t0": time.monotonic()}
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=total, file=stream, unit="img", desc="decoding images",
+                                    dynamic_ncols=True, leave=False)
+            bar = state["bar"]
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+            return
+        if total >= 1000 and (done >= state["next"] * total or done == total):
+            print(f"decoding images: {done:,}/{total:,} ({done / max(total, 1):.0%}, "
+                  f"{time.monotonic() - state['t0']:.0f}s)", file=stream, flush=True)
+            state["next"] = done / total + 0.1
+    return progress
 
 
 def load_dataset(cfg, quiet: bool):
     """Load (and validate) the training images before TensorFlow starts, saying what was skipped."""
     from latentlab.data import load_folder
 
-    ds = load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+    ds = load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color, background=cfg.background, fit=cfg.fit,
+                     progress=None if quiet else load_progress())
     if not quiet:
         h, w, c = ds.image_shape
         note = f", {len(ds.skipped)} skipped (see 'latentlab info {cfg.dataset}')" if ds.skipped else ""

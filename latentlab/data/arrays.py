@@ -191,8 +191,9 @@ def load_arrays(path, size=None, color: str = "auto", *, fit: str = "pad", progr
     h, w = images.shape[1:3]
     reason = "the arrays' own size"
     if size is None:
-        size, reason = _choose_size([(h, w)])
-        reason = reason.replace("the most common size", "the arrays' size").replace(" (100% of the images)", "")
+        size, why = _choose_size([(h, w)])
+        if tuple(size) != (h, w):
+            reason += why.split(" (100% of the images)", 1)[-1]
     if min(h, w) < MIN_IMAGE_SIZE and size == (h, w):
         raise DatasetError(f"{_printable(path)}: images of {h}×{w} are smaller than {MIN_IMAGE_SIZE} pixels a side")
     if tuple(size) != (h, w):
