@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 
 # seconds per (image × pixel × channel) for one training epoch (forward + backward, default model, batch 64),
-# measured here on 2 cores: Fashion-MNIST, 54,000 train images of 28×28×1 took 25 s an epoch
-# (and 2,000 RGB images of 128×128, 38 s); 2 cores → about 5e-7 s per image-pixel
-SECONDS_PER_PIXEL_2_CORES = 5.0e-7
+# measured here on 2 shared cores: Fashion-MNIST (`latentlab train /usr/share/datasets/fashion-mnist
+# --epochs 1`), 54,000 train images of 28×28×1, took 52 s an epoch: 1.2e-6 s per image-pixel
+SECONDS_PER_PIXEL_2_CORES = 1.2e-6
 SLOW_EPOCH_SECONDS = 60.0
 
 
