@@ -206,3 +206,31 @@ def test_bad_arrays_are_one_line_errors(tmp_path):
         with pytest.raises(DatasetError) as e:
             load_folder(tmp_path / name)
         assert needle in str(e.value) and "\n" not in str(e.value), (name, str(e.value))
+
+
+# -- incremental cache ----------------------------------------------------------------------------
+@pytest.mark.parametrize("background", ["auto", "alpha"])
+def test_one_changed_added_or_removed_file_decodes_that_file_only(tmp_path, monkeypatch, background):
+    from latentlab.data import decode
+
+    root = tmp_path / "d"
+    for i in range(30):
+        save(root / f"c{i % 3}" / f"g{i}.png", (RNG.random((20, 20)) * 255).astype(np.uint8))
+    for i in range(4):
+        save(root / "c0" / f"art{i}.png", line_art((20, 20), seed=10 + i))
+    save(root / "c1" / "rgb.png", (RNG.random((20, 20, 3)) * 255).astype(np.uint8))
+    (root / "c2" / "broken.png").write_bytes(b"not a png")
+    first = load_folder(root, background=background)
+    calls = []
+    real = decode._decode
+    monkeypatch.setattr(decode, "_decode", lambda path, *a: calls.append(os.path.basename(path)) or real(path, *a))
+    save(root / "c0" / "g0.png", (RNG.random((20, 20)) * 255).astype(np.uint8))     # changed
+    save(root / "c2" / "new.png", (RNG.random((20, 20)) * 255).astype(np.uint8))    # added
+    (root / "c1" / "g1.png").unlink()                                                # removed
+    again = load_folder(root, background=background)
+    assert sorted(calls) == ["g0.png", "new.png"] and not again.from_cache
+    fresh = load_folder(root, background=background, cache=False)
+    assert again.paths == fresh.paths and again.labels.tolist() == fresh.labels.tolist()
+    np.testing.assert_array_equal(again.images, fresh.images)
+    assert [s.path for s in again.skipped] == ["c2/broken.png"] and again.report == fresh.report
+    assert first.num_images == 35 and again.num_images == 35

@@ -66,6 +66,7 @@ def _read_cache(path: str):
             return None
         # this runs beside the folder scan, which keeps one CPU busy: convert on the others
         images = parallel._to_float(images, min(4, parallel._usable_cpus() - 1))
+        meta["_file"] = path   # its per-file table is read only when some files changed
         return images, labels.astype(np.int32, copy=False), meta
     except FileNotFoundError:
         return None
@@ -93,7 +94,7 @@ def _start_cache_read(cache_dir: str, prefix: str):
         pool.shutdown(wait=False)
 
 
-def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: dict) -> None:
+def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: dict, entries=None) -> None:
     """Save the arrays and ``meta`` (stamped with :data:`CACHE_VERSION`) as this folder's cache file,
     atomically, and delete its older ones; never raises."""
     meta = {"version": CACHE_VERSION, **meta}
@@ -104,7 +105,9 @@ def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: di
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=cache_dir)
         with os.fdopen(fd, "wb") as f:
             meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-            np.savez(f, images=images, labels=labels, meta=meta_bytes)
+            extra = {} if entries is None else {
+                "entries": np.frombuffer(json.dumps(entries).encode("utf-8", "surrogateescape"), dtype=np.uint8)}
+            np.savez(f, images=images, labels=labels, meta=meta_bytes, **extra)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)

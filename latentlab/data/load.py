@@ -16,7 +16,7 @@ from latentlab.data.cache import _cache_key, _cache_prefix, _start_cache_read, _
 from latentlab.data.dataset import Dataset, DatasetError, LoadReport, SkippedFile, other_files_line
 from latentlab.data.decode import (_check_background, _check_color, _check_fit, _check_image_size, _choose_size,
                                    _Decoded, _size_spread)
-from latentlab.data.scan import _check_root, _scan
+from latentlab.data.scan import _check_root, _scan, _Scan
 
 ProgressFn = Callable[[int, int], None]
 
@@ -91,12 +91,29 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             return Dataset(root, images, labels, list(meta["class_names"]), list(meta["paths"]),
                            [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True,
                            LoadReport.from_dict(meta.get("report", {})))
-        hit = None
 
         if pool and pool[0] is None:   # could not start while scanning: it will not now either
             processes = False
-        results, skipped = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
-                                                pool[0] if pool else None, background, fit)
+        reused = _reuse(hit, scan) if hit is not None else None   # the same folder's cache, some files changed
+        hit = None
+        if reused is not None:
+            results, todo, old_size = reused
+            sub = _Scan(scan.root, [scan.files[i] for i in todo], [], scan.labels[:0], [])
+            fresh, _ = parallel._decode_all(sub, size or old_size, color, progress, should_cancel, False, None,
+                                            background, fit)
+            for i, r in zip(todo, fresh):
+                results[i] = SkippedFile(scan.files[i][0], r.reason) if isinstance(r, SkippedFile) else r
+            decoded_sizes = [r.size for r in results if isinstance(r, _Decoded)]
+            if size is None and decoded_sizes and _choose_size(decoded_sizes)[0] != old_size:
+                reused = None   # the automatic size changed: every image must be decoded again
+            else:
+                size = size or old_size
+                auto_size = size if image_size is None else None
+        if reused is None:
+            auto_size = None
+            results, _ = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
+                                              pool[0] if pool else None, background, fit)
+        skipped = [r for r in results if isinstance(r, SkippedFile)]
         duplicates = list(scan.duplicates)
         ok, seen = [], {}
         for i, r in enumerate(results):
@@ -115,7 +132,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                                "check that they are valid image files")
         decoded = [results[i] for i in ok]
         report = _report(decoded, skipped, scan, background, fit, duplicates)
-        if size is None:
+        if size is None or auto_size is not None:
             size, report.size_reason = _choose_size([d.size for d in decoded])
             parallel._resize_all(decoded, size, should_cancel, fit)
         else:
@@ -148,8 +165,11 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         writer = None
         if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
             meta = {"key": key, "root": root, "class_names": scan.class_names,
-                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped], "report": report.to_dict()}
-            writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta),
+                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped], "report": report.to_dict(),
+                    "size": list(size), "dtype": store.dtype.str, "alpha": bool(with_alpha)}
+            rows = dict(zip(ok, range(len(ok))))
+            entries = [list(f) + [_entry(results[i], rows.get(i, -1))] for i, f in enumerate(scan.files)]
+            writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta, entries),
                                       name="latentlab-cache-write")
             writer.start()
         try:
@@ -182,3 +202,67 @@ def _report(decoded: list[_Decoded], skipped: list[SkippedFile], scan, backgroun
     r.blank_skipped = sum(1 for s in skipped if s.reason.startswith(("nearly blank", "fully transparent")))
     r.size_spread = _size_spread([d.size for d in decoded])
     return r
+
+
+def _entry(result, row: int):
+    """One file's line in the cache's per-file table: its skip reason, or its row and decoding facts."""
+    if isinstance(result, SkippedFile):
+        return result.reason
+    if not isinstance(result, _Decoded):
+        return None
+    m = list(result.meta())
+    m[-1] = m[-1].hex()
+    return [row, m]
+
+
+def _reuse(hit, scan):
+    """From a cache of the same folder and settings whose key no longer matches: (results with every
+    unchanged file's array or skip reason filled in, indices of the files to decode, the cached size),
+    or None when nothing can be reused. A file is unchanged when its path, size, mtime, ctime, device
+    and inode are; a used duplicate's twin, or a file without a row, is decoded again."""
+    images, _, meta = hit
+    entries = _read_entries(meta.get("_file"))
+    if entries is None or "size" not in meta:
+        return None
+    old = {e[0]: e for e in entries}
+    results: list = [None] * len(scan.files)
+    todo: list[int] = []
+    uint8 = meta.get("dtype") == "|u1"
+    alpha = bool(meta.get("alpha"))
+    for i, f in enumerate(scan.files):
+        e = old.get(f[0])
+        status = e[6] if e is not None and len(e) == 7 and list(e[1:6]) == list(f[1:6]) else None
+        if isinstance(status, str):
+            results[i] = SkippedFile(f[0], status)
+        elif isinstance(status, list) and status[0] >= 0:
+            row, m = status
+            m = list(m)
+            m[1], m[4], m[6] = tuple(m[1]), tuple(m[4]), bytes.fromhex(m[6])
+            d = _Decoded.from_meta(None, tuple(m))
+            a = images[row]
+            if uint8:
+                a = np.round(a * 255.0).astype(np.uint8)
+            a_alpha = a[..., -1:] if alpha else None
+            base = a[..., :-1] if alpha else a
+            base = base[..., 0] if d.gray or base.shape[-1] == 1 else base
+            if a_alpha is not None and d.transparent:
+                base = np.concatenate([base[..., None] if base.ndim == 2 else base, a_alpha], axis=-1)
+            d.array = np.ascontiguousarray(base)
+            results[i] = d
+        else:
+            todo.append(i)
+    if len(todo) == len(scan.files):
+        return None
+    return results, todo, tuple(meta["size"])
+
+
+def _read_entries(path):
+    import json
+
+    if not path:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(bytes(z["entries"]).decode("utf-8")) if "entries" in z.files else None
+    except Exception:  # noqa: BLE001  a damaged cache is rebuilt, never fatal
+        return None
