@@ -258,14 +258,17 @@ def load_dataset(cfg, quiet: bool):
     return ds
 
 
-def save_png(path, image) -> None:
-    """An image (H, W, C) in [0, 1] written atomically as a PNG; CliError when it cannot be."""
+def save_png(path, image, scale: int = 1) -> None:
+    """An image (H, W, C) in [0, 1] written atomically as a PNG, each pixel enlarged ``scale`` times
+    (nearest neighbour); 2 or 4 channels are gray or RGB with alpha. CliError when it cannot be written."""
     import numpy as np
     from PIL import Image
 
     from latentlab.runs import atomic_write
 
     arr = np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if scale > 1:
+        arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
     if arr.shape[-1] == 1:
         arr = arr[..., 0]
     try:
