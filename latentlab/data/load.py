@@ -124,6 +124,8 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                 seen[r.digest] = i
                 ok.append(i)
         seen = None
+        twin = {a: b for a, b in duplicates[len(scan.duplicates):]}
+        duplicates = [[a, twin.get(b, b)] for a, b in duplicates]   # a link to a copy names the file used
         skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
         if not ok:
             first = next(s for s in skipped if s.path == scan.files[0][0]) if skipped else None
