@@ -380,7 +380,8 @@ def bench_data(root: Path, rounds: int = 1) -> dict:
         out["warm_load_s"] = statistics.median(warm)
         out["warm_load_s_each"] = warm
         # one file touched (a new mtime): the per-file cache table decodes that file alone
-        victim = next(os.path.join(dp, f) for dp, _, fs in sorted(os.walk(root)) for f in sorted(fs))
+        victim = next(os.path.join(dp, f) for dp, _, fs in sorted(os.walk(root)) for f in sorted(fs)
+                      if f.endswith(".png"))
         st = os.stat(victim)
         incremental = []
         for k in range(3):

@@ -79,3 +79,29 @@ def test_the_model_builds_and_trains_for_big_and_alpha_images(shape):
     hist = vae.fit(x, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(hist.history["loss"][-1])
     assert vae.decoder.output_shape[1:] == shape
+
+
+def test_loading_shows_progress_as_a_bar_on_a_terminal_and_lines_in_a_log(tmp_path):
+    import io
+
+    from latentlab.cli.common import load_progress
+    from latentlab.data import load_folder
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log, tty = io.StringIO(), Terminal()
+    for stream in (log, tty):
+        p = load_progress(stream)
+        p.stage("scanning x")
+        for done in range(0, 2001, 100):
+            p(done, 2000)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("decoding images: 0/2,000") and lines[-1].startswith("decoding images: 2,000/2,000")
+    assert 5 <= len(lines) <= 12 and "\r" not in log.getvalue()
+    assert "scanning x …" in tty.getvalue() and "\rdecoding images:" in tty.getvalue() and "/2000 [" in tty.getvalue()
+    folder = _line_art_folder(tmp_path / "art")
+    stages = []
+    load_folder(folder, on_stage=stages.append)
+    assert stages[0].startswith("scanning") and stages[-1].startswith("writing the cache")

@@ -19,7 +19,9 @@ def run(args) -> int:
     from latentlab.data import load_folder
 
     check_folder(args.folder)
+    shown = load_progress()
     ds = load_folder(args.folder, image_size=parse_image_size(args.image_size), color=args.color,
-                     background=args.background, fit=args.fit, cache=not args.no_cache, progress=load_progress())
+                     background=args.background, fit=args.fit, cache=not args.no_cache, progress=shown,
+                     on_stage=shown.stage)
     print(ds.summary())
     return 0

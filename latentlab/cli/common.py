@@ -220,41 +220,57 @@ def check_folder(folder: str) -> None:
 
 def load_progress(stream=None):
     """A ``progress(done, total)`` for ``load_folder`` that shows loading on the terminal: a tqdm bar on a
-    terminal, a plain line every 10 % otherwise (a log file gets no carriage returns)."""
-    from tqdm import tqdm
+    terminal, a plain line every 10 % otherwise (a log file gets no carriage returns). Its ``stage(text)``
+    (``load_folder``'s ``on_stage``) prints each long step as it starts."""
+    return _LoadProgress(stream or sys.stderr)
 
-    stream = stream or sys.stderr
-    tty = hasattr(stream, "isatty") and stream.isatty()
-    state = {"bar": None, "next": 0.0, "t0": time.monotonic()}
 
-    def progress(done: int, total: int) -> None:
-        if tty:
-            if state["bar"] is None:
-                state["bar"] = tqdm(total=total, file=stream, unit="img", desc="decoding images",
-                                    dynamic_ncols=True, leave=False)
-            bar = state["bar"]
-            bar.update(done - bar.n)
+class _LoadProgress:
+    def __init__(self, stream):
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.bar = None
+        self.next = 0.0
+        self.t0 = time.monotonic()
+
+    def stage(self, text: str) -> None:
+        if self.tty:   # (a log gets the decoding lines of a large folder only)
+            print(f"{text} …", file=self.stream, flush=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tty:
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=total, file=self.stream, unit="img", desc="decoding images",
+                                dynamic_ncols=True, leave=False)
+            self.bar.update(done - self.bar.n)
             if done >= total:
-                bar.close()
+                self.bar.close()
             return
-        if total >= 1000 and (done >= state["next"] * total or done == total):
+        if total >= 1000 and (done >= self.next * total or done == total):
             print(f"decoding images: {done:,}/{total:,} ({done / max(total, 1):.0%}, "
-                  f"{time.monotonic() - state['t0']:.0f}s)", file=stream, flush=True)
-            state["next"] = done / total + 0.1
-    return progress
+                  f"{time.monotonic() - self.t0:.0f}s)", file=self.stream, flush=True)
+            self.next = done / total + 0.1
 
 
 def load_dataset(cfg, quiet: bool):
     """Load (and validate) the training images before TensorFlow starts, saying what was skipped."""
     from latentlab.data import load_folder
 
+    shown = None if quiet else load_progress()
     ds = load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color, background=cfg.background, fit=cfg.fit,
-                     progress=None if quiet else load_progress())
+                     progress=shown, on_stage=None if shown is None else shown.stage)
     if not quiet:
+        from latentlab.epoch_time import estimate_epoch_seconds, slow_note
+
         h, w, c = ds.image_shape
         note = f", {len(ds.skipped)} skipped (see 'latentlab info {cfg.dataset}')" if ds.skipped else ""
         print(f"{ds.num_images} images of {h}x{w}x{c}{note}, loaded in {ds.load_seconds:.1f}s"
               f"{' from cache' if ds.from_cache else ''}", file=sys.stderr, flush=True)
+        slow = slow_note(estimate_epoch_seconds(ds.num_images, ds.image_shape, cfg.val_fraction), ds.image_shape)
+        if slow:
+            print(slow, file=sys.stderr, flush=True)
     return ds
 
 

@@ -23,7 +23,8 @@ ProgressFn = Callable[[int, int], None]
 
 def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,
                 background: str = "auto", fit: str = "pad", cache: bool = True, cache_dir: str | None = None, progress: ProgressFn | None = None,
-                should_cancel: Callable[[], bool] | None = None, processes: bool | None = None) -> Dataset:
+                should_cancel: Callable[[], bool] | None = None, processes: bool | None = None,
+                on_stage: Callable[[str], None] | None = None) -> Dataset:
     """Load every usable image below ``root`` as float32 arrays in [0, 1].
 
     ``image_size``: None = the most common size among the images, capped at MAX_IMAGE_SIZE per side
@@ -36,6 +37,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
     with its background: its transparency's, else the colour of its border), "crop" or "stretch".
     ``root`` may also be arrays (a .npz / .npy file, IDX files or a folder of them): see
     :mod:`latentlab.data.arrays`.
+    ``on_stage(text)`` is told each long step as it starts ("scanning ...", "writing the cache");
     ``progress(done, total)`` is called on the calling thread about 50 times; ``should_cancel()`` is
     polled as files finish, and True raises ``DatasetError("loading cancelled")``.
     ``cache``: arrays are kept in ``cache_dir`` (default :func:`default_cache_dir`) under a key of the
@@ -67,6 +69,8 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
 
     may_start = processes is not False and cpus > 1 and early is None
     try:
+        if on_stage is not None:
+            on_stage(f"scanning {_printable(root)}")
         scan = _scan(root, should_cancel, on_found if may_start else None)
         total = len(scan.files)
         if total == 0:
@@ -170,7 +174,11 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                     "paths": paths, "skipped": [[s.path, s.reason] for s in skipped], "report": report.to_dict(),
                     "size": list(size), "dtype": store.dtype.str, "alpha": bool(with_alpha)}
             rows = dict(zip(ok, range(len(ok))))
-            entries = [list(f) + [_entry(results[i], rows.get(i, -1))] for i, f in enumerate(scan.files)]
+
+            def entries(files=scan.files, results=results, rows=rows):   # built on the writer's thread
+                return [list(f) + [_entry(results[i], rows.get(i, -1))] for i, f in enumerate(files)]
+            if on_stage is not None:
+                on_stage(f"writing the cache ({store.nbytes / 2**20:.0f} MB)")
             writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta, entries),
                                       name="latentlab-cache-write")
             writer.start()
@@ -212,8 +220,10 @@ def _entry(result, row: int):
         return result.reason
     if not isinstance(result, _Decoded):
         return None
-    m = list(result.meta())
-    m[-1] = m[-1].hex()
+    m = getattr(result, "cached_meta", None)
+    if m is None:
+        m = list(result.meta())
+        m[-1] = m[-1].hex()
     return [row, m]
 
 
@@ -222,28 +232,24 @@ def _reuse(hit, scan):
     unchanged file's array or skip reason filled in, indices of the files to decode, the cached size),
     or None when nothing can be reused. A file is unchanged when its path, size, mtime, ctime, device
     and inode are; a used duplicate's twin, or a file without a row, is decoded again."""
-    images, _, meta = hit
-    entries = _read_entries(meta.get("_file"))
+    _, _, meta = hit
+    entries, images = _read_entries(meta.get("_file"))
     if entries is None or "size" not in meta:
         return None
     old = {e[0]: e for e in entries}
     results: list = [None] * len(scan.files)
     todo: list[int] = []
-    uint8 = meta.get("dtype") == "|u1"
     alpha = bool(meta.get("alpha"))
     for i, f in enumerate(scan.files):
         e = old.get(f[0])
-        status = e[6] if e is not None and len(e) == 7 and list(e[1:6]) == list(f[1:6]) else None
-        if isinstance(status, str):
+        status = e[6] if e is not None and len(e) == 7 and e[1:6] == list(f[1:6]) else None
+        if status.__class__ is str:
             results[i] = SkippedFile(f[0], status)
-        elif isinstance(status, list) and status[0] >= 0:
+        elif status.__class__ is list and status[0] >= 0:
             row, m = status
-            m = list(m)
-            m[1], m[4], m[6] = tuple(m[1]), tuple(m[4]), bytes.fromhex(m[6])
-            d = _Decoded.from_meta(None, tuple(m))
-            a = images[row]
-            if uint8:
-                a = np.round(a * 255.0).astype(np.uint8)
+            d = _Decoded(None, m[0], tuple(m[1]), m[2], m[3], tuple(m[4]), m[5], bytes.fromhex(m[6]))
+            d.cached_meta = m   # written back as it is
+            a = images[row]   # as stored: uint8, or float32 for 16-bit sources
             a_alpha = a[..., -1:] if alpha else None
             base = a[..., :-1] if alpha else a
             base = base[..., 0] if d.gray or base.shape[-1] == 1 else base
@@ -259,12 +265,15 @@ def _reuse(hit, scan):
 
 
 def _read_entries(path):
-    import json
+    import marshal
 
+    """(the per-file table, the images as stored) of a cache file, or (None, None)."""
     if not path:
-        return None
+        return None, None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return json.loads(bytes(z["entries"]).decode("utf-8")) if "entries" in z.files else None
+            if "entries" not in z.files:
+                return None, None
+            return marshal.loads(z["entries"].tobytes()), z["images"]
     except Exception:  # noqa: BLE001  a damaged cache is rebuilt, never fatal
-        return None
+        return None, None
