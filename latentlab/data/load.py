@@ -101,7 +101,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         reused = _reuse(hit, scan) if hit is not None else None   # the same folder's cache, some files changed
         hit = None
         if reused is not None:
-            results, todo, old_size = reused
+            results, todo, old_size, old_store = reused
             sub = _Scan(scan.root, [scan.files[i] for i in todo], [], scan.labels[:0], [])
             fresh, _ = parallel._decode_all(sub, size or old_size, color, progress, should_cancel, False, None,
                                             background, fit)
@@ -114,7 +114,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                 size = size or old_size
                 auto_size = size if image_size is None else None
         if reused is None:
-            auto_size = None
+            auto_size = old_store = None
             results, _ = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
                                               pool[0] if pool else None, background, fit)
         skipped = [r for r in results if isinstance(r, SkippedFile)]
@@ -148,7 +148,13 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         channels = (1 if out_gray else 3) + with_alpha
         use_float = any(d.array.dtype != np.uint8 for d in decoded)
         store = np.empty((len(decoded), size[0], size[1], channels), np.float32 if use_float else np.uint8)
-        for j, d in enumerate(decoded):
+        rest = list(enumerate(decoded))
+        if old_store is not None and old_store.shape[1:] == store.shape[1:] and old_store.dtype == store.dtype:
+            # unchanged files' rows, copied from the old cache in one go (the same layout)
+            js = [j for j, d in rest if getattr(d, "cached_row", None) is not None]
+            store[js] = old_store[[decoded[j].cached_row for j in js]]
+            rest = [(j, d) for j, d in rest if getattr(d, "cached_row", None) is None]
+        for j, d in rest:
             a = d.array
             if use_float and a.dtype == np.uint8:
                 a = a.astype(np.float32) * np.float32(1.0 / 255.0)
@@ -249,6 +255,7 @@ def _reuse(hit, scan):
             row, m = status
             d = _Decoded(None, m[0], tuple(m[1]), m[2], m[3], tuple(m[4]), m[5], bytes.fromhex(m[6]))
             d.cached_meta = m   # written back as it is
+            d.cached_row = row
             a = images[row]   # as stored: uint8, or float32 for 16-bit sources
             a_alpha = a[..., -1:] if alpha else None
             base = a[..., :-1] if alpha else a
@@ -261,7 +268,7 @@ def _reuse(hit, scan):
             todo.append(i)
     if len(todo) == len(scan.files):
         return None
-    return results, todo, tuple(meta["size"])
+    return results, todo, tuple(meta["size"]), images
 
 
 def _read_entries(path):
