@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout)
+
+from latentlab.config import BACKGROUNDS, FITS
 
 from gui.image_panel import array_to_qimage
 from gui.settings import add_recent_folder, recent_folders
@@ -41,6 +43,10 @@ class DatasetPanel(QGroupBox):
         self.open_button.setToolTip("Choose a folder of images: one subfolder per class, or images directly "
                                     "inside (unlabeled).")
         self.open_button.clicked.connect(self.ask_folder)
+        self.arrays_button = QPushButton("Arrays…")
+        self.arrays_button.setToolTip("Open images saved as arrays: a .npz (x and y, or x_train and y_train as "
+                                      "keras.datasets gives them), a .npy, or an IDX file (MNIST's format).")
+        self.arrays_button.clicked.connect(self.ask_arrays)
         self.sample_button = QPushButton("Sample")
         self.sample_button.setToolTip("Load the bundled Fashion-MNIST sample (3,000 28×28 images, 10 classes).")
         self.sample_button.clicked.connect(self.open_sample)
@@ -63,6 +69,32 @@ class DatasetPanel(QGroupBox):
         self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.count_label = QLabel("–")
         self.shape_label = QLabel("–")
+        self.shape_label.setWordWrap(True)
+        self.shape_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.notes_label = QLabel("–")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.epoch_label = QLabel("")
+        self.epoch_label.setWordWrap(True)
+        self.epoch_label.setStyleSheet("color: #8a5a00;")
+        self.epoch_label.hide()
+        self.background_box = QComboBox()
+        self.background_box.addItems(BACKGROUNDS)
+        self.background_box.setToolTip("What transparent pixels become: auto (per image: white behind dark content, "
+                                       "black behind light content), white, black, or alpha (kept as a channel "
+                                       "the model learns). Changing it reloads the dataset.")
+        self.fit_box = QComboBox()
+        self.fit_box.addItems(FITS)
+        self.fit_box.setToolTip("Images of another shape: pad (aspect kept, the rest filled with the background), "
+                                "crop (aspect kept, the centre cut out) or stretch. Changing it reloads the dataset.")
+        self.background_box.activated.connect(self._reload_with_settings)
+        self.fit_box.activated.connect(self._reload_with_settings)
+        settings_row = QHBoxLayout()
+        settings_row.addWidget(QLabel("Transparency:"))
+        settings_row.addWidget(self.background_box, 1)
+        settings_row.addWidget(QLabel("Fit:"))
+        settings_row.addWidget(self.fit_box, 1)
+        self._load_args: tuple = (None, "auto")   # image_size, color of the last load (kept on a reload)
         self.classes_label = QLabel("–")
         self.classes_label.setWordWrap(True)
         self.classes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -73,6 +105,7 @@ class DatasetPanel(QGroupBox):
         form.addRow("Images:", self.count_label)
         form.addRow("Size:", self.shape_label)
         form.addRow("Classes:", self.classes_label)
+        form.addRow("Notes:", self.notes_label)
 
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.IconMode)
@@ -91,14 +124,17 @@ class DatasetPanel(QGroupBox):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button, 1)
+        buttons.addWidget(self.arrays_button)
         buttons.addWidget(self.sample_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setSpacing(4)
         layout.addLayout(buttons)
+        layout.addLayout(settings_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.error)
         layout.addLayout(form)
+        layout.addWidget(self.epoch_label)
         layout.addWidget(self.thumbs)
         layout.addWidget(self.skipped_label)
         layout.addWidget(self.skipped)
@@ -112,6 +148,33 @@ class DatasetPanel(QGroupBox):
             self.open_folder(folder)
 
     @Slot()
+    def ask_arrays(self) -> None:
+        start = str(Path(self.dataset.root).parent) if self.dataset is not None else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open images saved as arrays", start,
+                                              "Arrays (*.npz *.npy *ubyte *ubyte.gz *.idx *.idx.gz);;All files (*)")
+        if path:
+            self.open_folder(path)
+
+    @Slot()
+    def _reload_with_settings(self) -> None:
+        """The transparency or fit choice changed: load the same dataset again with it."""
+        if self.dataset is not None and not self.is_loading:
+            self.open_folder(self.dataset.root, *self._load_args)
+
+    @property
+    def background(self) -> str:
+        return self.background_box.currentText()
+
+    @property
+    def fit(self) -> str:
+        return self.fit_box.currentText()
+
+    def set_image_settings(self, background: str, fit: str) -> None:
+        """Show these choices (a reopened run's) without loading anything."""
+        self.background_box.setCurrentText(background)
+        self.fit_box.setCurrentText(fit)
+
+    @Slot()
     def open_sample(self) -> None:
         from latentlab.data import DatasetError, sample_dataset_path
 
@@ -122,10 +185,15 @@ class DatasetPanel(QGroupBox):
             return
         self.open_folder(str(path))
 
-    def open_folder(self, folder, image_size=None, color: str = "auto") -> bool:
-        """Start loading ``folder`` on a worker thread. False when a load is already running."""
+    def open_folder(self, folder, image_size=None, color: str = "auto", background: str | None = None,
+                    fit: str | None = None) -> bool:
+        """Start loading ``folder`` (or a .npz / .npy / IDX file) on a worker thread, with the transparency
+        and fit choices shown (or these, which are then shown). False when a load is already running."""
         if self.is_loading:
             return False
+        if background is not None or fit is not None:
+            self.set_image_settings(background or self.background, fit or self.fit)
+        self._load_args = (image_size, color)
         folder = os.fspath(folder)
         self.loading_root = folder
         self._outcome = None
@@ -136,7 +204,7 @@ class DatasetPanel(QGroupBox):
         self.open_button.setEnabled(False)
         self.sample_button.setEnabled(False)
         self.path_label.setText(folder)
-        worker = LoadWorker(folder, image_size, color)
+        worker = LoadWorker(folder, image_size, color, self.background, self.fit)
         worker.progress.connect(self._on_progress)
         worker.loaded.connect(self._on_loaded)
         worker.failed.connect(self._on_failed)
@@ -203,6 +271,8 @@ class DatasetPanel(QGroupBox):
             menu.addAction(f).triggered.connect(lambda checked=False, f=f: open_folder(f))
 
     def set_enabled_for_training(self, training: bool) -> None:
+        for w in (self.arrays_button, self.background_box, self.fit_box):
+            w.setEnabled(not training and not self.is_loading)
         self.open_button.setEnabled(not training and not self.is_loading)
         self.sample_button.setEnabled(not training and not self.is_loading)
 
@@ -224,8 +294,11 @@ class DatasetPanel(QGroupBox):
         self.path_label.setToolTip(str(ds.root))
         cached = " (from cache)" if ds.from_cache else ""
         self.count_label.setText(f"{ds.num_images:,} used, loaded in {ds.load_seconds:.1f} s{cached}")
-        self.shape_label.setText(f"{h}×{w} pixels, {c} channel{'s' if c != 1 else ''} "
-                                 f"({'grayscale' if c == 1 else 'RGB'})")
+        kinds = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGB + alpha"}
+        self.shape_label.setText(f"{ds.size_line()}; {c} channel{'s' if c != 1 else ''} ({kinds.get(c, c)})")
+        notes = ds.report.lines()
+        self.notes_label.setText("\n".join(notes) if notes else "–")
+        self._show_epoch_estimate(ds)
         if ds.labeled:
             counts = ds.class_counts
             text = ", ".join(f"{name} ({k})" for name, k in list(counts.items())[:30])
@@ -245,6 +318,14 @@ class DatasetPanel(QGroupBox):
         if n_skipped > 500:
             self.skipped.addItem(f"… and {n_skipped - 500} more")
         self.skipped.setVisible(n_skipped > 0)
+
+    def _show_epoch_estimate(self, ds) -> None:
+        """Say the expected epoch time when it will be slow here (before anyone presses Train)."""
+        from latentlab.epoch_time import estimate_epoch_seconds, slow_note
+
+        note = slow_note(estimate_epoch_seconds(ds.num_images, ds.image_shape), ds.image_shape)
+        self.epoch_label.setText(note)
+        self.epoch_label.setVisible(bool(note))
 
     def _fill_thumbs(self, ds) -> None:
         self.thumbs.clear()

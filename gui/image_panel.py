@@ -15,14 +15,19 @@ __all__ = ["ImagePanel", "array_to_qimage", "save_png"]
 
 
 def array_to_qimage(image: np.ndarray) -> QImage:
-    """(H, W), (H, W, 1) or (H, W, 3) floats in [0, 1] → a QImage that owns its pixels."""
+    """(H, W), (H, W, 1) or (H, W, 3) floats in [0, 1] → a QImage that owns its pixels; (H, W, 2) and
+    (H, W, 4) (gray or RGB + alpha) keep their alpha: the view's own background shows through."""
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
+    if a.ndim == 3 and a.shape[-1] == 2:
+        a = np.concatenate([np.repeat(a[..., :1], 3, axis=-1), a[..., 1:]], axis=-1)
     a8 = np.ascontiguousarray(np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8))
     h, w = a8.shape[:2]
     if a8.ndim == 2:
         img = QImage(a8.data, w, h, w, QImage.Format_Grayscale8)
+    elif a8.shape[-1] == 4:
+        img = QImage(a8.data, w, h, 4 * w, QImage.Format_RGBA8888)
     else:
         img = QImage(a8.data, w, h, 3 * w, QImage.Format_RGB888)
     return img.copy()  # detach from the numpy buffer

@@ -385,8 +385,9 @@ class MainWindow(QMainWindow):
         self.training_panel.show_opened(f"opened: {done} of {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, "
                                         f"{run.status}")
         if self.map_view.show_run(view, self.dataset):
-            if cfg.dataset and Path(cfg.dataset).is_dir() and not self.dataset_panel.is_loading:
-                self.dataset_panel.open_folder(cfg.dataset, cfg.image_size, cfg.color)  # the points' originals
+            if cfg.dataset and Path(cfg.dataset).exists() and not self.dataset_panel.is_loading:
+                self.dataset_panel.open_folder(cfg.dataset, cfg.image_size, cfg.color,   # the points' originals
+                                               cfg.background, cfg.fit)
         elif run.latents is None:
             self._status("This run has no latents.npz: the map shows the decoder only.")
         self.setWindowTitle(f"latentlab — {self.run_dir.name}")

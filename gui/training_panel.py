@@ -279,7 +279,9 @@ class TrainingPanel(QGroupBox):
         from latentlab.config import TrainConfig
 
         h, w, _ = dataset.image_shape
-        return TrainConfig(dataset=str(dataset.root), image_size=[h, w], color=dataset.color,
+        report = getattr(dataset, "report", None)
+        loaded = {"background": report.background, "fit": report.fit} if report is not None else {}
+        return TrainConfig(dataset=str(dataset.root), image_size=[h, w], color=dataset.color, **loaded,
                            **self.settings()).validate()
 
     def show_progress(self, epoch: int, epochs: int, step: int, steps: int, eta: float,

@@ -27,11 +27,13 @@ class LoadWorker(QObject):
     failed = Signal(str)            # one line
     done = Signal()
 
-    def __init__(self, root: str, image_size=None, color: str = "auto"):
+    def __init__(self, root: str, image_size=None, color: str = "auto", background: str = "auto", fit: str = "pad"):
         super().__init__()
         self.root = root
         self.image_size = image_size
         self.color = color
+        self.background = background
+        self.fit = fit
         self._cancel = threading.Event()
 
     def cancel(self) -> None:  # any thread
@@ -42,7 +44,7 @@ class LoadWorker(QObject):
         from latentlab import data as ld
 
         try:
-            ds = ld.load_folder(self.root, self.image_size, self.color,
+            ds = ld.load_folder(self.root, self.image_size, self.color, background=self.background, fit=self.fit,
                                 progress=lambda d, t: self.progress.emit(int(d), int(t)),
                                 should_cancel=self._cancel.is_set)
         except ld.DatasetError as e:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 KL_SCHEDULES = ("constant", "linear", "cyclical", "free-bits", "capacity")
 LIKELIHOODS = ("bernoulli", "gaussian")
 COLORS = ("auto", "gray", "rgb")
+BACKGROUNDS = ("auto", "white", "black", "alpha")   # what transparent pixels become (latentlab.data)
+FITS = ("pad", "crop", "stretch")                   # how an image of another shape is brought to the size
 # Every range a setting may take: the one source for the form, the app's and the CLI's flags, the trainer
 # and config.json. A form may offer a narrower slider (β's runs 0.01-100 on a log scale), never a
 # narrower value: a run trained headless with β = 500 shows β = 500 when it is reopened.
@@ -20,7 +22,7 @@ BATCH_RANGE = (1, 65_536)
 LR_RANGE = (1e-7, 10.0)
 HIDDEN_RANGE = (0, 4096)   # 0: automatic (latentlab.model.vae.architecture)
 AUTO_HIDDEN_UNITS = 128    # the encoder's dense width when hidden_units is 0 (at least 2× the latent size)
-IMAGE_SIDE_RANGE = (8, 64)
+IMAGE_SIDE_RANGE = (8, 128)
 WARMUP_RANGE = (1, 10_000)
 VAL_FRACTION_RANGE = (0.0, 0.5)
 SIGMA_RANGE = (1e-3, 10.0)
@@ -52,6 +54,8 @@ class TrainConfig:
     dataset: str = ""
     image_size: list[int] | None = None     # [height, width]; None = the folder's most common size (≤ 64)
     color: str = "auto"                     # auto | gray | rgb
+    background: str = "auto"                # auto | white | black | alpha: what transparent pixels become
+    fit: str = "pad"                        # pad | crop | stretch: how other shapes reach the size
     latent_dim: int = 2
     hidden_units: int = 0                   # the encoder's dense layer; 0 = automatic (128 for small images)
     beta: float = 1.0
@@ -93,7 +97,9 @@ class TrainConfig:
                 in_range("image size", side, *IMAGE_SIDE_RANGE, "pixels per side")
         for name, value, allowed in (("kl schedule", self.kl_schedule, KL_SCHEDULES),
                                      ("likelihood", self.likelihood, LIKELIHOODS),
-                                     ("color", self.color, COLORS)):
+                                     ("color", self.color, COLORS),
+                                     ("background", self.background, BACKGROUNDS),
+                                     ("fit", self.fit, FITS)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         return self
@@ -114,7 +120,9 @@ class TrainConfig:
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
-        kwargs = {}
+        # a run saved before these settings existed was loaded that way (transparency on black, stretched):
+        # reopening or resuming it must see the same images
+        kwargs = {"background": "black", "fit": "stretch"}
         for name, value in data.items():
             kwargs[name] = _check_type(name, value, fields[name].type)
         return cls(**kwargs).validate()

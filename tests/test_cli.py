@@ -46,8 +46,13 @@ def test_train_then_export_end_to_end(folder, tmp_path):
                                 "--latents", tmp_path / "z.csv", "--samples", "6", tmp_path / "s.png")
     assert code == 0, err
     grid = np.asarray(Image.open(tmp_path / "g.png"))
-    assert grid.shape == (60, 60) and grid.std() > 1  # 5×5 tiles of 12×12, not blank
-    assert Image.open(tmp_path / "s.png").size == (36, 24)  # 6 samples: 3 columns × 2 rows
+    assert grid.shape == (360, 360) and grid.std() > 1  # 5×5 tiles of 12×12, enlarged 6× to 72 px (≥ 64), not blank
+    assert Image.open(tmp_path / "s.png").size == (216, 144)  # 6 samples: 3 columns × 2 rows
+    code, stdout, err = run_cli("export", out, "--grid", tmp_path / "g1.png", "--grid-size", "5", "--scale", "1",
+                                "--samples", "6", tmp_path / "s1.png")
+    assert code == 0, err
+    assert np.asarray(Image.open(tmp_path / "g1.png")).shape == (60, 60)   # native size when asked
+    assert Image.open(tmp_path / "s1.png").size == (36, 24)
     rows = list(csv.DictReader(open(tmp_path / "z.csv")))
     assert len(rows) == 200 and {"path", "label", "class", "split", "z_mean_0", "z_log_var_1"} <= set(rows[0])
     assert rows[0]["class"].startswith("digit_")

@@ -74,7 +74,8 @@ def _load_corpus(root, **kw):
 def test_every_corpus_file_loads_or_is_skipped_with_a_reason(corpus):
     root, files = corpus
     ds, _ = _load_corpus(root, image_size=[16, 16])   # a hang fails through faulthandler, not a clock
-    loaded = {rel(p) for p in ds.paths}
+    # a copy of a file used (same bytes, or a link to it) is accounted for as a duplicate: "loaded" here
+    loaded = {rel(p) for p in ds.paths} | {rel(a) for a, _ in ds.report.duplicates}
     skipped = {rel(s.path): s.reason for s in ds.skipped}
     for reason in skipped.values():
         assert isinstance(reason, str) and reason.strip() and "\n" not in reason, repr(reason)
@@ -115,6 +116,9 @@ def test_odd_but_valid_images_load_with_the_right_values(corpus):
     root, _ = corpus
     ds, _ = _load_corpus(root, image_size=[16, 16], color="gray")
     by_name = {Path(os.fsdecode(p)).name: img for p, img in zip(ds.paths, ds.images)}
+    index = {p: i for i, p in enumerate(ds.paths)}
+    for copy, kept in ds.report.duplicates:
+        by_name[Path(os.fsdecode(copy)).name] = ds.images[index[kept]]
     ref = np.asarray(Image.open(root / "good" / "g0.png"), np.float32) / 255.0
     g16 = by_name["gray16.png"][..., 0]
     np.testing.assert_allclose(g16, ref, atol=2 / 255, err_msg="16-bit PNG not scaled to [0, 1]")
@@ -131,8 +135,11 @@ def test_real_world_oddities_load_with_the_right_values(corpus):
     from PIL import Image
 
     root, _ = corpus
-    ds, _ = _load_corpus(root, image_size=[16, 16], color="gray")
+    ds, _ = _load_corpus(root, image_size=[16, 16], color="gray", background="black")
     img = {Path(os.fsdecode(p)).name: im[..., 0] for p, im in zip(ds.paths, ds.images)}
+    index = {p: i for i, p in enumerate(ds.paths)}
+    for copy, kept in ds.report.duplicates:   # identical files are used once: a copy shows its twin's pixels
+        img[Path(os.fsdecode(copy)).name] = ds.images[index[kept]][..., 0]
     gray = O.pattern_gray().astype(np.float32) / 255.0
     for name in ("tiff-12bit.tif", "tiff-16bit.tif", "tiff-16bit-mm.tif", "png-gray-16bit.png", "png-adam7-gray16.png",
                  "tiff-mm.tif", "bmp-os2.bmp", "bmp-top-down.bmp", "bmp-rle8.bmp"):
@@ -170,7 +177,8 @@ def test_info_on_the_corpus_prints_only_latentlabs_lines(corpus, tmp_path):
     assert code == 0, err
     assert err == "", f"stderr is not empty:\n{err}"
     lines = out.splitlines()
-    summary = re.compile(r"^((Dataset|Images used|Skipped|Classes|Image size|Channels|Load time): |  \S)")
+    summary = re.compile(r"^((Dataset|Images used|Skipped|Classes|Image size|Size chosen|Sizes|Transparency|Nearly blank|"
+                         r"Flat|Duplicates|Not read|Channels|Load time): |  \S)")
     assert lines[0].startswith("Dataset: ") and all(summary.match(line) for line in lines), out
     skipped = [line for line in lines if line.startswith("  ")]
     assert len(skipped) >= sum(f.expect == "skip" for f in files) - 2   # (mode 000 and the folder.png are read/ignored)
@@ -200,7 +208,7 @@ def test_the_app_opens_and_trains_on_the_corpus_without_a_word_from_the_librarie
     with qtbot.waitSignal(window.dataset_panel.datasetLoaded, timeout=WAIT_MS) as blocker:
         window.open_dataset(str(root))
     ds = blocker.args[0]
-    assert len(ds.skipped) > 40 and len(ds.images) > 100
+    assert len(ds.skipped) > 40 and len(ds.images) + len(ds.report.duplicates) > 100
     panel = window.dataset_panel
     assert panel.skipped_label.text().startswith(f"Skipped: {len(ds.skipped)}")
     shown = [panel.skipped.item(i).text() for i in range(panel.skipped.count())]
@@ -245,8 +253,8 @@ def test_library_messages_stay_quiet_in_decoding_processes(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "webp.tif").write_bytes(_unsupported_file("tiff-webp.tif"))
     (tmp_path / "a" / "samples.tif").write_bytes(_unsupported_file("tiff-9-samples.tif"))
-    for i in range(4):
-        (tmp_path / "a" / f"ok{i}.png").write_bytes(R.png_bytes(O.pattern_gray()))
+    for i in range(4):   # distinct: identical files are used once
+        (tmp_path / "a" / f"ok{i}.png").write_bytes(R.png_bytes(np.roll(O.pattern_gray(), i, 1)))
     code = ("from latentlab.data import load_folder\n"
             f"ds = load_folder({str(tmp_path)!r}, cache=False, processes=True)\n"
             "print(len(ds.images)); [print(s.path, '|', s.reason) for s in ds.skipped]\n")

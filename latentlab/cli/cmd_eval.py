@@ -39,7 +39,8 @@ def _validation_images(run_folder):
     if not cfg.dataset or not Path(cfg.dataset).is_dir():
         raise CliError(f"the run's dataset folder {cfg.dataset or '(none recorded)'} is gone: give --dataset DIR "
                        "to evaluate on other images")
-    ds = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+    ds = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color, background=cfg.background,
+                        fit=cfg.fit)
     lat = run_folder.latents
     if lat is not None and "split" in lat and runs.latents_match(ds.paths, lat):
         val = [i for i, s in enumerate(lat["split"]) if s == 1]

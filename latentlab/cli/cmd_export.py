@@ -12,6 +12,7 @@ from latentlab.cli.common import CliError, check_folder, number_arg, quiet_tenso
 from latentlab.config import SEED_RANGE
 
 NAME = "export"
+MIN_TILE_PX = 64   # by default, grid and sample tiles are enlarged (whole pixels) to at least this side
 
 
 def add_parser(sub) -> None:
@@ -24,6 +25,9 @@ def add_parser(sub) -> None:
     e.add_argument("--projector", metavar="DIR", help="an Embedding Projector folder: z_mean of every image, "
                    "labels, files and thumbnails (then `latentlab tensorboard DIR`)")
     e.add_argument("--seed", type=number_arg(int, *SEED_RANGE, "--seed"), default=0)
+    e.add_argument("--scale", type=number_arg(int, 1, 32, "--scale"), default=None,
+                   help=f"enlarge each pixel N times in --grid and --samples pictures (nearest neighbour; default: "
+                        f"enough for tiles of at least {MIN_TILE_PX} pixels a side)")
     e.add_argument("--decoder", metavar="FILE.keras", help="instead of a run: a Keras decoder trained elsewhere "
                    "(a vector of size d to an image; pixels in [0, 1] or logits)")
     e.add_argument("--encoder", metavar="FILE.keras", help="with --decoder: its encoder (z_mean, and z_log_var); "
@@ -96,6 +100,11 @@ def _run_foreign(args) -> int:
     return 0
 
 
+def export_scale(h: int, w: int) -> int:
+    """Whole-pixel enlargement that makes an h×w tile at least MIN_TILE_PX a side (1 for big images)."""
+    return max(1, math.ceil(MIN_TILE_PX / max(1, min(h, w))))
+
+
 def _pictures(args, dec, z) -> list:
     """The grid over ``z`` (the data's z_mean) and the prior samples, decoded by ``dec`` (any decoder)."""
     import numpy as np
@@ -103,8 +112,10 @@ def _pictures(args, dec, z) -> list:
     from latentlab.model import latent
 
     written = []
+    h, w = dec.image_shape[:2]
+    scale = getattr(args, "scale", None) or export_scale(h, w)
     if args.grid:
-        save_png(args.grid, latent.overview_grid(dec, z, args.grid_size))
+        save_png(args.grid, latent.overview_grid(dec, z, args.grid_size), scale)
         written.append(args.grid)
     if args.samples:
         n = number_arg(int, 1, 10_000, "--samples N")(args.samples[0])
@@ -113,7 +124,8 @@ def _pictures(args, dec, z) -> list:
         cols = math.ceil(math.sqrt(n))
         rows = math.ceil(n / cols)
         pad = np.ones((rows * cols - n, *images.shape[1:]), np.float32)
-        save_png(args.samples[1], latent.tile(np.concatenate([images, pad]).reshape(rows, cols, *images.shape[1:])))
+        save_png(args.samples[1], latent.tile(np.concatenate([images, pad]).reshape(rows, cols, *images.shape[1:])),
+                 scale)
         written.append(args.samples[1])
     return written
 
@@ -138,7 +150,8 @@ def _projector(out_dir, run_folder) -> str:
         note = (f"thumbnails left out: the run's dataset folder {cfg.dataset or '(none recorded)'} is gone, so the "
                 "projector shows the points without their images")
     else:
-        ds = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+        ds = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color, background=cfg.background,
+                                fit=cfg.fit)
         where = {str(p): i for i, p in enumerate(ds.paths)}
         missing = sum(f not in where for f in files)
         if missing:

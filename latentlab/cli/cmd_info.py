@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from latentlab.cli.common import check_folder
-from latentlab.config import COLORS
+from latentlab.cli.common import add_image_options, check_folder, load_progress
 
 NAME = "info"
 
 
 def add_parser(sub) -> None:
     i = sub.add_parser(NAME, help="summarise an image folder: images, skipped files, classes, size")
-    i.add_argument("folder")
-    i.add_argument("--image-size", default=None)
-    i.add_argument("--color", choices=COLORS, default="auto")
+    i.add_argument("folder", help="a folder of images, a .npz/.npy of images, or IDX files (or their folder)")
+    add_image_options(i, defaults=True)
     i.add_argument("--no-cache", action="store_true", help="decode every image again")
 
 
@@ -21,7 +19,9 @@ def run(args) -> int:
     from latentlab.data import load_folder
 
     check_folder(args.folder)
+    shown = load_progress()
     ds = load_folder(args.folder, image_size=parse_image_size(args.image_size), color=args.color,
-                     cache=not args.no_cache)
+                     background=args.background, fit=args.fit, cache=not args.no_cache, progress=shown,
+                     on_stage=shown.stage)
     print(ds.summary())
     return 0

@@ -12,6 +12,7 @@ from latentlab import config as C
 from latentlab.cli.common import (
     CliError,
     ProgressPrinter,
+    add_image_options,
     check_folder,
     load_dataset,
     number_arg,
@@ -51,8 +52,7 @@ def add_parser(sub) -> None:
     s.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "--lr"), default=None,
                    help=f"Adam learning rate for all runs (default {d.learning_rate:g} for the shared start, "
                         f"{d.settle_learning_rate:g} for each β)")
-    s.add_argument("--image-size", default=None, help="resize to N or HxW pixels (8..64; default: most common size)")
-    s.add_argument("--color", choices=C.COLORS, default=None)
+    add_image_options(s)
     s.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None)
     s.add_argument("--val-fraction", type=number_arg(float, 0.01, C.VAL_FRACTION_RANGE[1], "--val-fraction"),
                    default=None)
@@ -83,7 +83,7 @@ def run(args) -> int:
         raise CliError(f"--betas: {e}") from None
     check_folder(args.folder)
     given = {f: getattr(args, a) for a, f in (("latent_dim", "latent_dim"), ("batch_size", "batch_size"),
-                                                ("color", "color"),
+                                                ("color", "color"), ("background", "background"), ("fit", "fit"),
                                                 ("likelihood", "likelihood"), ("val_fraction", "val_fraction"))
              if getattr(args, a) is not None}
     cfg = C.TrainConfig(dataset=str(Path(args.folder).expanduser().resolve()),

@@ -14,7 +14,8 @@ from pathlib import Path
 from latentlab import config as C
 
 __all__ = ["CliError", "Parser", "number_arg", "add_train_options", "ProgressPrinter", "final_metrics",
-           "run_in_thread", "config_from_args", "check_folder", "load_dataset", "quiet_tensorflow", "save_png"]
+           "run_in_thread", "config_from_args", "check_folder", "load_dataset", "quiet_tensorflow", "save_png",
+           "add_image_options", "load_progress"]
 
 
 class CliError(Exception):
@@ -75,14 +76,29 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"capacity: the KL target C at the end of its ramp, nats (default {C.TrainConfig.capacity:g})")
     p.add_argument("--warmup-epochs", type=number_arg(int, *C.WARMUP_RANGE, "--warmup-epochs"), default=None,
                    help="warm-up length (linear), cycle length (cyclical) or C's ramp (capacity), in epochs")
-    p.add_argument("--image-size", default=None, help="resize to N or HxW pixels (8..64; default: most common size)")
-    p.add_argument("--color", choices=C.COLORS, default=None)
+    add_image_options(p)
     p.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None,
                    help="reconstruction likelihood: bernoulli (BCE) or gaussian (MSE-like)")
     p.add_argument("--val-fraction", type=number_arg(float, *C.VAL_FRACTION_RANGE, "--val-fraction"), default=None)
     p.add_argument("--seed", type=number_arg(int, *C.SEED_RANGE, "--seed"), default=None)
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 compute on a GPU (ignored on the CPU)")
+
+
+def add_image_options(p: argparse.ArgumentParser, defaults: bool = False) -> None:
+    """How images are read: size, colour, background of transparent pixels, fit. With ``defaults`` the
+    flags default to TrainConfig's (for commands without a config, like ``info``), else to None."""
+    d = C.TrainConfig()
+    lo, hi = C.IMAGE_SIDE_RANGE
+    p.add_argument("--image-size", default=None,
+                   help=f"resize to N or HxW pixels ({lo}..{hi}; default: most common size, at most 64)")
+    p.add_argument("--color", choices=C.COLORS, default=d.color if defaults else None)
+    p.add_argument("--background", choices=C.BACKGROUNDS, default=d.background if defaults else None,
+                   help="what transparent pixels become: auto (per image: white behind dark content, black behind "
+                        "light), white, black, or alpha (kept as a channel the model learns); default auto")
+    p.add_argument("--fit", choices=C.FITS, default=d.fit if defaults else None,
+                   help="images of another shape: pad (aspect kept, the rest filled with the background; default), "
+                        "crop (aspect kept, centre cut) or stretch")
 
 
 def beta_arg(name: str = "--beta"):
@@ -188,6 +204,7 @@ def config_from_args(args, folder: str, beta: float | None):
     names = {"latent_dim": "latent_dim", "hidden_units": "hidden_units", "epochs": "epochs",
              "batch_size": "batch_size", "lr": "learning_rate",
              "kl_schedule": "kl_schedule", "warmup_epochs": "warmup_epochs", "color": "color",
+             "background": "background", "fit": "fit",
              "likelihood": "likelihood", "val_fraction": "val_fraction", "seed": "seed",
              "mixed_precision": "mixed_precision", "free_bits": "free_bits", "capacity": "capacity"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
@@ -198,34 +215,83 @@ def config_from_args(args, folder: str, beta: float | None):
 
 
 def check_folder(folder: str) -> None:
+    from latentlab.data.arrays import is_array_source
+
     p = Path(folder).expanduser()
     if not p.exists():
         raise CliError(f"dataset folder {p} does not exist")
-    if not p.is_dir():
-        raise CliError(f"{p} is a file: give a folder of images (class subfolders become labels)")
+    if not p.is_dir() and not is_array_source(p):
+        raise CliError(f"{p} is a file: give a folder of images (class subfolders become labels), "
+                       "a .npz or .npy of images, or IDX files")
+
+
+def load_progress(stream=None):
+    """A ``progress(done, total)`` for ``load_folder`` that shows loading on the terminal: a tqdm bar on a
+    terminal, a plain line every 10 % otherwise (a log file gets no carriage returns). Its ``stage(text)``
+    (``load_folder``'s ``on_stage``) prints each long step as it starts."""
+    return _LoadProgress(stream or sys.stderr)
+
+
+class _LoadProgress:
+    def __init__(self, stream):
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.bar = None
+        self.next = 0.0
+        self.t0 = time.monotonic()
+
+    def stage(self, text: str) -> None:
+        if self.tty:   # (a log gets the decoding lines of a large folder only)
+            print(f"{text} …", file=self.stream, flush=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tty:
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=total, file=self.stream, unit="img", desc="decoding images",
+                                dynamic_ncols=True, leave=False)
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+            return
+        if total >= 1000 and (done >= self.next * total or done == total):
+            print(f"decoding images: {done:,}/{total:,} ({done / max(total, 1):.0%}, "
+                  f"{time.monotonic() - self.t0:.0f}s)", file=self.stream, flush=True)
+            self.next = done / total + 0.1
 
 
 def load_dataset(cfg, quiet: bool):
     """Load (and validate) the training images before TensorFlow starts, saying what was skipped."""
     from latentlab.data import load_folder
 
-    ds = load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+    shown = None if quiet else load_progress()
+    ds = load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color, background=cfg.background, fit=cfg.fit,
+                     progress=shown, on_stage=None if shown is None else shown.stage)
     if not quiet:
+        from latentlab.epoch_time import estimate_epoch_seconds, slow_note
+
         h, w, c = ds.image_shape
         note = f", {len(ds.skipped)} skipped (see 'latentlab info {cfg.dataset}')" if ds.skipped else ""
         print(f"{ds.num_images} images of {h}x{w}x{c}{note}, loaded in {ds.load_seconds:.1f}s"
               f"{' from cache' if ds.from_cache else ''}", file=sys.stderr, flush=True)
+        slow = slow_note(estimate_epoch_seconds(ds.num_images, ds.image_shape, cfg.val_fraction), ds.image_shape)
+        if slow:
+            print(slow, file=sys.stderr, flush=True)
     return ds
 
 
-def save_png(path, image) -> None:
-    """An image (H, W, C) in [0, 1] written atomically as a PNG; CliError when it cannot be."""
+def save_png(path, image, scale: int = 1) -> None:
+    """An image (H, W, C) in [0, 1] written atomically as a PNG, each pixel enlarged ``scale`` times
+    (nearest neighbour); 2 or 4 channels are gray or RGB with alpha. CliError when it cannot be written."""
     import numpy as np
     from PIL import Image
 
     from latentlab.runs.folder import atomic_write
 
     arr = np.clip(np.asarray(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if scale > 1:
+        arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
     if arr.shape[-1] == 1:
         arr = arr[..., 0]
     try:

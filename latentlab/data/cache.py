@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3   # 3: EXIF orientation applied, library messages in skip reasons
+CACHE_VERSION = 4   # 4: background, fit, duplicates and the load report
 
 
 def default_cache_dir() -> str:
@@ -62,10 +62,11 @@ def _read_cache(path: str):
             images, labels = z["images"], z["labels"]
         n = len(meta["paths"])
         if (images.ndim != 4 or images.dtype not in (np.uint8, np.float32) or images.shape[0] != n
-                or labels.shape != (n,) or images.shape[-1] not in (1, 3)):
+                or labels.shape != (n,) or images.shape[-1] not in (1, 2, 3, 4)):
             return None
         # this runs beside the folder scan, which keeps one CPU busy: convert on the others
         images = parallel._to_float(images, min(4, parallel._usable_cpus() - 1))
+        meta["_file"] = path   # its per-file table is read only when some files changed
         return images, labels.astype(np.int32, copy=False), meta
     except FileNotFoundError:
         return None
@@ -93,7 +94,7 @@ def _start_cache_read(cache_dir: str, prefix: str):
         pool.shutdown(wait=False)
 
 
-def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: dict) -> None:
+def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: dict, entries=None) -> None:
     """Save the arrays and ``meta`` (stamped with :data:`CACHE_VERSION`) as this folder's cache file,
     atomically, and delete its older ones; never raises."""
     meta = {"version": CACHE_VERSION, **meta}
@@ -104,7 +105,11 @@ def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: di
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=cache_dir)
         with os.fdopen(fd, "wb") as f:
             meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-            np.savez(f, images=images, labels=labels, meta=meta_bytes)
+            # the per-file table (load._reuse): marshal, a tenth of JSON's time for 40,000 rows; a Python
+            # whose format differs cannot read it and decodes everything once
+            extra = {} if entries is None else {
+                "entries": np.frombuffer(marshal.dumps(entries() if callable(entries) else entries, 2), dtype=np.uint8)}
+            np.savez(f, images=images, labels=labels, meta=meta_bytes, **extra)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from latentlab.messages import printable as _printable
+
+
+_CHANNEL_NAMES = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGB + alpha"}
 
 
 class DatasetError(ValueError):
@@ -20,6 +24,86 @@ class SkippedFile:
     reason: str    # one line
 
 
+# what a folder's other files are, and what to do about them (files without an image extension)
+_OTHER_HINTS = {
+    ".svg": "vector images are not read — convert them, e.g. with rsvg-convert -w 64 -h 64 in.svg -o out.png",
+    ".svgz": "compressed vector images are not read — convert them, e.g. with rsvg-convert",
+    ".xpm": "X pixmaps are not read — convert them, e.g. with ImageMagick: convert in.xpm out.png",
+    ".ico": "Windows icons are not read — convert them, e.g. with ImageMagick: convert in.ico out.png",
+    ".icon": "icon description files (not images)",
+    ".webp": "WebP files are not read — convert them to PNG",
+    ".eps": "PostScript is not read — convert it to PNG",
+    ".pdf": "PDF is not read — convert its pages to PNG",
+}
+
+
+def other_files_line(ext: str, count: int) -> str:
+    hint = _OTHER_HINTS.get(ext, "not image files (not read)")
+    return f"{count:,} {ext or '(no extension)'}: {hint}"
+
+
+@dataclass
+class LoadReport:
+    """Every decision loading made, for people (``latentlab info``, the dataset panel) and for tests."""
+    source: str = "folder"            # folder | npz | npy | idx
+    background: str = "auto"
+    fit: str = "pad"
+    transparent: int = 0              # used images whose source had transparency
+    on_white: int = 0                 # ... composited on white
+    on_black: int = 0                 # ... composited on black
+    kept_alpha: int = 0               # ... kept as an alpha channel
+    flat: int = 0                     # used images of one flat colour in the source
+    blank_skipped: int = 0            # images skipped as (nearly) blank after compositing
+    size_spread: str = ""             # one line: sizes and aspect ratios of the sources
+    size_reason: str = ""             # why this size
+    others: dict = field(default_factory=dict)     # extension -> count of files that are not read
+    hidden: int = 0                   # hidden files (names starting with ".") not read
+    duplicates: list = field(default_factory=list)  # [path not used, path used] (same file or same bytes)
+    note: str = ""                    # anything else (arrays: which arrays were used)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoadReport":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def transparency_line(self) -> str:
+        if not self.transparent:
+            return "Transparency: none of the images used has any"
+        done = []
+        if self.on_white:
+            done.append(f"{self.on_white:,} filled with white")
+        if self.on_black:
+            done.append(f"{self.on_black:,} filled with black")
+        if self.kept_alpha:
+            done.append(f"{self.kept_alpha:,} kept as an alpha channel")
+        how = " (auto: white behind dark content, black behind light)" if self.background == "auto" else ""
+        return f"Transparency: {self.transparent:,} images had some: {', '.join(done)}{how}"
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.note:
+            out.append(self.note)
+        if self.size_spread:
+            out.append(f"Sizes: {self.size_spread}")
+        if self.source == "folder":
+            out.append(self.transparency_line())
+            if self.blank_skipped:
+                out.append(f"Nearly blank: {self.blank_skipped:,} skipped (listed under Skipped)")
+            if self.flat:
+                out.append(f"Flat: {self.flat:,} images used are a single colour in the source")
+        if self.duplicates:
+            out.append(f"Duplicates: {len(self.duplicates):,} not used (the same file reached twice, or identical "
+                       "bytes), e.g. " + ", ".join(f"{_printable(a)} = {_printable(b)}" for a, b in self.duplicates[:3]))
+        for ext, n in sorted(self.others.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"Not read: {other_files_line(ext, n)}")
+        if self.hidden:
+            out.append(f"Not read: {self.hidden:,} hidden files (names starting with '.')")
+        return out
+
+
 @dataclass
 class Dataset:
     root: str
@@ -30,6 +114,7 @@ class Dataset:
     skipped: list[SkippedFile] = field(default_factory=list)
     load_seconds: float = 0.0
     from_cache: bool = False
+    report: LoadReport = field(default_factory=LoadReport)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -50,7 +135,20 @@ class Dataset:
 
     @property
     def color(self) -> str:
-        return "gray" if self.images.shape[-1] == 1 else "rgb"
+        return "gray" if self.images.shape[-1] in (1, 2) else "rgb"
+
+    @property
+    def has_alpha(self) -> bool:
+        """The last channel is opacity (background "alpha"): 2 = gray + alpha, 4 = RGB + alpha."""
+        return self.images.shape[-1] in (2, 4)
+
+    def size_line(self) -> str:
+        """One line: the size used and why."""
+        h, w, _ = self.image_shape
+        why = f": {self.report.size_reason}" if self.report.size_reason else ""
+        fit = {"pad": "aspect kept, padded", "crop": "aspect kept, cropped to fill",
+               "stretch": "stretched to fill"}.get(self.report.fit, self.report.fit)
+        return f"{h}×{w} (height×width){why}; {fit}" if self.report.source == "folder" else f"{h}×{w}{why}"
 
     def summary(self, max_skipped: int | None = None) -> str:
         """Several lines for people (``latentlab info``): what was used, what was skipped and why."""
@@ -69,7 +167,9 @@ class Dataset:
         else:
             lines.append("Classes: none (unlabeled: images directly in the folder)")
         lines.append(f"Image size: {h}x{w} (height x width)")
-        lines.append(f"Channels: {c} ({'grayscale' if c == 1 else 'RGB'})")
+        lines.append(f"Size chosen: {self.size_line()}")
+        lines += self.report.lines()
+        lines.append(f"Channels: {c} ({_CHANNEL_NAMES.get(c, c)})")
         lines.append(f"Load time: {self.load_seconds:.2f} s" + (" (from cache)" if self.from_cache else ""))
         return "\n".join(lines)
 
@@ -85,8 +185,9 @@ class Dataset:
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[..., None]
-        if images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise DatasetError(f"images must be (N, H, W) or (N, H, W, C) with C = 1 or 3, not {images.shape}")
+        if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4):
+            raise DatasetError(f"images must be (N, H, W) or (N, H, W, C) with C = 1, 3 (or 2, 4 with alpha), "
+                               f"not {images.shape}")
         if images.dtype == np.uint8:
             images = np.multiply(images, np.float32(1.0 / 255.0), dtype=np.float32)
         elif np.issubdtype(images.dtype, np.floating):

@@ -13,21 +13,31 @@ import numpy as np
 from latentlab.data import parallel
 from latentlab.messages import printable as _printable
 from latentlab.data.cache import _cache_key, _cache_prefix, _start_cache_read, _write_cache, default_cache_dir
-from latentlab.data.dataset import Dataset, DatasetError, SkippedFile
-from latentlab.data.decode import _check_color, _check_image_size, _common_size, _Decoded
-from latentlab.data.scan import _check_root, _scan
+from latentlab.data.dataset import Dataset, DatasetError, LoadReport, SkippedFile, other_files_line
+from latentlab.data.decode import (_check_background, _check_color, _check_fit, _check_image_size, _choose_size,
+                                   _Decoded, _size_spread)
+from latentlab.data.scan import _check_root, _scan, _Scan
 
 ProgressFn = Callable[[int, int], None]
 
 
 def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,  # noqa: C901
-                cache: bool = True, cache_dir: str | None = None, progress: ProgressFn | None = None,
-                should_cancel: Callable[[], bool] | None = None, processes: bool | None = None) -> Dataset:
+                background: str = "auto", fit: str = "pad", cache: bool = True, cache_dir: str | None = None,
+                progress: ProgressFn | None = None, should_cancel: Callable[[], bool] | None = None,
+                processes: bool | None = None, on_stage: Callable[[str], None] | None = None) -> Dataset:
     """Load every usable image below ``root`` as float32 arrays in [0, 1].
 
     ``image_size``: None = the most common size among the images, capped at MAX_IMAGE_SIZE per side
     keeping the aspect ratio; an int = square; (height, width). Each side 8..64.
     ``color``: "auto" (gray when every image is gray, else RGB), "gray" or "rgb".
+    ``background``: what transparent pixels become: "auto" (per image: white behind dark content, black
+    behind light content), "white", "black", or "alpha" (kept as a last channel: 2 or 4 channels).
+    An image that comes out nearly blank is skipped with its reason.
+    ``fit``: how an image of another shape is brought to the size: "pad" (aspect kept, the rest filled
+    with its background: its transparency's, else the colour of its border), "crop" or "stretch".
+    ``root`` may also be arrays (a .npz / .npy file, IDX files or a folder of them): see
+    :mod:`latentlab.data.arrays`.
+    ``on_stage(text)`` is told each long step as it starts ("scanning ...", "writing the cache");
     ``progress(done, total)`` is called on the calling thread about 50 times; ``should_cancel()`` is
     polled as files finish, and True raises ``DatasetError("loading cancelled")``.
     ``cache``: arrays are kept in ``cache_dir`` (default :func:`default_cache_dir`) under a key of the
@@ -41,9 +51,14 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
     t0 = time.perf_counter()
     size = _check_image_size(image_size)
     color = _check_color(color)
+    background = _check_background(background)
+    fit = _check_fit(fit)
+    from latentlab.data import arrays
+    if arrays.is_array_source(root):
+        return arrays.load_arrays(root, size, color, fit=fit, progress=progress)
     root = _check_root(root)
     cache_dir = cache_dir or default_cache_dir()
-    prefix = _cache_prefix(root, size, color)
+    prefix = _cache_prefix(root, size, f"{color}\0{background}\0{fit}")
     early = _start_cache_read(cache_dir, prefix) if cache else None
     pool: list = []   # worker processes, started while scanning once a cold load of a large folder is sure
     cpus = parallel._usable_cpus()
@@ -54,6 +69,8 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
 
     may_start = processes is not False and cpus > 1 and early is None
     try:
+        if on_stage is not None:
+            on_stage(f"scanning {_printable(root)}")
         scan = _scan(root, should_cancel, on_found if may_start else None)
         total = len(scan.files)
         if total == 0:
@@ -61,6 +78,11 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             if scan.skipped:
                 s = scan.skipped[0]
                 detail = f" ({len(scan.skipped)} skipped; first: {_printable(s.path)}: {s.reason})"
+            if scan.others:
+                ext, n = max(scan.others.items(), key=lambda kv: kv[1])
+                more = sum(scan.others.values()) - n
+                raise DatasetError(f"no images found in {_printable(root)}: it holds {other_files_line(ext, n)}"
+                                   + (f" (and {more:,} other files)" if more else "") + detail)
             raise DatasetError(f"no images found in {_printable(root)}{detail}: expected PNG/JPEG/BMP/GIF/TIFF "
                                "files, directly in the folder or in one subfolder per class")
         key = _cache_key(scan, prefix)
@@ -71,14 +93,43 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             if progress is not None:
                 progress(total, total)
             return Dataset(root, images, labels, list(meta["class_names"]), list(meta["paths"]),
-                           [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True)
-        hit = None
+                           [SkippedFile(p, r) for p, r in meta["skipped"]], time.perf_counter() - t0, True,
+                           LoadReport.from_dict(meta.get("report", {})))
 
         if pool and pool[0] is None:   # could not start while scanning: it will not now either
             processes = False
-        results, skipped = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
-                                                pool[0] if pool else None)
-        ok = [i for i, r in enumerate(results) if isinstance(r, _Decoded)]
+        reused = _reuse(hit, scan) if hit is not None else None   # the same folder's cache, some files changed
+        hit = None
+        if reused is not None:
+            results, todo, old_size, old_store = reused
+            sub = _Scan(scan.root, [scan.files[i] for i in todo], [], scan.labels[:0], [])
+            fresh, _ = parallel._decode_all(sub, size or old_size, color, progress, should_cancel, False, None,
+                                            background, fit)
+            for i, r in zip(todo, fresh):
+                results[i] = SkippedFile(scan.files[i][0], r.reason) if isinstance(r, SkippedFile) else r
+            decoded_sizes = [r.size for r in results if isinstance(r, _Decoded)]
+            if size is None and decoded_sizes and _choose_size(decoded_sizes)[0] != old_size:
+                reused = None   # the automatic size changed: every image must be decoded again
+            else:
+                size = size or old_size
+                auto_size = size if image_size is None else None
+        if reused is None:
+            auto_size = old_store = None
+            results, _ = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
+                                              pool[0] if pool else None, background, fit)
+        skipped = [r for r in results if isinstance(r, SkippedFile)]
+        duplicates = list(scan.duplicates)
+        ok, seen = [], {}
+        for i, r in enumerate(results):
+            if isinstance(r, _Decoded):
+                if r.digest and r.digest in seen:
+                    duplicates.append([scan.files[i][0], scan.files[seen[r.digest]][0]])
+                    continue
+                seen[r.digest] = i
+                ok.append(i)
+        seen = None
+        twin = {a: b for a, b in duplicates[len(scan.duplicates):]}
+        duplicates = [[a, twin.get(b, b)] for a, b in duplicates]   # a link to a copy names the file used
         skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
         if not ok:
             first = next(s for s in skipped if s.path == scan.files[0][0]) if skipped else None
@@ -86,20 +137,39 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             raise DatasetError(f"all {total} images in {_printable(root)} were unusable{first_text}: "
                                "check that they are valid image files")
         decoded = [results[i] for i in ok]
-        if size is None:
-            size = _common_size([d.size for d in decoded])
-            parallel._resize_all(decoded, size, should_cancel)
+        report = _report(decoded, skipped, scan, background, fit, duplicates)
+        if size is None or auto_size is not None:
+            size, report.size_reason = _choose_size([d.size for d in decoded])
+            parallel._resize_all(decoded, size, should_cancel, fit)
+        else:
+            report.size_reason = "as asked (--image-size)"
         out_gray = color == "gray" or (color == "auto" and all(d.gray for d in decoded))
-        channels = 1 if out_gray else 3
+        with_alpha = background == "alpha" and any(d.transparent for d in decoded)
+        channels = (1 if out_gray else 3) + with_alpha
         use_float = any(d.array.dtype != np.uint8 for d in decoded)
         store = np.empty((len(decoded), size[0], size[1], channels), np.float32 if use_float else np.uint8)
-        for j, d in enumerate(decoded):
+        rest = list(enumerate(decoded))
+        if old_store is not None and old_store.shape[1:] == store.shape[1:] and old_store.dtype == store.dtype:
+            # unchanged files' rows, copied from the old cache in one go (the same layout)
+            js = [j for j, d in rest if getattr(d, "cached_row", None) is not None]
+            store[js] = old_store[[decoded[j].cached_row for j in js]]
+            rest = [(j, d) for j, d in rest if getattr(d, "cached_row", None) is None]
+        for j, d in rest:
             a = d.array
             if use_float and a.dtype == np.uint8:
                 a = a.astype(np.float32) * np.float32(1.0 / 255.0)
             if a.ndim == 2:
                 a = a[..., None]
-            elif channels == 1:  # can only happen for 3-channel arrays when gray is forced (already done)
+            if with_alpha:
+                opaque = np.float32(1.0) if use_float else np.uint8(255)
+                if d.transparent:
+                    store[j, ..., -1] = a[..., -1]
+                    a = a[..., :-1]
+                else:
+                    store[j, ..., -1] = opaque
+                store[j, ..., :-1] = a   # (h, w, 1) broadcasts to 3 channels for RGB
+                continue
+            if a.shape[-1] > 1 and channels == 1:  # only when gray is forced (already done)
                 a = a.mean(axis=-1, keepdims=True)
             store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
         labels = scan.labels[np.asarray(ok, dtype=np.int64)]
@@ -107,8 +177,15 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         writer = None
         if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
             meta = {"key": key, "root": root, "class_names": scan.class_names,
-                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped]}
-            writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta),
+                    "paths": paths, "skipped": [[s.path, s.reason] for s in skipped], "report": report.to_dict(),
+                    "size": list(size), "dtype": store.dtype.str, "alpha": bool(with_alpha)}
+            rows = dict(zip(ok, range(len(ok))))
+
+            def entries(files=scan.files, results=results, rows=rows):   # built on the writer's thread
+                return [list(f) + [_entry(results[i], rows.get(i, -1))] for i, f in enumerate(files)]
+            if on_stage is not None:
+                on_stage(f"writing the cache ({store.nbytes / 2**20:.0f} MB)")
+            writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta, entries),
                                       name="latentlab-cache-write")
             writer.start()
         try:
@@ -116,7 +193,94 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         finally:
             if writer is not None:
                 writer.join()
-        return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False)
+        return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False,
+                       report)
     finally:
         if pool and pool[0] is not None:
             pool[0].shutdown(wait=True, cancel_futures=True)
+
+
+def _report(decoded: list[_Decoded], skipped: list[SkippedFile], scan, background: str, fit: str,
+            duplicates: list) -> LoadReport:
+    """What was done to the images used (before the size is chosen)."""
+    r = LoadReport(background=background, fit=fit, others=dict(scan.others), hidden=scan.hidden,
+                   duplicates=duplicates)
+    for d in decoded:
+        if d.transparent:
+            r.transparent += 1
+            if d.background == "white":
+                r.on_white += 1
+            elif d.background == "black":
+                r.on_black += 1
+            else:
+                r.kept_alpha += 1
+        r.flat += d.flat
+    r.blank_skipped = sum(1 for s in skipped if s.reason.startswith(("nearly blank", "fully transparent")))
+    r.size_spread = _size_spread([d.size for d in decoded])
+    return r
+
+
+def _entry(result, row: int):
+    """One file's line in the cache's per-file table: its skip reason, or its row and decoding facts."""
+    if isinstance(result, SkippedFile):
+        return result.reason
+    if not isinstance(result, _Decoded):
+        return None
+    m = getattr(result, "cached_meta", None)
+    if m is None:
+        m = list(result.meta())
+        m[-1] = m[-1].hex()
+    return [row, m]
+
+
+def _reuse(hit, scan):
+    """From a cache of the same folder and settings whose key no longer matches: (results with every
+    unchanged file's array or skip reason filled in, indices of the files to decode, the cached size),
+    or None when nothing can be reused. A file is unchanged when its path, size, mtime, ctime, device
+    and inode are; a used duplicate's twin, or a file without a row, is decoded again."""
+    _, _, meta = hit
+    entries, images = _read_entries(meta.get("_file"))
+    if entries is None or "size" not in meta:
+        return None
+    old = {e[0]: e for e in entries}
+    results: list = [None] * len(scan.files)
+    todo: list[int] = []
+    alpha = bool(meta.get("alpha"))
+    for i, f in enumerate(scan.files):
+        e = old.get(f[0])
+        status = e[6] if e is not None and len(e) == 7 and e[1:6] == list(f[1:6]) else None
+        if status.__class__ is str:
+            results[i] = SkippedFile(f[0], status)
+        elif status.__class__ is list and status[0] >= 0:
+            row, m = status
+            d = _Decoded(None, m[0], tuple(m[1]), m[2], m[3], tuple(m[4]), m[5], bytes.fromhex(m[6]))
+            d.cached_meta = m   # written back as it is
+            d.cached_row = row
+            a = images[row]   # as stored: uint8, or float32 for 16-bit sources
+            a_alpha = a[..., -1:] if alpha else None
+            base = a[..., :-1] if alpha else a
+            base = base[..., 0] if d.gray or base.shape[-1] == 1 else base
+            if a_alpha is not None and d.transparent:
+                base = np.concatenate([base[..., None] if base.ndim == 2 else base, a_alpha], axis=-1)
+            d.array = np.ascontiguousarray(base)
+            results[i] = d
+        else:
+            todo.append(i)
+    if len(todo) == len(scan.files):
+        return None
+    return results, todo, tuple(meta["size"]), images
+
+
+def _read_entries(path):
+    import marshal
+
+    """(the per-file table, the images as stored) of a cache file, or (None, None)."""
+    if not path:
+        return None, None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "entries" not in z.files:
+                return None, None
+            return marshal.loads(z["entries"].tobytes()), z["images"]
+    except Exception:  # noqa: BLE001  a damaged cache is rebuilt, never fatal
+        return None, None

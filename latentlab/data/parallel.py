@@ -13,7 +13,7 @@ from PIL import Image
 
 from latentlab.messages import one_line
 from latentlab.data.dataset import DatasetError, SkippedFile
-from latentlab.data.decode import _decode_chunk, _Decoded, _resize_array
+from latentlab.data.decode import _decode_chunk, _Decoded, _fit_array
 
 if TYPE_CHECKING:
     from latentlab.data.scan import _Scan
@@ -70,14 +70,15 @@ def _chunks(files: list, max_count: int, max_bytes: int = 32 * 2**20) -> list[tu
     return ranges
 
 
-def _decode_chunk_packed(root: str, items: list[tuple[str, int]], size, color: str):
+def _decode_chunk_packed(root: str, items: list[tuple[str, int]], size, color: str, background: str = "auto",
+                         fit: str = "pad"):
     """:func:`_decode_chunk` for a worker process: same-shape arrays travel stacked as one array
     (pickling thousands of small objects costs as much as a tenth of decoding them)."""
-    out = _decode_chunk(root, items, size, color)
+    out = _decode_chunk(root, items, size, color, background, fit)
     arrays = [r.array for r in out if isinstance(r, _Decoded)]
     if not arrays or len({(a.shape, a.dtype) for a in arrays}) != 1:
         return out
-    return np.stack(arrays), [r if isinstance(r, str) else (r.gray, r.size) for r in out]
+    return np.stack(arrays), [r if isinstance(r, str) else r.meta() for r in out]
 
 
 def _unpack(packed) -> list:
@@ -85,10 +86,11 @@ def _unpack(packed) -> list:
         return packed
     stack, meta = packed
     rows = iter(stack)
-    return [m if isinstance(m, str) else _Decoded(next(rows), m[0], m[1]) for m in meta]
+    return [m if isinstance(m, str) else _Decoded.from_meta(next(rows), m) for m in meta]
 
 
-def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bool | None = None, pool=None):
+def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bool | None = None, pool=None,
+                background: str = "auto", fit: str = "pad"):
     """Decode every scanned file. Large folders (``processes`` None: at least
     :data:`PROCESS_MIN_FILES` files, more than one CPU; True: any size) are decoded in worker
     processes, one per CPU: Pillow's Python layer per image holds the GIL, so threads do not scale
@@ -128,14 +130,15 @@ def _decode_all(scan: _Scan, size, color, progress, should_cancel, processes: bo
         if pool is None:
             pool = _start_process_pool(min(workers, len(ranges)))
         if pool is not None:
-            todo = _run_chunks_in_processes(pool, scan.root, ranges, items, size, color, finished)
+            todo = _run_chunks_in_processes(pool, scan.root, ranges, items, size, (color, background, fit), finished)
     if todo:
         # threads only pay off when decoding (GIL released) outweighs Pillow's Python layer (GIL held):
         # for small files one thread is fastest (60,000 PNGs of 28x28: 1 thread 6.1 s, 2 threads 8.0 s)
         small = sum(f[1] for f in scan.files) < SMALL_FILE_BYTES * total
         pool = ThreadPoolExecutor(max_workers=1 if small else _workers(), thread_name_prefix="latentlab-load")
         try:
-            futures = {pool.submit(_decode_chunk, scan.root, items(a, b), size, color): (a, b) for a, b in todo}
+            futures = {pool.submit(_decode_chunk, scan.root, items(a, b), size, color, background, fit): (a, b)
+                       for a, b in todo}
             for fut in as_completed(futures):
                 finished(*futures[fut], fut.result())
         finally:
@@ -174,7 +177,7 @@ def _start_process_pool(workers: int):
     return pool
 
 
-def _run_chunks_in_processes(pool, root, ranges, items, size, color, finished) -> list:
+def _run_chunks_in_processes(pool, root, ranges, items, size, settings, finished) -> list:
     """Decode ``ranges`` in ``pool``, calling ``finished(start, end, out)`` on this thread as each chunk
     arrives; returns the ranges left undone when the pool broke (a worker died), for the caller to
     decode in this process. Shuts the pool down."""
@@ -182,7 +185,7 @@ def _run_chunks_in_processes(pool, root, ranges, items, size, color, finished) -
 
     done: set = set()
     try:
-        futures = {pool.submit(_decode_chunk_packed, root, items(a, b), size, color): (a, b) for a, b in ranges}
+        futures = {pool.submit(_decode_chunk_packed, root, items(a, b), size, *settings): (a, b) for a, b in ranges}
         for fut in as_completed(futures):
             finished(*futures[fut], _unpack(fut.result()))
             done.add(futures[fut])
@@ -193,13 +196,13 @@ def _run_chunks_in_processes(pool, root, ranges, items, size, color, finished) -
     return [r for r in ranges if r not in done]
 
 
-def _resize_all(decoded: list[_Decoded], size: tuple[int, int], should_cancel) -> None:
+def _resize_all(decoded: list[_Decoded], size: tuple[int, int], should_cancel, fit: str = "pad") -> None:
     todo = [d for d in decoded if d.array.shape[:2] != tuple(size)]
     if not todo:
         return
 
     def work(d: _Decoded) -> None:
-        d.array = _resize_array(d.array, size)
+        d.array = _fit_array(d.array, size, fit, d.pad)
 
     with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="latentlab-resize") as pool:
         list(pool.map(work, todo, chunksize=64))

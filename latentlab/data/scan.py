@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_module
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -29,6 +30,9 @@ class _Scan:
     class_names: list[str]
     labels: np.ndarray                      # (files,) int32 per file
     skipped: list[SkippedFile]
+    others: dict = field(default_factory=dict)       # extension -> count of files that are not images
+    hidden: int = 0                                  # hidden files not read
+    duplicates: list = field(default_factory=list)   # [path not used, path used]: one file reached twice
 
 
 def _check_root(root) -> str:
@@ -48,7 +52,7 @@ def _check_root(root) -> str:
 _STAT_BY_DIR_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd
 
 
-def _list_folder(folder: str, prefix: str, visited: set, skipped: list, found: list) -> list:
+def _list_folder(folder: str, prefix: str, visited: set, skipped: list, found: list, others: Counter | None = None) -> list:
     """Append this folder's image files to ``found`` as (relpath, size, mtime_ns, ctime_ns); return its
     subfolders not visited yet as [(path, relpath)] (links followed; each real folder entered once)."""
     subdirs = []
@@ -65,18 +69,24 @@ def _list_folder(folder: str, prefix: str, visited: set, skipped: list, found: l
         skipped.append(SkippedFile(prefix or "./", f"folder not readable: {reason}"))
         return subdirs
     try:
-        _list_entries(entries, folder, prefix, visited, skipped, found, subdirs)
+        _list_entries(entries, folder, prefix, visited, skipped, found, subdirs, others)
     finally:
         if fd is not None:
             os.close(fd)
     return subdirs
 
 
-def _list_entries(entries, folder, prefix, visited, skipped, found, subdirs) -> None:
+def _list_entries(entries, folder, prefix, visited, skipped, found, subdirs, others=None) -> None:
     append, extensions, is_reg, is_dir_mode = found.append, _EXTENSION_TUPLE, stat_module.S_ISREG, stat_module.S_ISDIR
     for entry in entries:
         name = entry.name
         if name[0] == ".":
+            if others is not None:
+                try:
+                    if entry.is_file():
+                        others["\0hidden"] += 1
+                except OSError:
+                    pass
             continue
         if name.lower().endswith(extensions):   # the common case: one stat, no is_dir()
             try:
@@ -85,7 +95,7 @@ def _list_entries(entries, folder, prefix, visited, skipped, found, subdirs) -> 
                 skipped.append(SkippedFile(prefix + name, _stat_failure(entry, e)))
                 continue
             if is_reg(st.st_mode):
-                append((prefix + name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+                append((prefix + name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino))
                 continue
             if not is_dir_mode(st.st_mode):
                 skipped.append(SkippedFile(prefix + name, "not a regular file"))
@@ -93,6 +103,8 @@ def _list_entries(entries, folder, prefix, visited, skipped, found, subdirs) -> 
         else:
             try:
                 if not entry.is_dir():
+                    if others is not None and entry.is_file():
+                        others[os.path.splitext(name)[1].lower()] += 1
                     continue
                 st = entry.stat()
             except OSError:
@@ -111,7 +123,7 @@ def _stat_failure(entry, e: OSError) -> str:
     return f"cannot read file information: {one_line(e, 160)}"
 
 
-def _walk_images(top: str, rel_top: str, visited: set, skipped: list, should_cancel) -> list:
+def _walk_images(top: str, rel_top: str, visited: set, skipped: list, should_cancel, others=None) -> list:
     """Image files below ``top``, recursively: [(relpath, size, mtime_ns, ctime_ns)]."""
     found: list = []
     stack = [(top, rel_top)]
@@ -119,7 +131,7 @@ def _walk_images(top: str, rel_top: str, visited: set, skipped: list, should_can
         if should_cancel is not None and should_cancel():
             raise DatasetError("loading cancelled")
         folder, rel = stack.pop()
-        stack += _list_folder(folder, rel + "/", visited, skipped, found)
+        stack += _list_folder(folder, rel + "/", visited, skipped, found, others)
     return found
 
 
@@ -138,10 +150,11 @@ def _scan(root: str, should_cancel=None, on_found: Callable[[int], None] | None 
     skipped: list[SkippedFile] = []
     root_files: list = []
     per_class: dict[str, list] = {}
+    others: Counter = Counter()
     count = 0
-    for path, name in _list_folder(root, "", visited, skipped, root_files):
+    for path, name in _list_folder(root, "", visited, skipped, root_files, others):
         sub_skipped: list[SkippedFile] = []
-        found = _walk_images(path, name, visited, sub_skipped, should_cancel)
+        found = _walk_images(path, name, visited, sub_skipped, should_cancel, others)
         skipped += sub_skipped
         if found or any(_has_image_extension(s.path) for s in sub_skipped):
             found.sort()
@@ -161,7 +174,27 @@ def _scan(root: str, should_cancel=None, on_found: Callable[[int], None] | None 
         files = sorted(root_files)
         labels = np.full(len(files), -1, dtype=np.int32)
     skipped.sort(key=lambda s: s.path)
-    return _Scan(root, files, class_names, labels, skipped)
+    files, labels, duplicates = _one_each(files, labels)
+    hidden = others.pop("\0hidden", 0)
+    return _Scan(root, files, class_names, labels, skipped, dict(others), hidden, duplicates)
+
+
+def _one_each(files: list, labels: np.ndarray):
+    """Each real file once (by device and inode: symbolic and hard links to one file), the first in order
+    kept; (files, labels, [[path not used, path used]])."""
+    first: dict = {}
+    keep: list[int] = []
+    duplicates: list = []
+    for i, f in enumerate(files):
+        key = (f[4], f[5])
+        if key in first:
+            duplicates.append([f[0], files[first[key]][0]])
+        else:
+            first[key] = i
+            keep.append(i)
+    if not duplicates:
+        return files, labels, duplicates
+    return [files[i] for i in keep], labels[np.asarray(keep, dtype=np.int64)], duplicates
 
 
 def scan_folder(root) -> tuple[list[str], list[str]]:

@@ -21,7 +21,7 @@ import keras  # noqa: E402  (after TensorFlow's quiet import)
 from keras import layers  # noqa: E402
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-MIN_SIDE, MAX_SIDE = 8, 64
+MIN_SIDE, MAX_SIDE = 8, 128
 MAX_LATENT_DIM = 64
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -37,13 +37,15 @@ def architecture(image_shape: tuple[int, int, int], latent_dim: int, hidden_unit
     h, w, c = (int(v) for v in image_shape)
     if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
         raise ValueError(f"image size {h}x{w} is outside {MIN_SIDE}..{MAX_SIDE} pixels per side")
-    if c not in (1, 3):
-        raise ValueError(f"images must have 1 or 3 channels, not {c}")
+    if c not in (1, 2, 3, 4):
+        raise ValueError(f"images must have 1 or 3 channels (2 or 4 with alpha), not {c}")
     if not 1 <= latent_dim <= MAX_LATENT_DIM:
         raise ValueError(f"latent size must be 1..{MAX_LATENT_DIM}, not {latent_dim}")
     side = min(h, w)
-    n_down = 1 if side < 16 else (2 if side <= 32 else 3)
-    filters = [32, 64, 128][:n_down]
+    # one stride-2 conv per halving down to a grid of about 8 (128 px: four, so the dense layer after
+    # them sees 8×8×256 = 16k values, not 16×16×128 = 33k)
+    n_down = 1 if side < 16 else (2 if side <= 32 else (3 if side <= 64 else 4))
+    filters = [32, 64, 128, 256][:n_down]
     gh, gw = h, w
     for _ in range(n_down):
         gh, gw = math.ceil(gh / 2), math.ceil(gw / 2)

@@ -90,8 +90,9 @@ def comparison_entry(path) -> dict:
     mosaic = decode_grid(decoder, x_range, y_range, COMPARISON_GRID, dims=dims) if d >= 2 else None
     images = None
     try:
-        if run.config.dataset and Path(run.config.dataset).is_dir() and paths:
-            ds = ld.load_folder(run.config.dataset, image_size=tuple(decoder.image_shape[:2]), color=run.config.color)
+        if run.config.dataset and Path(run.config.dataset).exists() and paths:
+            ds = ld.load_folder(run.config.dataset, image_size=tuple(decoder.image_shape[:2]), color=run.config.color,
+                                background=run.config.background, fit=run.config.fit)
             if runs.latents_match(ds.paths, lat) and ds.images.shape[1:] == decoder.image_shape:
                 images = ds.images
     except Exception:

@@ -142,7 +142,8 @@ class ClusterSweep:
         require_distributed("--cluster" if self.address else "--workers")
         if self.dataset is None:
             self.dataset = ld.load_folder(self.config.dataset, image_size=self.config.image_size,
-                                          color=self.config.color)
+                                          color=self.config.color, background=self.config.background,
+                                          fit=self.config.fit)
         for spec, action in todo:
             if action == DONE:
                 self._publish(spec, finished_event(self.out_dir / spec.name))

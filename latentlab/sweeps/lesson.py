@@ -464,7 +464,8 @@ class Lesson:
 
         if self.dataset is None:
             self.dataset = ld.load_folder(self.config.dataset, image_size=self.config.image_size,
-                                          color=self.config.color)
+                                          color=self.config.color, background=self.config.background,
+                                          fit=self.config.fit)
         ds = self.dataset
         note = {"images": len(ds.images), "folder_images": len(ds.images)}
         if len(ds.images) > self.design.max_images:

@@ -174,7 +174,8 @@ class Sweep:
         todo = self.plan()
         if self.dataset is None:
             self.dataset = ld.load_folder(self.config.dataset, image_size=self.config.image_size,
-                                          color=self.config.color)
+                                          color=self.config.color, background=self.config.background,
+                                          fit=self.config.fit)
         for i, (spec, action) in enumerate(todo):
             if self._stopped:
                 break

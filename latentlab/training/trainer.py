@@ -164,7 +164,8 @@ class Trainer:
         cfg = self.config
         if self.dataset is None:
             try:
-                self.dataset = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color)
+                self.dataset = ld.load_folder(cfg.dataset, image_size=cfg.image_size, color=cfg.color,
+                                              background=cfg.background, fit=cfg.fit)
             except ld.DatasetError as e:
                 raise TrainingError(str(e)) from None
         n = len(self.dataset.images)

@@ -1,0 +1,107 @@
+"""`latentlab info|train` on real-folder shapes: transparency and fit flags, arrays as datasets, the
+settings kept in config.json, the model for 128-pixel and alpha images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _cli import _cache, in_process  # noqa: F401  (fixtures)
+from PIL import Image, ImageDraw
+
+from latentlab.config import ConfigError, TrainConfig
+
+
+def _line_art_folder(root, n=10):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        im = Image.new("RGBA", (24, 12), (0, 0, 0, 0))
+        ImageDraw.Draw(im).line((1, i % 10, 22, 11 - i % 10), fill=(0, 0, 0, 255), width=2)
+        im.save(root / f"a{i}.png")
+    (root / "logo.svg").write_text("<svg/>")
+    return root
+
+
+def test_info_says_what_was_done_to_transparency_and_shapes(tmp_path, capsys):
+    folder = _line_art_folder(tmp_path / "art")
+    code, out, err = in_process(["info", folder], capsys)
+    assert code == 0, err
+    assert "Images used: 10" in out and "10 images had some: 10 filled with white" in out
+    assert "Size chosen: 12×24 (height×width): the most common size, 12×24 (100% of the images); aspect kept" in out
+    assert "1 .svg: vector images are not read" in out
+    code, out, err = in_process(["info", folder, "--background", "black", "--no-cache"], capsys)
+    assert code == 2 and "nearly blank" in err and "\n" not in err.strip()
+    code, out, err = in_process(["info", folder, "--background", "alpha", "--fit", "crop", "--image-size", "16"],
+                                capsys)
+    assert code == 0 and "Channels: 2 (grayscale + alpha)" in out and "cropped" in out
+
+
+def test_info_and_train_on_arrays(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = (rng.random((60, 12, 12)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=rng.integers(0, 3, 60))
+    code, out, err = in_process(["info", tmp_path / "d.npz"], capsys)
+    assert code == 0 and "Images used: 60" in out and "Arrays: x and y of d.npz" in out
+    run = tmp_path / "run"
+    code, out, err = in_process(["train", tmp_path / "d.npz", "--epochs", "1", "--batch-size", "32", "--out", run,
+                                 "--background", "white", "--fit", "stretch", "--quiet"], capsys)
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["dataset"].endswith("d.npz") and cfg["background"] == "white" and cfg["fit"] == "stretch"
+    code, out, err = in_process(["info", tmp_path / "nothing.npz"], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+def test_old_configs_keep_how_they_were_loaded():
+    old = {k: v for k, v in TrainConfig(dataset="/x").to_dict().items() if k not in ("background", "fit")}
+    cfg = TrainConfig.from_dict(old)
+    assert (cfg.background, cfg.fit) == ("black", "stretch")
+    new = TrainConfig.from_dict(TrainConfig(dataset="/x").to_dict())
+    assert (new.background, new.fit) == ("auto", "pad")
+    with pytest.raises(ConfigError, match="background"):
+        TrainConfig(background="pink").validate()
+    TrainConfig(image_size=[128, 128]).validate()
+    with pytest.raises(ConfigError, match="image size"):
+        TrainConfig(image_size=[129, 128]).validate()
+
+
+@pytest.mark.parametrize("shape", [(128, 128, 3), (32, 48, 4), (20, 20, 2)])
+def test_the_model_builds_and_trains_for_big_and_alpha_images(shape):
+    from latentlab.model.vae import architecture, build_vae
+
+    arch = architecture(shape, 2)
+    if shape[0] == 128:
+        assert arch["filters"] == [32, 64, 128, 256] and arch["grid"] == (8, 8)
+    vae = build_vae(shape, latent_dim=2, seed=0)
+    vae.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((8, *shape)).astype(np.float32)
+    hist = vae.fit(x, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(hist.history["loss"][-1])
+    assert vae.decoder.output_shape[1:] == shape
+
+
+def test_loading_shows_progress_as_a_bar_on_a_terminal_and_lines_in_a_log(tmp_path):
+    import io
+
+    from latentlab.cli.common import load_progress
+    from latentlab.data import load_folder
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log, tty = io.StringIO(), Terminal()
+    for stream in (log, tty):
+        p = load_progress(stream)
+        p.stage("scanning x")
+        for done in range(0, 2001, 100):
+            p(done, 2000)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("decoding images: 0/2,000") and lines[-1].startswith("decoding images: 2,000/2,000")
+    assert 5 <= len(lines) <= 12 and "\r" not in log.getvalue()
+    assert "scanning x …" in tty.getvalue() and "\rdecoding images:" in tty.getvalue() and "/2000 [" in tty.getvalue()
+    folder = _line_art_folder(tmp_path / "art")
+    stages = []
+    load_folder(folder, on_stage=stages.append)
+    assert stages[0].startswith("scanning") and stages[-1].startswith("writing the cache")
