@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         self.open_run_action.setEnabled(not training and not busy_run)
         self.save_run_action.setEnabled(not training and self.run_dir is not None)
         self.export_csv_action.setEnabled(len(self.latent_map.z) > 0)
+        self.export_grid_action.setEnabled(self.map_view.point_decoder is not None)   # a grid needs a decoder
         self.dataset_panel.set_enabled_for_training(training)
 
     # -- the trade-off views ---------------------------------------------------------------------------------
@@ -225,7 +226,8 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_sweep_running(self, running: bool) -> None:
-        self._status("β sweep running: training is disabled until it ends." if running else "β sweep finished.")
+        # "ended", not "finished": a stopped sweep ends too (its own view says which)
+        self._status("β sweep running: training is disabled until it ends." if running else "β sweep ended.")
         self._update_actions()
 
     # -- dataset ---------------------------------------------------------------------------------------------
@@ -244,6 +246,7 @@ class MainWindow(QMainWindow):
         skipped = f", {len(ds.skipped)} skipped" if ds.skipped else ""
         self._status(f"Loaded {ds.num_images:,} images of {h}×{w}×{c} from {ds.root}{skipped}.")
         self.map_view.dataset_loaded(ds, self.files.latents)
+        self.latent_map.show_classes([str(n) for n in ds.class_names])   # the legend, before the first points
         self.tradeoff.set_sweep_source(self.form_config(), ds)
         self._update_actions()
 
@@ -315,7 +318,7 @@ class MainWindow(QMainWindow):
         self.files.set_training_run(run_dir)
         self.loss_plot.set_history(history)     # a continued run's curves go on where they stopped
         if resume and history:
-            from latentlab.runs.folder.continuing import last_beta
+            from latentlab.runs.continuing import last_beta
 
             was = last_beta(config, history)
             if not math.isclose(was, config.beta, rel_tol=1e-6):     # continued at another β: marked where
@@ -371,7 +374,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_run_opened(self, view) -> None:
-        from latentlab.runs.folder.continuing import beta_label, last_beta
+        from latentlab.runs.continuing import beta_label, last_beta
 
         run, cfg = view.run, view.run.config
         self.banner.hide()

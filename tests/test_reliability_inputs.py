@@ -197,7 +197,7 @@ def test_training_on_the_corpus_prints_only_latentlabs_lines(corpus, tmp_path):
                 r"^training on \S+: \d+ images \(\d+ for validation\) of 16x16x\d, epochs 1\.\.1$",
                 r"^epoch 1/1: loss .* active units \d+ +[\d.]+s *$")
     assert len(lines) == 3 and all(re.match(p, line) for p, line in zip(patterns, lines)), err
-    assert out.splitlines()[-1].startswith("finished 1 epochs; run saved in"), out
+    assert out.splitlines()[-1].startswith("finished 1 epoch; run saved in"), out
 
 
 def test_the_app_opens_and_trains_on_the_corpus_without_a_word_from_the_libraries(corpus, window, qtbot, capfd):

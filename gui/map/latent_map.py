@@ -103,7 +103,7 @@ class LatentMap(QWidget):
                                 "the prior has mass and q(z) under a tenth of it: prior samples there decode to "
                                 "nothing like the data). A clicked image shows its own q(z|x) as red ellipses.",
                                 self._apply_visibility, checked=True)
-        self.fit_button = button("Fit", "Zoom to the data (1st–99th percentile) and follow it as training goes on.",
+        self.fit_button = button("Fit", "Zoom to every point (F). The view then stays where you put it while training goes on.",
                                  self.fit)
         self.mode = QComboBox()
         self.mode.addItems([self.MODE_PCA, self.MODE_DIMS])
@@ -323,6 +323,12 @@ class LatentMap(QWidget):
             self.projection = None
         self._update_controls()
 
+    def show_classes(self, class_names: list[str]) -> None:
+        """The classes of the dataset loaded (the legend names them before the first points arrive)."""
+        if len(self.z) == 0 and list(class_names) != self.class_names:
+            self.class_names = list(class_names)
+            self._update_legend()
+
     def _update_legend(self) -> None:
         groups = self.class_names if self.class_names else ["images (unlabeled)"]
         colors = class_colors(len(groups))
@@ -377,11 +383,14 @@ class LatentMap(QWidget):
         self.points_item.set_data(p, colour, class_colors(groups))
 
     def fit(self, keep_autofit: bool = False) -> None:
+        """Zoom to every point, with a margin so none is cut (the first points of a model, and the Fit
+        button / F): once. The view then stays where the person puts it as epochs come in; with no points
+        yet, the prior's ±3 and the fit waits for the first points."""
         from latentlab.model.latent import grid_range
 
-        self.autofit = True
+        self.autofit = len(self.z) < 2
         if len(self.z) >= 2:
-            lo, hi = grid_range(self.plane(self.z))
+            lo, hi = grid_range(self.plane(self.z), 0.0, 100.0, margin=0.06)
         else:
             lo, hi = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
         # an unused dimension has almost no spread: show at least one prior unit (σ = 1) per axis

@@ -234,8 +234,12 @@ class LessonView(QWidget):
                 self.verdict.setText(f"<span style='color:#8a0010'>{html.escape(summary['failed'])}</span>")
             self.lessonFinished.emit(None)
             return
-        self.progress.setValue(self.progress.maximum())
-        self.progress.setFormat(f"done in {_minutes(summary['seconds'])}")
+        if summary.get("stopped"):     # stopped: the β values that finished, said as such
+            self.progress.setFormat(f"stopped after {_minutes(summary['seconds'])}: "
+                                    f"{len(summary['runs'])} run{'s' if len(summary['runs']) != 1 else ''} compared")
+        else:
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat(f"done in {_minutes(summary['seconds'])}")
         self.show_summary(summary)
         self.lessonFinished.emit(summary)
 

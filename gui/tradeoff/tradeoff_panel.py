@@ -221,7 +221,7 @@ class TradeoffPanel(QTabWidget):
         if run.history:
             self.kl_plot.set_history(run.history)
             self.loss_terms.set_history(run.history)
-            from latentlab.runs.folder.continuing import beta_label, last_beta
+            from latentlab.runs.continuing import beta_label, last_beta
 
             self.rd_plot.add_run(str(run.path), last_beta(run.config, run.history), run.history,
                                  label=beta_label(run.config, run.history).replace("β ", "β = ", 1))

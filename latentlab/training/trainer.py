@@ -307,7 +307,7 @@ class Trainer:
                 raise TrainingError(self._write_error(e)) from None
         status = "stopped" if stopped else "finished"
         message = (f"stopped after {done} finished epoch{'s' if done != 1 else ''}" if stopped
-                   else f"finished {done} epochs")
+                   else f"finished {done} epoch{'s' if done != 1 else ''}")
         self._write_state(status, message)
         return Finished(done, stopped, message, self._run_dir_str(), list(self.history))
 

@@ -1,0 +1,59 @@
+"""A calm window (issue 28, first part): the map fits once when a model's first points arrive, keeps the
+person's view across epochs (zoomed or not) with every point inside the first fit; labels say the truth of
+the moment: the legend names a labelled folder's classes before the first epoch, *Export grid PNG* waits for
+a decoder."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from _wait import WAIT_MS
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
+
+
+def _epochs(win) -> int:
+    return len(win.loss_plot.epoch_x)
+
+
+def _view(m):
+    """The view as a person sees it: its centre and its scale (the plot's width may change by a few pixels
+    as the axis labels change; the map keeps centre and scale then, as it does on a resize)."""
+    (x0, x1), (y0, y1) = m.vb.viewRange()
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, (y1 - y0) / max(m.vb.height(), 1.0)])
+
+
+def test_the_map_fits_once_then_keeps_the_view_across_epochs(window, qtbot, gui_digits):
+    win, m = window, window.latent_map
+    with qtbot.waitSignal(win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
+        win.open_dataset(gui_digits)
+    assert "digit_0" in m.legend.text() and "unlabeled" not in m.legend.text()   # classes known from the folder
+    assert not win.export_grid_action.isEnabled()                                # no decoder, no grid to export
+    win.training_panel.apply_settings(epochs=40, batch_size=32, latent_dim=2)
+    with qtbot.waitSignal(win.trainingFinished, timeout=WAIT_MS):
+        qtbot.mouseClick(win.training_panel.train_button, Qt.LeftButton)
+        qtbot.waitUntil(lambda: len(m.z) > 0 and _epochs(win) >= 1, timeout=WAIT_MS)
+        (x0, x1), (y0, y1) = m.vb.viewRange()
+        first = _view(m)
+        p = m.plane(m.z)                                           # the first fit: every point inside
+        assert x0 < p[:, 0].min() and p[:, 0].max() < x1 and y0 < p[:, 1].min() and p[:, 1].max() < y1
+        qtbot.waitUntil(lambda: win.export_grid_action.isEnabled(), timeout=WAIT_MS)
+        seen = _epochs(win)
+        qtbot.waitUntil(lambda: _epochs(win) >= seen + 2, timeout=WAIT_MS)
+        assert np.allclose(_view(m), first), "the map moved under the cursor at an epoch"
+        vp = m.plot.viewport()                                     # the person zooms in with the wheel
+        at = QPointF(vp.width() / 2, vp.height() / 2)
+        QApplication.sendEvent(vp, QWheelEvent(at, QPointF(vp.mapToGlobal(at.toPoint())), QPoint(0, 0),
+                                               QPoint(0, 120), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False))
+        zoomed = _view(m)
+        assert not np.allclose(zoomed, first)
+        seen = _epochs(win)
+        qtbot.waitUntil(lambda: _epochs(win) >= seen + 2, timeout=WAIT_MS)
+        assert np.allclose(_view(m), zoomed), "the person's zoom was lost at an epoch"
+        m.fit()                                                    # Fit: every point again
+        p = m.plane(m.z)
+        (x0, x1), (y0, y1) = m.vb.viewRange()
+        assert x0 < p[:, 0].min() and p[:, 0].max() < x1 and y0 < p[:, 1].min() and p[:, 1].max() < y1
+        win.training.stop()
