@@ -20,7 +20,8 @@ from _runs import tiny_run  # noqa: F401  (a fixture)
 from _wait import WAIT_MS, WAIT_S
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
+                                 run_state_machine_as_test)
 from PySide6.QtCore import QTimer
 
 SOAK_MINUTES = float(os.environ.get("LATENTLAB_SOAK_MINUTES", "0"))
@@ -57,6 +58,15 @@ class Window(RuleBasedStateMachine):
         if SOAK_MINUTES:
             print(f"soak: training {len(CTX['trainings'])} ended; RSS {CTX['trainings'][-1][1]:.0f} MB", flush=True)
 
+    def did(self, what: str) -> None:
+        CTX["done"][what] = CTX["done"].get(what, 0) + 1
+
+    @initialize()
+    def a_person_opens_a_folder_first(self):
+        """Most sessions start with a folder (the rules open others, the sample and runs later)."""
+        with CTX["qtbot"].waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
+            assert self.win.open_dataset(CTX["folder"])
+
     # -- helpers ---------------------------------------------------------------------------------------
     @property
     def idle(self) -> bool:
@@ -70,18 +80,21 @@ class Window(RuleBasedStateMachine):
     @precondition(lambda self: self.idle)
     @rule()
     def open_sample(self):
+        self.did("open_sample")
         with CTX["qtbot"].waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
             self.win.sample_action.trigger()
 
     @precondition(lambda self: self.idle)
     @rule()
     def open_folder(self):
+        self.did("open_folder")
         with CTX["qtbot"].waitSignal(self.win.dataset_panel.datasetLoaded, timeout=WAIT_MS):
             assert self.win.open_dataset(CTX["folder"])
 
     @precondition(lambda self: self.idle and not self.win.files.loading)
     @rule()
     def open_run_from_the_dialog(self):
+        self.did("open_run_from_the_dialog")
         with CTX["qtbot"].waitSignal(self.win.runOpened, timeout=WAIT_MS):
             self.win.open_run_action.trigger()
         CTX["qtbot"].waitUntil(lambda: self.win.map_view.point_decoder is not None, timeout=WAIT_MS)
@@ -90,6 +103,7 @@ class Window(RuleBasedStateMachine):
                   and self.win.training_panel.train_button.isEnabled())
     @rule(epochs=st.integers(1, 3))
     def train(self, epochs):
+        self.did("train")
         self.win.training_panel.apply_settings(epochs=epochs, batch_size=64, latent_dim=2)
         self.win.train_action.trigger()
         CTX["qtbot"].waitUntil(lambda: self.win.training.state != "starting", timeout=WAIT_MS)
@@ -97,21 +111,25 @@ class Window(RuleBasedStateMachine):
     @precondition(lambda self: self.win.training.state in ("training", "paused"))
     @rule()
     def pause_or_resume(self):
+        self.did("pause_or_resume")
         self.win.pause_action.trigger()
 
     @rule(beta=st.sampled_from([0.1, 0.5, 1.0, 4.0, 33.9]))
     def change_beta(self, beta):
+        self.did("change_beta")
         self.win.training_panel.beta_spin.setValue(beta)
 
     @precondition(lambda self: self.win.training.state in ("starting", "training", "paused"))
     @rule()
     def stop(self):
+        self.did("stop")
         self.win.stop_action.trigger()
         CTX["qtbot"].waitUntil(lambda: self.win.training.state == "idle", timeout=WAIT_MS)
 
     @precondition(lambda self: self.win.training.state == "idle" and self.win.continue_action.isEnabled())
     @rule(more=st.integers(1, 2))
     def continue_training(self, more):
+        self.did("continue_training")
         done = len(self.win.loss_plot.epoch_x)
         self.win.training_panel.apply_settings(epochs=done + more)
         self.win.continue_action.trigger()
@@ -119,15 +137,18 @@ class Window(RuleBasedStateMachine):
     @precondition(lambda self: self.win.training.state in ("training", "starting"))
     @rule()
     def wait_for_the_training_to_end(self):
+        self.did("wait_for_the_training_to_end")
         CTX["qtbot"].waitUntil(lambda: self.win.training.state == "idle", timeout=WAIT_MS)
 
     @rule()
     def toggle_the_tradeoff_views(self):
+        self.did("toggle_the_tradeoff_views")
         self.win.tradeoff_toggle_action.trigger()
 
     @precondition(lambda self: self.idle and self.win.lesson_action.isEnabled())
     @rule()
     def start_and_stop_the_lesson(self):
+        self.did("start_and_stop_the_lesson")
         view = self.win.tradeoff.lesson
         with CTX["qtbot"].waitSignal(view.lessonFinished, timeout=WAIT_MS):
             self.win.lesson_action.trigger()
@@ -136,6 +157,7 @@ class Window(RuleBasedStateMachine):
 
     @rule()
     def export_grid(self):
+        self.did("export_grid")
         if self.win.latent_map.mosaic is not None:
             assert self.win.export_grid(self.root / f"grid-{CTX['counter']['steps']}.png")
 
@@ -189,13 +211,14 @@ def test_the_window_survives_any_sequence_of_user_actions(qapp, qtbot, gui_digit
     monkeypatch.setattr(sys, "excepthook", record)
     trainings: list[tuple[int, float]] = []     # (trainings finished, RSS MB) for the soak
     counter = {"example": 0, "steps": 0}
-    CTX.update(qtbot=qtbot, folder=gui_digits, tmp_path=tmp_path, errors=errors, trainings=trainings, counter=counter)
+    CTX.update(qtbot=qtbot, folder=gui_digits, tmp_path=tmp_path, errors=errors, trainings=trainings, counter=counter,
+               done={})
 
     if SOAK_MINUTES:
         end = time.monotonic() + SOAK_MINUTES * 60
         while time.monotonic() < end:
-            run_state_machine_as_test(Window, settings=settings(
-                max_examples=1, stateful_step_count=40, deadline=None, database=None,
+            run_state_machine_as_test(Window, settings=settings(     # random sequences (never the same twice)
+                max_examples=4, stateful_step_count=40, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck)))
         rss = [mb for _, mb in trainings]
         print(f"soak: {len(rss)} trainings in {SOAK_MINUTES:g} min; RSS MB first/last/max "
@@ -204,4 +227,5 @@ def test_the_window_survives_any_sequence_of_user_actions(qapp, qtbot, gui_digit
     run_state_machine_as_test(Window, settings=settings(
         max_examples=3, stateful_step_count=12, deadline=None, database=None, derandomize=True,
         suppress_health_check=list(HealthCheck)))
-    assert counter["steps"] >= 12
+    print(f"window states: {counter['steps']} steps; actions {dict(sorted(CTX['done'].items()))}")
+    assert counter["steps"] >= 12 and CTX["done"].get("train", 0) >= 1, CTX["done"]
