@@ -32,6 +32,7 @@ from gui.settings import default_runs_root
 from gui.tradeoff.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
+from gui.wheel import install_wheel_router
 from gui.training_state import TrainingState
 from gui.widgets import Banner
 from latentlab.runs import folder as runs
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.prior = PriorSamples()
         self._layout()
         build_menus(self)
+        install_wheel_router()          # one rule for the wheel over plots in scrolling pages (gui.wheel)
         self._connect()
         self.ui_timer = QTimer(self)
         self.ui_timer.setInterval(200)   # progress text at 5 Hz: QProgressBar repaints at once on each change
@@ -157,8 +159,10 @@ class MainWindow(QMainWindow):
         return self.files.run_dir
 
     def show_shortcuts(self) -> None:
+        from gui.wheel import RULE
+
         keys = [f"{a.shortcut().toString()}  {a.text().replace('&', '')}" for a in self.actions() if a.shortcut()]
-        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(keys))
+        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(keys + ["", RULE]))
 
     @Slot()
     def _update_actions(self, *args) -> None:

@@ -57,3 +57,47 @@ def test_the_map_fits_once_then_keeps_the_view_across_epochs(window, qtbot, gui_
         (x0, x1), (y0, y1) = m.vb.viewRange()
         assert x0 < p[:, 0].min() and p[:, 0].max() < x1 and y0 < p[:, 1].min() and p[:, 1].max() < y1
         win.training.stop()
+
+
+def test_the_wheel_over_a_plot_in_a_scrolling_page_scrolls_the_page(window, qtbot):
+    """One rule (gui.wheel): over a plot inside a scrolling page the wheel scrolls the page; Ctrl+wheel, or a
+    click on the plot first, zooms the plot. The latent map (in no scrolling page) zooms as always."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+
+    page_content = QWidget()
+    lay = QVBoxLayout(page_content)
+    plot = pg.PlotWidget()
+    plot.setMinimumHeight(300)
+    plot.plot([0, 1, 2], [0, 1, 4])
+    lay.addWidget(plot)
+    filler = QWidget()
+    filler.setMinimumHeight(1500)
+    lay.addWidget(filler)
+    page = QScrollArea()
+    page.setWidgetResizable(True)
+    page.setWidget(page_content)
+    page.resize(500, 400)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitExposed(page, timeout=WAIT_MS)
+    bar = page.verticalScrollBar()
+    assert bar.maximum() > 0
+
+    def wheel(view, modifiers=Qt.NoModifier):
+        vp = view.viewport()
+        at = QPointF(vp.width() / 2, vp.height() / 2)
+        QApplication.sendEvent(vp, QWheelEvent(at, QPointF(vp.mapToGlobal(at.toPoint())), QPoint(0, 0),
+                                               QPoint(0, -120), Qt.NoButton, modifiers, Qt.NoScrollPhase, False))
+
+    before = plot.getViewBox().viewRange()
+    wheel(plot)
+    assert bar.value() > 0, "the page did not scroll"
+    assert np.allclose(plot.getViewBox().viewRange(), before), "the plot zoomed instead"
+    scrolled = bar.value()
+    wheel(plot, Qt.ControlModifier)                                # Ctrl: the plot zooms, the page stays
+    assert bar.value() == scrolled and not np.allclose(plot.getViewBox().viewRange(), before)
+    m = window.latent_map                                          # the map: not in a page, zooms
+    map_before = m.vb.viewRange()
+    wheel(m.plot)
+    assert not np.allclose(m.vb.viewRange(), map_before)
