@@ -27,6 +27,7 @@ from gui.map_controller import GRID_DUTY_TRAINING, MapController
 from gui.menus import build_menus
 from gui.prior_samples import PriorSamples
 from gui.run_files import RunFiles
+from gui.run_follower import RunFollowing
 from gui.settings import default_runs_root
 from gui.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self.map_view = MapController(self.latent_map, self.image_panel, self)
         self.training = TrainingController(self)
         self.files = RunFiles(self, self.runs_root)
+        self.following = RunFollowing(self)   # an opened run that another process writes
         self.foreign = ForeignModel(self)    # a decoder trained elsewhere (latentlab --decoder FILE.keras)
         self.tradeoff = TradeoffPanel()
         self.tradeoff.sweep_panel.runs_root = self.tradeoff.lesson.runs_root = self.runs_root
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         tr.betaChanged.connect(self.loss_plot.add_beta_marker)
         tr.finished.connect(self._on_training_finished)
         f.opened.connect(self._on_run_opened)
+        f.opened.connect(self.following.on_run_opened)   # after the window shows it
         f.openFailed.connect(self.runOpenFailed)
         f.status.connect(self._status)
         f.problem.connect(self.show_banner)
@@ -439,6 +442,7 @@ class MainWindow(QMainWindow):
         self.tradeoff.shutdown()
         self.training.shutdown()
         self.files.task.stop_and_wait(None)
+        self.following.shutdown()
         self.foreign.shutdown()
         self.dataset_panel.shutdown()
         self.map_view.shutdown()

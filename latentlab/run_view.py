@@ -30,13 +30,14 @@ class RunView:
         return (tuple(self.image_shape), int(self.latent_dim), str(self.likelihood))
 
 
-def open_run_view(path) -> RunView:
+def open_run_view(path, *, repair: bool = True) -> RunView:
     """Open a run folder and read its decoder's weights (TensorFlow: call off the GUI thread). The
-    model itself is let go: a window decodes with decoders of its own. RunError for a bad folder."""
+    model itself is let go: a window decodes with decoders of its own. RunError for a bad folder.
+    ``repair=False``: nothing is written into the folder (see `latentlab.runs.open_run`)."""
     from latentlab.runtime import import_tensorflow
 
     import_tensorflow()
-    run = runs.open_run(path)
+    run = runs.open_run(path, repair=repair)
     model = run.load_model()
     view = RunView(run, [np.asarray(w) for w in model.decoder.get_weights()],
                    tuple(int(v) for v in model.image_shape), int(model.latent_dim), str(model.likelihood))

@@ -290,8 +290,10 @@ def load_model(path):
     return model
 
 
-def open_run(path) -> Run:
-    """Open a run folder written by the app or by ``latentlab train``."""
+def open_run(path, *, repair: bool = True) -> Run:
+    """Open a run folder written by the app or by ``latentlab train``. ``repair=False``: never write into
+    it (a run another process writes, followed by `latentlab.run_follow`): a dead writer's half-finished
+    commit is read as it is instead of being finished."""
     path = Path(path).expanduser()
     if not path.exists():
         raise RunError(f"run folder {path} does not exist")
@@ -319,15 +321,15 @@ def open_run(path) -> Run:
     if isinstance(done, int) and done < len(history):
         history = history[:done]  # the commit record is the truth
     model_path = path / MODEL_FILE
-    if is_locked(path):
-        # a live writer: leave its staged model alone; between its commit and the rename, the committed
-        # epoch's model is the staged one
+    if repair and not is_locked(path):
+        promote_staged_model(path)   # finish (or undo) the commit of a writer that died
+    else:
+        # a live writer (or a folder to leave untouched): leave its staged model alone; between its commit
+        # and the rename, the committed epoch's model is the staged one
         epoch = state.get("model_epoch")
         staged = staged_model_path(path, epoch) if isinstance(epoch, int) else None
         if staged is not None and staged.is_file():
             model_path = staged
-    else:
-        promote_staged_model(path)   # finish (or undo) the commit of a writer that died
     if not model_path.is_file():
         raise RunError(f"{path} has no finished epoch yet ({MODEL_FILE} is missing)")
     return Run(path=path, config=config, history=history, state=state,
