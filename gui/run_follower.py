@@ -107,6 +107,8 @@ class RunFollowing(QObject):
             self.shown_epoch, self._model_key = len(view.run.history), view.model_key
             self._show(update)
             self.label.show()
+            for row in follower.history[len(view.run.history):]:   # committed since the window read the run
+                self.window.loss_plot.add_epoch(row)
             if update.state is FollowState.WRITING:
                 self.window.loss_plot.planned_epochs = update.epochs_planned or self.window.loss_plot.planned_epochs
                 self.timer.start()

@@ -1,0 +1,91 @@
+"""The window follows a run that `latentlab train` writes in another process: opened while it trains, its
+curves and its map advance epoch by epoch and the status bar says who writes it, then "finished" when the
+child ends; a child killed with SIGKILL is said to have died, at its last committed epoch."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+from _reliability import TrainProcess, child_env, cli_argv, committed_epochs
+from _wait import WAIT_MS, wait_for
+
+pytestmark = pytest.mark.usefixtures("no_thread_leaks")
+
+
+def _start_child(gui_digits, run_dir, cache, epochs: int) -> TrainProcess:
+    return TrainProcess(cli_argv("train", gui_digits, "--latent-dim", 2, "--epochs", epochs, "--batch-size", 8,
+                                 "--out", run_dir, "--quiet"),
+                        env=child_env(LATENTLAB_CACHE_DIR=cache))
+
+
+def _open_while_training(qtbot, win, child, run_dir):
+    wait_for(lambda: committed_epochs(run_dir) >= 1 or child.proc.poll() is not None, "the child's first epoch")
+    assert child.proc.poll() is None, "\n".join(child.lines)
+    win.following.timer.setInterval(100)
+    with qtbot.waitSignal(win.runOpened, timeout=WAIT_MS):
+        assert win.open_run_path(run_dir)
+    assert win.following.following, win.following.text   # it began as the window showed the run
+
+
+def test_a_run_trained_by_another_process_is_followed_until_it_finishes(window, qtbot, gui_digits, tmp_path):
+    win, run_dir, epochs = window, tmp_path / "run", 12
+    child = _start_child(gui_digits, run_dir, tmp_path / "cache", epochs)
+    try:
+        _open_while_training(qtbot, win, child, run_dir)
+        assert f"following: written by {child.proc.pid} on {socket.gethostname()}, epoch " in win.following.text
+        assert f" of {epochs}, last update " in win.following.text
+        curve_lengths, shown, maps, weights = [], [], [], []
+
+        def record(epoch):
+            shown.append(epoch)
+            maps.append(win.latent_map.z.copy())
+            weights.append([w.copy() for w in win.map_view.latest_weights])
+
+        win.following.epochShown.connect(record)
+        win.following.updated.connect(lambda u: curve_lengths.append(len(win.loss_plot.epoch_x)))
+        with qtbot.waitSignal(win.following.ended, timeout=WAIT_MS) as ended:
+            pass
+        assert child.wait(60) == 0, "\n".join(child.lines)
+    finally:
+        if child.proc.poll() is None:
+            child.kill()
+    assert ended.args == ["finished"]
+    assert win.following.text == f"finished: {epochs} epochs"
+    # the curves grew with the commits, to every epoch of the run
+    assert curve_lengths == sorted(curve_lengths) and len(set(curve_lengths)) >= 3, curve_lengths
+    assert len(win.loss_plot.epoch_x) == epochs and list(win.loss_plot.epoch_x) == list(range(1, epochs + 1))
+    # the map moved with them: several epochs' decoders and points, each new one different
+    assert shown == sorted(shown) and len(shown) >= 3 and shown[-1] == epochs, shown
+    assert not np.allclose(maps[0], maps[-1]) and maps[-1].shape[1] == 2
+    assert any(not np.allclose(a, b) for a, b in zip(weights[0], weights[-1]))
+    # what the map shows is the run's last epoch, its codes of the validation images
+    from latentlab.runs import open_run
+
+    run = open_run(run_dir)
+    assert np.allclose(win.latent_map.z, run.epoch_latents["z_mean"][-1])
+    rd = win.tradeoff.rd_plot
+    assert rd.markers(str(run_dir)) >= 1                          # on the rate–distortion plane as it moved
+    assert not win.following.following
+
+
+def test_a_killed_writer_is_said_to_have_died(window, qtbot, gui_digits, tmp_path):
+    win, run_dir = window, tmp_path / "run"
+    child = _start_child(gui_digits, run_dir, tmp_path / "cache", 200)
+    try:
+        _open_while_training(qtbot, win, child, run_dir)
+        qtbot.waitUntil(lambda: win.following.shown_epoch >= 2, timeout=WAIT_MS)
+        files = sorted(os.listdir(run_dir))
+        with qtbot.waitSignal(win.following.ended, timeout=WAIT_MS) as ended:
+            child.kill()
+    finally:
+        if child.proc.poll() is None:
+            child.kill()
+    n = committed_epochs(run_dir)
+    assert ended.args == ["died"] and n >= 2
+    assert win.following.text == f"the writer died at epoch {n}; the run resumes with train --resume"
+    assert len(win.loss_plot.epoch_x) == n
+    assert sorted(f for f in os.listdir(run_dir) if not f.startswith(".")) == \
+        sorted(f for f in files if not f.startswith("."))
