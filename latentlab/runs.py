@@ -40,6 +40,8 @@ HISTORY_FILE = "history.csv"
 LATENTS_FILE = "latents.npz"
 EPOCH_LATENTS_FILE = "epochs.npz"
 STATE_FILE = "state.json"
+DECODER_FILE = "decoder.keras"   # a run written by latentlab.keras.RunCallback: the user's own decoder…
+ENCODER_FILE = "encoder.keras"   # …and encoder, in the place of model.keras
 
 HISTORY_COLUMNS = [
     "epoch", "loss", "reconstruction_loss", "kl_loss", "neg_elbo",
@@ -227,7 +229,16 @@ class Run:
     def status(self) -> str:
         return self.state.get("status", "unknown")
 
+    @property
+    def keras_decoder(self) -> Path | None:
+        """The decoder file of a run written by `latentlab.keras.RunCallback` (None for latentlab's own runs)."""
+        path = self.model_path or self.path / MODEL_FILE
+        return path if path.name == DECODER_FILE else None
+
     def load_model(self):
+        if self.keras_decoder is not None:
+            raise RunError(f"{self.path} was written by a Keras model of its own (latentlab.keras.RunCallback): "
+                           "it can be opened and compared here; train it further in the script that made it")
         if self._model is None:
             path = self.model_path or self.path / MODEL_FILE
             if not path.is_file() and path.name != MODEL_FILE:
@@ -330,6 +341,8 @@ def open_run(path, *, repair: bool = True) -> Run:
         staged = staged_model_path(path, epoch) if isinstance(epoch, int) else None
         if staged is not None and staged.is_file():
             model_path = staged
+    if not model_path.is_file() and (path / DECODER_FILE).is_file():
+        model_path = path / DECODER_FILE   # written by latentlab.keras.RunCallback
     if not model_path.is_file():
         raise RunError(f"{path} has no finished epoch yet ({MODEL_FILE} is missing)")
     return Run(path=path, config=config, history=history, state=state,
