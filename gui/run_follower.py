@@ -202,3 +202,86 @@ class RunFollowing(QObject):
         self._show(update)
         self.window.statusBar().showMessage(update.describe())
         self.ended.emit(update.state.value)
+
+
+class FolderFollowing(QObject):
+    """Follows a sweep (or lesson) folder that the comparison view opened while runs in it are being
+    written: each run's curve moves on the rate–distortion plane as its epochs commit, its entry in the
+    comparison (map, curves, decoder) is loaded again, runs that start later join, and a label in the status
+    bar says how many runs are being written, finished, or died. It stops when every run has ended."""
+
+    updated = Signal(object)    # {path: FollowUpdate}, every poll
+    ended = Signal()
+
+    def __init__(self, window, interval_ms: int | None = None):
+        super().__init__(window)
+        from latentlab.run_follow import POLL_SECONDS
+
+        self.window = window
+        self.comparison = window.tradeoff.comparison
+        self.rd_plot = window.tradeoff.rd_plot
+        self.label = QLabel("")
+        self.label.setObjectName("folderFollowLabel")
+        self.label.hide()
+        window.statusBar().addPermanentWidget(self.label)
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(interval_ms if interval_ms is not None else POLL_SECONDS * 1000))
+        self.timer.timeout.connect(self.poll)
+        self.follower = None
+        self.loaded: dict[str, int] = {}     # path → the epoch the comparison's entry was loaded at
+        self.pending: set[str] = set()
+        self.updates: dict = {}
+        self.comparison.folderOpened.connect(self.follow)
+
+    @property
+    def following(self) -> bool:
+        return self.timer.isActive()
+
+    @property
+    def text(self) -> str:
+        return self.label.text()
+
+    @Slot(str)
+    def follow(self, folder: str) -> None:
+        from latentlab.run_follow import FolderFollower
+
+        self.stop()
+        follower = FolderFollower(folder)
+        updates = follower.poll()
+        if not any(not u.state.final for u in updates.values()):
+            return    # every run in it has ended: the comparison shows them as they are
+        self.follower, self.updates = follower, updates
+        self.loaded = {path: u.epochs_done for path, u in updates.items()}   # the comparison loads these now
+        self.label.setText(follower.describe(updates))
+        self.label.show()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self.follower = None
+        self.pending = set()
+        self.label.hide()
+
+    @Slot()
+    def poll(self) -> None:
+        if self.follower is None:
+            return
+        updates = self.follower.poll()
+        self.updates = updates
+        for path, u in updates.items():
+            f = self.follower.followers[path]
+            if u.changed and f.history and f.beta is not None:
+                self.rd_plot.add_run(path, f.beta, f.history)      # the plane moves at once
+            if u.epochs_done >= 1 and u.epochs_done > self.loaded.get(path, 0):
+                self.pending.add(path)
+        if self.pending and not self.comparison.is_loading:
+            paths = sorted(self.pending)
+            if self.comparison.open_runs(paths, reload=True):
+                for path in paths:
+                    self.loaded[path] = updates[path].epochs_done
+                self.pending = set()
+        self.label.setText(self.follower.describe(updates))
+        self.updated.emit(updates)
+        if all(u.state.final for u in updates.values()) and not self.pending and not self.comparison.is_loading:
+            self.timer.stop()
+            self.ended.emit()

@@ -43,7 +43,7 @@ import numpy as np
 from latentlab import runs
 from latentlab.runlock import LOCK_FILE, is_locked
 
-__all__ = ["FollowState", "Writer", "BetaChange", "FollowUpdate", "RunFollower", "FollowedEpoch",
+__all__ = ["FollowState", "Writer", "BetaChange", "FollowUpdate", "RunFollower", "FolderFollower", "FollowedEpoch",
            "load_followed_epoch", "POLL_SECONDS"]
 
 POLL_SECONDS = 1.0   # how often a window looks (a poll costs tens of microseconds)
@@ -173,6 +173,11 @@ class RunFollower:
     @property
     def last(self) -> FollowUpdate | None:
         return self._last
+
+    @property
+    def beta(self) -> float | None:
+        """The run's β as config.json gives it (None before it is read)."""
+        return _float(self._config.get("beta"))
 
     def poll(self) -> FollowUpdate:
         p = self.path
@@ -319,3 +324,40 @@ def load_followed_epoch(path) -> FollowedEpoch:
     if points is None:
         points = map_points(run.latents)
     return FollowedEpoch(view, points)
+
+
+# -- a sweep or lesson folder: each run in it ------------------------------------------------------------
+class FolderFollower:
+    """Follows every run of a sweep folder (its run subfolders, as `latentlab.runs.find_runs` finds them; a
+    lesson folder's runs of its first seed are such subfolders too), taking in runs that appear while it is
+    followed (a sweep starts them one after another). `poll` returns each run's `FollowUpdate` by path."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.followers: dict[str, RunFollower] = {}
+
+    def poll(self) -> dict[str, FollowUpdate]:
+        for path in runs.find_runs(self.folder):
+            if path not in self.followers:
+                self.followers[path] = RunFollower(Path(path))
+        return {path: f.poll() for path, f in self.followers.items()}
+
+    @staticmethod
+    def describe(updates: dict[str, FollowUpdate]) -> str:
+        """One line: "following 4 runs: 1 being written (beta-1: epoch 3 of 10), 2 finished, 1 died"."""
+        by = {}
+        for path, u in updates.items():
+            by.setdefault(u.state, []).append((Path(path).name, u))
+        parts = []
+        writing = by.get(FollowState.WRITING, [])
+        if writing:
+            now = ", ".join(f"{name}: epoch {u.epochs_done}" + (f" of {u.epochs_planned}" if u.epochs_planned else "")
+                            for name, u in writing[:3])
+            parts.append(f"{len(writing)} being written ({now}{', …' if len(writing) > 3 else ''})")
+        for state, word in ((FollowState.FINISHED, "finished"), (FollowState.STOPPED, "stopped"),
+                            (FollowState.FAILED, "failed"), (FollowState.DIED, "whose writer died"),
+                            (FollowState.WAITING, "waiting")):
+            if by.get(state):
+                parts.append(f"{len(by[state])} {word}")
+        n = len(updates)
+        return f"following {n} run{'s' if n != 1 else ''}: " + ", ".join(parts) if parts else "no runs yet"

@@ -89,3 +89,46 @@ def test_a_killed_writer_is_said_to_have_died(window, qtbot, gui_digits, tmp_pat
     assert len(win.loss_plot.epoch_x) == n
     assert sorted(f for f in os.listdir(run_dir) if not f.startswith(".")) == \
         sorted(f for f in files if not f.startswith("."))
+
+
+def test_a_sweep_folder_is_followed_run_by_run(window, qtbot, gui_digits, tmp_path):
+    """`latentlab sweep` in a child; its folder opened in the window (as a drop does) while the first run
+    trains: every run moves on the rate–distortion plane and in the comparison, the second run joins when it
+    starts, and following ends when both have finished."""
+    from latentlab.runs import open_run
+
+    win, sweep, epochs = window, tmp_path / "sweep", 5
+    child = TrainProcess(cli_argv("sweep", gui_digits, "--betas", "0.5,2", "--latent-dim", 2, "--epochs", epochs,
+                                  "--batch-size", 8, "--out", sweep, "--quiet"),
+                         env=child_env(LATENTLAB_CACHE_DIR=tmp_path / "cache"))
+    first = sweep / "beta-0.5"
+    try:
+        wait_for(lambda: committed_epochs(first) >= 1 or child.proc.poll() is not None, "the sweep's first epoch")
+        assert child.proc.poll() is None, "\n".join(child.lines)
+        ff = win.folder_following
+        ff.timer.setInterval(100)
+        plane = []
+        ff.updated.connect(lambda u: plane.append({k: len(e["history"]) for k, e in win.tradeoff.rd_plot.runs.items()}))
+        win.open_path(sweep)                                    # a folder of runs: compared, and followed
+        assert ff.following and ff.text.startswith("following 1 run: 1 being written (beta-0.5: epoch ")
+        with qtbot.waitSignal(ff.ended, timeout=WAIT_MS):
+            pass
+        assert child.wait(60) == 0, "\n".join(child.lines)
+    finally:
+        if child.proc.poll() is None:
+            child.kill()
+    qtbot.waitUntil(lambda: not win.tradeoff.comparison.is_loading, timeout=WAIT_MS)
+    assert ff.text == "following 2 runs: 2 finished"
+    paths = sorted(str(p) for p in sweep.iterdir() if p.is_dir())
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["beta-0.5", "beta-2"]
+    # on the plane: both runs, each epoch by epoch (the first run's curve grew while the window looked)
+    rd = win.tradeoff.rd_plot
+    assert sorted(len(e["history"]) for e in rd.runs.values()) == [epochs, epochs]
+    firsts = [p.get(next(k for k in p if k.endswith("beta-0.5")), 0) for p in plane if p]
+    assert len(set(firsts)) >= 2 and firsts == sorted(firsts), firsts
+    # in the comparison: both runs, their entries as they ended
+    entries = {e["path"]: e for e in win.tradeoff.comparison.entries}
+    assert sorted(entries) == paths
+    for p in paths:
+        assert len(entries[p]["history"]) == epochs
+        assert np.allclose(entries[p]["z"], open_run(p).latents["z_mean"])
