@@ -10,8 +10,9 @@ run it follows is idle, and the writer's training throughput with a follower bes
   `load_followed_epoch`), taking turns (ABBA); throughput from the child's own epoch seconds (history.csv,
   epochs after the first). 1 − with ÷ without.
 - ``follow_commit_bytes_per_epoch`` / ``follow_commit_ms_per_epoch``: what the writer commits each epoch that
-  the follower reads (model.keras, latents.npz, epochs.npz, history.csv, state.json): bytes, and the time the
-  writes of those files take (atomic, fsynced), measured on the finished run's own model and arrays.
+  the follower reads (model.keras, decoder_weights.npz, latents.npz, epochs.npz, history.csv, state.json):
+  bytes, and the time the writes of those files take (atomic, fsynced), measured on the finished run's own
+  model and arrays; ``follow_decoder_weights_*``: the one file written for followers alone.
 
     python -m benchmarks.bench_follow --json follow.json [--small]
 """
@@ -93,13 +94,14 @@ def _train(folder: Path, out: Path, epochs: int, follow: bool) -> dict:
     loads, load_s = 0, []
     if follow:
         import_tensorflow()
-        follower, shown = RunFollower(out), 0
+        follower, shown, key = RunFollower(out), 0, None
         while child.poll() is None:
             u = follower.poll()
             if u.epochs_done > shown:
                 t0 = time.perf_counter()
                 try:
-                    shown = load_followed_epoch(out).epochs_done
+                    epoch = load_followed_epoch(out, key)   # as the window: the model once, then the weights file
+                    shown, key = epoch.epochs_done, epoch.view.model_key
                     loads += 1
                     load_s.append(time.perf_counter() - t0)
                 except runs.RunError:
@@ -125,7 +127,7 @@ def _commit_cost(run: Path, reps: int = 5) -> dict:
     model = r.load_model()
     epochs = max(1, len(r.history))
     sizes = {name: (run / name).stat().st_size for name in (runs.MODEL_FILE, runs.LATENTS_FILE, runs.HISTORY_FILE,
-                                                           runs.STATE_FILE)}
+                                                           runs.STATE_FILE, runs.DECODER_WEIGHTS_FILE)}
     sizes[runs.EPOCH_LATENTS_FILE] = (run / runs.EPOCH_LATENTS_FILE).stat().st_size   # grows by one frame an epoch
     with tempfile.TemporaryDirectory(dir=run.parent) as tmp:
         tmp = Path(tmp)
@@ -137,16 +139,18 @@ def _commit_cost(run: Path, reps: int = 5) -> dict:
             runs.atomic_save_npz(tmp / runs.EPOCH_LATENTS_FILE, **r.epoch_latents)
             runs.atomic_write_text(tmp / runs.HISTORY_FILE, runs.history_to_csv(r.history))
             runs.write_state(tmp, **r.state)
+            runs.write_decoder_weights(tmp, model.decoder.get_weights(), epochs)
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        for _ in range(reps):   # the follower-only part: the codes (model.keras is the checkpoint itself)
-            runs.atomic_save_npz(tmp / runs.EPOCH_LATENTS_FILE, **r.epoch_latents)
-        codes_s = (time.perf_counter() - t0) / reps
+        for _ in range(reps):   # written for followers alone: the decoder's weights (the rest is the checkpoint)
+            runs.write_decoder_weights(tmp, model.decoder.get_weights(), epochs)
+        weights_s = (time.perf_counter() - t0) / reps
     frame = int(np.asarray(r.epoch_latents["z_mean"][0]).nbytes)
     return {"follow_commit_bytes_per_epoch": sum(sizes.values()), "follow_commit_bytes": sizes,
             "follow_commit_epochs_npz_bytes_per_frame": frame, "follow_commit_epochs": epochs,
             "follow_commit_ms_per_epoch": 1000 * statistics.median(times),
-            "follow_codes_ms_per_epoch": 1000 * codes_s}
+            "follow_decoder_weights_ms_per_epoch": 1000 * weights_s,
+            "follow_decoder_weights_bytes": sizes[runs.DECODER_WEIGHTS_FILE]}
 
 
 def bench_follow(small: bool = False) -> dict:

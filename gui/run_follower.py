@@ -38,9 +38,9 @@ class FollowLoadWorker(QObject):
     failed = Signal(str)
     done = Signal()
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, model_key=None):
         super().__init__()
-        self.path = path
+        self.path, self.model_key = path, model_key
 
     def stop(self) -> None:   # one short read: nothing to interrupt
         pass
@@ -50,7 +50,7 @@ class FollowLoadWorker(QObject):
         from latentlab.run_follow import load_followed_epoch
 
         try:
-            self.loaded.emit(load_followed_epoch(self.path))
+            self.loaded.emit(load_followed_epoch(self.path, self.model_key))
         except Exception as e:   # RunError, or a file replaced under the read: the next epoch tries again
             self.failed.emit(one_line(e))
         self.done.emit()
@@ -110,12 +110,17 @@ class RunFollowing(QObject):
             for row in follower.history[len(view.run.history):]:   # committed since the window read the run
                 self.window.loss_plot.add_epoch(row)
             if update.state is FollowState.WRITING:
+                from gui.map_controller import GRID_DUTY_TRAINING
+
+                self.window.map_view.renderer.set_duty(GRID_DUTY_TRAINING)   # the writer may share this machine
                 self.window.loss_plot.planned_epochs = update.epochs_planned or self.window.loss_plot.planned_epochs
                 self.timer.start()
                 self._catch_up(update)
 
     def stop(self) -> None:
         """Stop following (the label goes); an epoch being read is let finish and dropped."""
+        if self.timer.isActive() and self.window.training.state == "idle":
+            self.window.map_view.renderer.set_duty(None)
         self.timer.stop()
         self.follower = self.path = self.update = None
         self.label.hide()
@@ -162,7 +167,7 @@ class RunFollowing(QObject):
     def _catch_up(self, update) -> None:
         """Read the newest committed epoch's model and codes when the map shows an older one."""
         if update.epochs_done > self.shown_epoch and not self.task.running and self.path is not None:
-            worker = FollowLoadWorker(str(self.path))
+            worker = FollowLoadWorker(str(self.path), self._model_key)
             worker.loaded.connect(self._on_loaded)
             worker.failed.connect(lambda message: None)   # a read raced a write: the next poll reads again
             self.task.start(worker)
@@ -199,6 +204,8 @@ class RunFollowing(QObject):
             return
         self._ended = True
         self.timer.stop()
+        if self.window.training.state == "idle":
+            self.window.map_view.renderer.set_duty(None)
         self._show(update)
         self.window.statusBar().showMessage(update.describe())
         self.ended.emit(update.state.value)
@@ -232,6 +239,14 @@ class FolderFollowing(QObject):
         self.pending: set[str] = set()
         self.updates: dict = {}
         self.comparison.folderOpened.connect(self.follow)
+        self.comparison.runLoaded.connect(self._on_compared)   # after the plane took the entry's history
+
+    @Slot(str, float, object)
+    def _on_compared(self, path: str, beta: float, history) -> None:
+        """A compared entry read a while ago must not move the plane back: the newest history stays."""
+        f = self.follower.followers.get(path) if self.follower is not None else None
+        if f is not None and len(f.history) > len(history):
+            self.rd_plot.add_run(path, beta, f.history)
 
     @property
     def following(self) -> bool:

@@ -21,11 +21,11 @@ the writer's own host its pid is checked too. A lock taken on another host is vi
 shared file system passes locks on (NFS does); where it is not (a synced folder), a run whose note names
 another host and whose state is ``running`` is reported as WRITING with ``lock_visible`` False.
 
-What a window needs to show an epoch (the decoder's weights and the map's points) is what the writer
-commits with each epoch already: model.keras (staged, then renamed once state.json commits it),
-epochs.npz (z_mean of the validation images after every epoch, with their indices) and latents.npz
-(every image's z_mean and z_log_var, for datasets up to 20,000 images); `load_followed_epoch` reads them
-without repairing anything.
+What a window needs to show an epoch is committed by the writer with each epoch, before state.json:
+decoder_weights.npz (the decoder's weights, read in milliseconds; model.keras, staged and renamed once
+state.json commits it, is the fallback, a second of Keras loading), epochs.npz (z_mean of the validation
+images after every epoch, with their indices) and latents.npz (every image's z_mean and z_log_var, for
+datasets up to 20,000 images); `load_followed_epoch` reads them without repairing anything.
 """
 
 from __future__ import annotations
@@ -300,13 +300,22 @@ class FollowedEpoch:
         return len(self.view.run.history)
 
 
-def load_followed_epoch(path) -> FollowedEpoch:
-    """Read a followed run's newest committed epoch without writing into the folder (TensorFlow: call off
-    the GUI thread). The points are that epoch's frame of epochs.npz (the validation images' z_mean, the
-    same epoch as the model), labelled from latents.npz; else latents.npz's own (`run_view.map_points`)."""
-    from latentlab.run_view import map_points, open_run_view
+def load_followed_epoch(path, model_key: tuple | None = None) -> FollowedEpoch:
+    """Read a followed run's newest committed epoch without writing into the folder (call off the GUI
+    thread). With the ``model_key`` the window shows (image shape, latent size, likelihood) and the writer's
+    decoder_weights.npz of that epoch, no Keras model is loaded (milliseconds); else the weights come from
+    model.keras (`run_view.open_run_view`, TensorFlow, about a second). The points are that epoch's frame of
+    epochs.npz (the validation images' z_mean), labelled from latents.npz; else latents.npz's own."""
+    from latentlab.run_view import RunView, map_points, open_run_view
 
-    view = open_run_view(path, repair=False)
+    view = None
+    if model_key is not None:
+        run = runs.open_run(path, repair=False)
+        weights = runs.read_decoder_weights(path, len(run.history)) if run.keras_decoder is None else None
+        if weights is not None:
+            view = RunView(run, weights, tuple(model_key[0]), int(model_key[1]), str(model_key[2]))
+    if view is None:
+        view = open_run_view(path, repair=False)
     run = view.run
     done = len(run.history)
     points = None

@@ -7,6 +7,8 @@ A run folder holds::
     history.csv     one row per finished epoch
     latents.npz     z_mean / z_log_var of every image, with labels, paths and class names
     epochs.npz      z_mean of the validation images after each epoch (for replay)
+    decoder_weights.npz  the decoder's weights after the last epoch, for a window following the run
+                    (`latentlab.run_follow`: read in milliseconds, where model.keras takes Keras a second)
     state.json      epochs done, status (running / finished / stopped / failed), message, device
 
 Every file is written to a temporary name in the same folder, fsynced, then renamed over
@@ -39,6 +41,7 @@ STAGED_MODEL_PATTERN = ".model-epoch-{epoch}.keras"  # written before an epoch c
 HISTORY_FILE = "history.csv"
 LATENTS_FILE = "latents.npz"
 EPOCH_LATENTS_FILE = "epochs.npz"
+DECODER_WEIGHTS_FILE = "decoder_weights.npz"   # the decoder's weights of the last committed epoch (w0, w1, …, epoch)
 STATE_FILE = "state.json"
 DECODER_FILE = "decoder.keras"   # a run written by latentlab.keras.RunCallback: the user's own decoder…
 ENCODER_FILE = "encoder.keras"   # …and encoder, in the place of model.keras
@@ -348,6 +351,21 @@ def open_run(path, *, repair: bool = True) -> Run:
     return Run(path=path, config=config, history=history, state=state,
                latents=_load_npz(path / LATENTS_FILE), epoch_latents=_load_npz(path / EPOCH_LATENTS_FILE),
                model_path=model_path)
+
+
+def write_decoder_weights(run_dir, weights, epoch: int) -> None:
+    atomic_save_npz(Path(run_dir) / DECODER_WEIGHTS_FILE, epoch=np.int64(epoch),
+                    **{f"w{i}": np.asarray(w) for i, w in enumerate(weights)})
+
+
+def read_decoder_weights(run_dir, epoch: int) -> list | None:
+    """The decoder's weights that ``decoder_weights.npz`` holds for ``epoch`` (None when it is missing,
+    damaged or of another epoch)."""
+    data = _load_npz(Path(run_dir) / DECODER_WEIGHTS_FILE)
+    if data is None or int(data.get("epoch", -1)) != int(epoch):
+        return None
+    n = sum(1 for k in data if re.fullmatch(r"w\d+", k))
+    return [data[f"w{i}"] for i in range(n)] if all(f"w{i}" in data for i in range(n)) else None
 
 
 def _load_npz(path: Path) -> dict | None:

@@ -398,6 +398,8 @@ class Trainer:
                 runs.atomic_write_text(self.run_dir / runs.HISTORY_FILE, runs.history_to_csv(self.history))
                 runs.atomic_save_npz(self.run_dir / runs.EPOCH_LATENTS_FILE, z_mean=np.stack(self._epoch_z),
                                      indices=self.val_idx)
+                decoder_weights = self.model.decoder.get_weights()
+                runs.write_decoder_weights(self.run_dir, decoder_weights, len(self.history))   # for followers
                 if len(self.dataset.images) <= self.latents_every_epoch_max:
                     self._save_latents(all_images=True)
                 runs.write_state(self.run_dir, status="running", message="", epochs_done=len(self.history),
@@ -409,4 +411,5 @@ class Trainer:
                 raise _WriteFailed(self._write_error(e)) from None
         self._good_weights = self.model.get_weights()
         self.on_event(EpochEnd(epoch + 1, logs, beta, kl_dims, units, z_mean, z_log_var, self.val_idx,
-                               self.model.decoder.get_weights(), seconds, list(self.history)))
+                               decoder_weights if self.run_dir is not None else self.model.decoder.get_weights(),
+                               seconds, list(self.history)))

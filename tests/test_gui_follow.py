@@ -125,7 +125,7 @@ def test_a_sweep_folder_is_followed_run_by_run(window, qtbot, gui_digits, tmp_pa
     rd = win.tradeoff.rd_plot
     assert sorted(len(e["history"]) for e in rd.runs.values()) == [epochs, epochs]
     firsts = [p.get(next(k for k in p if k.endswith("beta-0.5")), 0) for p in plane if p]
-    assert len(set(firsts)) >= 2 and firsts == sorted(firsts), firsts
+    assert len(set(firsts)) >= 2 and firsts == sorted(firsts), plane
     # in the comparison: both runs, their entries as they ended
     entries = {e["path"]: e for e in win.tradeoff.comparison.entries}
     assert sorted(entries) == paths

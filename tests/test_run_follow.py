@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from _reliability import child_env, default_sigint
 from _wait import wait_for
@@ -67,6 +68,19 @@ def test_a_training_is_followed_epoch_by_epoch_then_finished(tmp_path, digits_da
     z, labels, names, idx = epoch.points
     assert z.shape == (len(idx), 2) and len(labels) == len(idx) and len(names) == 10
     assert _tree(run_dir) == before
+    # a window that shows the run already reads the decoder's weights file, without Keras
+    import latentlab.run_view as rv
+
+    loaded = []
+    real = rv.open_run_view
+    rv.open_run_view = lambda *a, **k: loaded.append(a) or real(*a, **k)
+    try:
+        again = load_followed_epoch(run_dir, epoch.view.model_key)
+    finally:
+        rv.open_run_view = real
+    assert not loaded and again.epochs_done == 3
+    assert all(np.array_equal(a, b) for a, b in zip(again.view.decoder_weights, epoch.view.decoder_weights))
+    assert len(again.view.decoder_weights) == len(epoch.view.decoder_weights)
 
 
 WRITER = r"""
