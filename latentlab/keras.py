@@ -18,6 +18,7 @@ Each epoch's logs become a history.csv row (the keras.io names ``loss``, ``recon
 What the folder gets, each file written atomically (`latentlab.runs`), in this order every epoch:
 
     decoder.keras   the decoder after the epoch (loaded back with Keras' safe_mode by the app)
+    decoder_weights.npz  its weights alone (a window following the run reads them in milliseconds)
     encoder.keras   the encoder too, when Keras can save it (a custom layer the app never needs to load)
     latents.npz     z_mean and z_log_var of ``images`` (at most ``max_points`` of them), with ``labels``
     epochs.npz      those z_mean after every epoch (the app's replay, and the map of a followed run)
@@ -145,6 +146,7 @@ class RunCallback(keras.callbacks.Callback):
         self._z.append(z_mean)
         out = self.out
         runs.atomic_save_model(self.decoder, out / runs.DECODER_FILE)
+        runs.write_decoder_weights(out, self.decoder.get_weights(), len(self.history))   # for followers
         try:
             runs.atomic_save_model(self.encoder, out / runs.ENCODER_FILE)
         except (TypeError, ValueError, NotImplementedError):

@@ -311,7 +311,7 @@ def load_followed_epoch(path, model_key: tuple | None = None) -> FollowedEpoch:
     view = None
     if model_key is not None:
         run = runs.open_run(path, repair=False)
-        weights = runs.read_decoder_weights(path, len(run.history)) if run.keras_decoder is None else None
+        weights = runs.read_decoder_weights(path, len(run.history))
         if weights is not None:
             view = RunView(run, weights, tuple(model_key[0]), int(model_key[1]), str(model_key[2]))
     if view is None:

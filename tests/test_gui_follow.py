@@ -27,7 +27,7 @@ def _open_while_training(qtbot, win, child, run_dir):
     win.following.timer.setInterval(100)
     with qtbot.waitSignal(win.runOpened, timeout=WAIT_MS):
         assert win.open_run_path(run_dir)
-    assert win.following.following, win.following.text   # it began as the window showed the run
+    assert win.following.following, (win.following.text, child.lines[-3:])   # it began as the window showed the run
 
 
 def test_a_run_trained_by_another_process_is_followed_until_it_finishes(window, qtbot, gui_digits, tmp_path):
@@ -132,3 +132,40 @@ def test_a_sweep_folder_is_followed_run_by_run(window, qtbot, gui_digits, tmp_pa
     for p in paths:
         assert len(entries[p]["history"]) == epochs
         assert np.allclose(entries[p]["z"], open_run(p).latents["z_mean"])
+
+
+def test_a_keras_script_with_run_callback_is_followed(window, qtbot, gui_digits, tmp_path):
+    """examples/keras_vae_runcallback.py (the keras.io recipe, not latentlab's model) trains in a child; the
+    window opens its folder while it trains and follows it to the end, decoding with the script's decoder."""
+    import sys
+
+    from _reliability import REPO
+
+    from latentlab.foreign import ForeignDecoder
+
+    win, run_dir, epochs = window, tmp_path / "kvae", 6
+    child = TrainProcess([sys.executable, str(REPO / "examples" / "keras_vae_runcallback.py"), "--dataset", gui_digits,
+                          "--out", run_dir, "--epochs", str(epochs), "--batch-size", "2"],
+                         env=child_env(LATENTLAB_CACHE_DIR=tmp_path / "cache"))
+    try:
+        _open_while_training(qtbot, win, child, run_dir)
+        assert f"following: written by {child.proc.pid} on " in win.following.text
+        shown = []
+        win.following.epochShown.connect(lambda n: shown.append((n, win.latent_map.z.copy())))
+        with qtbot.waitSignal(win.following.ended, timeout=WAIT_MS) as ended:
+            pass
+        assert child.wait(60) == 0, "\n".join(child.lines)
+    finally:
+        if child.proc.poll() is None:
+            child.kill()
+    assert ended.args == ["finished"] and win.following.text == f"finished: {epochs} epochs"
+    qtbot.waitUntil(lambda: win.map_view.point_decoder is not None, timeout=WAIT_MS)
+    assert isinstance(win.map_view.point_decoder, ForeignDecoder)
+    assert len(win.loss_plot.epoch_x) == epochs
+    assert shown and shown[-1][0] == epochs and len(shown[-1][1]) == 300
+    from latentlab.runs import open_run
+
+    assert np.allclose(win.latent_map.z, open_run(run_dir).epoch_latents["z_mean"][-1])
+    z = np.zeros((1, 2), np.float32)
+    expected = ForeignDecoder(run_dir / "decoder.keras").decode(z)
+    np.testing.assert_allclose(win.map_view.point_decoder.decode(z), expected, atol=1e-5)   # the last epoch's
