@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench                 # the full suite (Fashion-MNIST, ~20 min on 2 cores)
     python -m benchmarks.bench --small         # seconds, not minutes (CI: tests/test_benchmark_small.py)
-    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,logging,cluster,gui,map
+    python -m benchmarks.bench --json out.json --markdown out.md --only train,shipped,data,rss,grid,logging,cluster,gui,map,follow
 
 Everything compared is measured side by side, taking turns every few batches (a baton passed between
 training threads, only one of which computes at any time), so a machine whose speed drifts affects both
@@ -40,7 +40,7 @@ REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "g
                  "gui_stall_p99_ms", "click_p50_ms", "click_p99_ms", "grid_ms", "cold_load_s", "warm_load_s",
                  "keras_load_s", "peak_rss_gb", "test_neg_elbo", "reference_test_neg_elbo", "map_fps_100k",
                  "sweep_speedup", "cluster_overhead", "test_neg_log_likelihood", "reference_test_neg_log_likelihood",
-                 "tensorboard_share_of_epoch")
+                 "tensorboard_share_of_epoch", "follow_idle_cpu", "follow_writer_overhead")
 
 # sizes: the full suite and the small (CI) mode
 FULL = dict(n_train=60_000, n_test=10_000, elbo_samples=2, iwae_samples=100, iwae_images=2_000, ref_epochs=5,
@@ -745,6 +745,10 @@ def run(small: bool = False, only: set[str] | None = None, json_path: str | None
         from benchmarks.bench_map import bench_map_subprocess
 
         sections.append(("map", lambda: bench_map_subprocess(small)))
+    if want("follow"):
+        from benchmarks.bench_follow import bench_follow
+
+        sections.append(("follow", lambda: bench_follow(small)))
     if want("rss") and size["rss_epochs"] <= 0:      # in-process: measure last, after everything trained
         sections.remove(rss)
         sections.append(rss)
@@ -838,6 +842,12 @@ TABLE = [
      "{:.1%}"),
     ("sweep_speedup", "β sweep (0.1, 1, 4, 16) with `--workers 2` (one thread each) ÷ the same sweep in one "
      "process, wall time of each command, taking turns (median of the rounds)", "≥ 1.2×", "{:.2f}×"),
+    ("follow_idle_cpu", "Following a run in the app while it is idle: share of one core (a poll a second)", "≤ 1 %",
+     "{:.3%}"),
+    ("follow_writer_overhead", "The writer's training throughput lost to a follower on the same machine (taking "
+     "turns)", "≤ 5 %", "{:.1%}"),
+    ("follow_commit_ms_per_epoch", "… what each epoch commits for it (model, codes, history, state): ms per epoch",
+     "", "{:.0f}"),
     ("cluster_overhead", "A run's wall time as a Dask task (warm worker; folder shipped back) ÷ the same run alone, "
      "− 1", "≤ 5 %", "{:.1%}"),
 ]

@@ -28,6 +28,7 @@ from gui.map.map_controller import GRID_DUTY_TRAINING, MapController
 from gui.menus import build_menus
 from gui.map.prior_samples import PriorSamples
 from gui.run_files import RunFiles
+from gui.run_follower import FolderFollowing, RunFollowing
 from gui.settings import default_runs_root
 from gui.tradeoff.tradeoff_panel import TradeoffPanel
 from gui.training_controller import TrainingController
@@ -66,9 +67,11 @@ class MainWindow(QMainWindow):
         self.map_view = MapController(self.latent_map, self.image_panel, self)
         self.training = TrainingController(self)
         self.files = RunFiles(self, self.runs_root)
+        self.following = RunFollowing(self)   # an opened run that another process writes
         self.foreign = ForeignModel(self)    # a decoder trained elsewhere (latentlab --decoder FILE.keras)
         self.tradeoff = TradeoffPanel()
         self.tradeoff.sweep_panel.runs_root = self.tradeoff.lesson.runs_root = self.runs_root
+        self.folder_following = FolderFollowing(self)   # a sweep folder compared while its runs are written
         self.prior = PriorSamples()
         self._layout()
         build_menus(self)
@@ -114,6 +117,7 @@ class MainWindow(QMainWindow):
         tr.betaChanged.connect(self.loss_plot.add_beta_marker)
         tr.finished.connect(self._on_training_finished)
         f.opened.connect(self._on_run_opened)
+        f.opened.connect(self.following.on_run_opened)   # after the window shows it
         f.openFailed.connect(self.runOpenFailed)
         f.status.connect(self._status)
         f.problem.connect(self.show_banner)
@@ -273,10 +277,14 @@ class MainWindow(QMainWindow):
             self.open_path(Path(urls[0].toLocalFile()))
 
     def open_path(self, path) -> None:
-        """A run folder (with config.json) is opened as a run, any other folder as a dataset."""
+        """A run folder (with config.json) is opened as a run, a folder of runs (a sweep, a lesson) in the
+        comparison, any other folder as a dataset."""
         path = Path(path)
         if (path / runs.CONFIG_FILE).is_file():
             self.open_run_path(path)
+        elif runs.find_runs(path):          # a sweep or lesson folder: its runs compared (and followed)
+            self.show_tradeoff(self.tradeoff.TAB_COMPARE)
+            self.tradeoff.comparison.open_folder(path)
         else:
             self.open_dataset(path)
 
@@ -481,6 +489,8 @@ class MainWindow(QMainWindow):
         self.tradeoff.shutdown()
         self.training.shutdown()
         self.files.task.stop_and_wait(None)
+        self.following.shutdown()
+        self.folder_following.stop()
         self.foreign.shutdown()
         self.dataset_panel.shutdown()
         self.map_view.shutdown()

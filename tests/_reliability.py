@@ -36,7 +36,8 @@ from _wait import WAIT_S
 
 REPO = Path(__file__).resolve().parents[1]
 TMP_NAME = re.compile(r"^\..+\.tmp")          # what runs.atomic_write leaves behind when killed
-RUN_FILES = {"config.json", "model.keras", "history.csv", "latents.npz", "epochs.npz", "state.json"}
+RUN_FILES = {"config.json", "model.keras", "history.csv", "latents.npz", "epochs.npz", "state.json",
+             "decoder_weights.npz"}
 NOBODY = 65534
 
 

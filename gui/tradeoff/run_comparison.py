@@ -119,6 +119,7 @@ class RunComparison(QWidget):
     runFailed = Signal(str, str)
     loadingFinished = Signal()
     pointDecoded = Signal(object)            # z
+    folderOpened = Signal(str)               # a sweep (or lesson) folder whose runs are being loaded
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -230,8 +231,10 @@ class RunComparison(QWidget):
     def is_loading(self) -> bool:
         return self.task.running
 
-    def open_runs(self, paths) -> bool:
-        paths = [p for p in (str(p) for p in paths) if p not in {e["path"] for e in self.entries}]
+    def open_runs(self, paths, reload: bool = False) -> bool:
+        """Load runs to compare; ``reload``: runs open already too (a followed run moved on: its entry is
+        replaced when the new one arrives)."""
+        paths = [p for p in (str(p) for p in paths) if reload or p not in {e["path"] for e in self.entries}]
         if self.is_loading or not paths:
             return False
         self.status.setText(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}…")
@@ -243,7 +246,10 @@ class RunComparison(QWidget):
         return True
 
     def open_folder(self, folder) -> bool:
-        return self.open_runs(find_runs(folder))
+        opened = self.open_runs(find_runs(folder))
+        if opened:
+            self.folderOpened.emit(str(folder))
+        return opened
 
     def _ask_open(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a run or a sweep folder")
@@ -252,7 +258,7 @@ class RunComparison(QWidget):
 
     @Slot(object)
     def _on_loaded(self, entry: dict) -> None:
-        self.entries.append(entry)
+        self.entries = [e for e in self.entries if e["path"] != entry["path"]] + [entry]   # reloaded: replaced
         self.entries.sort(key=lambda e: e["beta"])
         self._rebuild_maps()
         self._draw_curves()

@@ -7,6 +7,8 @@ A run folder holds::
     history.csv     one row per finished epoch
     latents.npz     z_mean / z_log_var of every image, with labels, paths and class names
     epochs.npz      z_mean of the validation images after each epoch (for replay)
+    decoder_weights.npz  the decoder's weights after the last epoch, for a window following the run
+                    (`latentlab.runs.follow`: read in milliseconds, where model.keras takes Keras a second)
     state.json      epochs done, status (running / finished / stopped / failed), message, device
 
 Every file is written to a temporary name in the same folder, fsynced, then renamed over
@@ -39,7 +41,10 @@ STAGED_MODEL_PATTERN = ".model-epoch-{epoch}.keras"  # written before an epoch c
 HISTORY_FILE = "history.csv"
 LATENTS_FILE = "latents.npz"
 EPOCH_LATENTS_FILE = "epochs.npz"
+DECODER_WEIGHTS_FILE = "decoder_weights.npz"   # the decoder's weights of the last committed epoch (w0, w1, …, epoch)
 STATE_FILE = "state.json"
+DECODER_FILE = "decoder.keras"   # a run written by latentlab.keras.RunCallback: the user's own decoder…
+ENCODER_FILE = "encoder.keras"   # …and encoder, in the place of model.keras
 
 HISTORY_COLUMNS = [
     "epoch", "loss", "reconstruction_loss", "kl_loss", "neg_elbo",
@@ -227,7 +232,16 @@ class Run:
     def status(self) -> str:
         return self.state.get("status", "unknown")
 
+    @property
+    def keras_decoder(self) -> Path | None:
+        """The decoder file of a run written by `latentlab.keras.RunCallback` (None for latentlab's own runs)."""
+        path = self.model_path or self.path / MODEL_FILE
+        return path if path.name == DECODER_FILE else None
+
     def load_model(self):
+        if self.keras_decoder is not None:
+            raise RunError(f"{self.path} was written by a Keras model of its own (latentlab.keras.RunCallback): "
+                           "it can be opened and compared here; train it further in the script that made it")
         if self._model is None:
             path = self.model_path or self.path / MODEL_FILE
             if not path.is_file() and path.name != MODEL_FILE:
@@ -290,8 +304,10 @@ def load_model(path):
     return model
 
 
-def open_run(path) -> Run:
-    """Open a run folder written by the app or by ``latentlab train``."""
+def open_run(path, *, repair: bool = True) -> Run:
+    """Open a run folder written by the app or by ``latentlab train``. ``repair=False``: never write into
+    it (a run another process writes, followed by `latentlab.runs.follow`): a dead writer's half-finished
+    commit is read as it is instead of being finished."""
     path = Path(path).expanduser()
     if not path.exists():
         raise RunError(f"run folder {path} does not exist")
@@ -319,20 +335,37 @@ def open_run(path) -> Run:
     if isinstance(done, int) and done < len(history):
         history = history[:done]  # the commit record is the truth
     model_path = path / MODEL_FILE
-    if is_locked(path):
-        # a live writer: leave its staged model alone; between its commit and the rename, the committed
-        # epoch's model is the staged one
+    if repair and not is_locked(path):
+        promote_staged_model(path)   # finish (or undo) the commit of a writer that died
+    else:
+        # a live writer (or a folder to leave untouched): leave its staged model alone; between its commit
+        # and the rename, the committed epoch's model is the staged one
         epoch = state.get("model_epoch")
         staged = staged_model_path(path, epoch) if isinstance(epoch, int) else None
         if staged is not None and staged.is_file():
             model_path = staged
-    else:
-        promote_staged_model(path)   # finish (or undo) the commit of a writer that died
+    if not model_path.is_file() and (path / DECODER_FILE).is_file():
+        model_path = path / DECODER_FILE   # written by latentlab.keras.RunCallback
     if not model_path.is_file():
         raise RunError(f"{path} has no finished epoch yet ({MODEL_FILE} is missing)")
     return Run(path=path, config=config, history=history, state=state,
                latents=_load_npz(path / LATENTS_FILE), epoch_latents=_load_npz(path / EPOCH_LATENTS_FILE),
                model_path=model_path)
+
+
+def write_decoder_weights(run_dir, weights, epoch: int) -> None:
+    atomic_save_npz(Path(run_dir) / DECODER_WEIGHTS_FILE, epoch=np.int64(epoch),
+                    **{f"w{i}": np.asarray(w) for i, w in enumerate(weights)})
+
+
+def read_decoder_weights(run_dir, epoch: int) -> list | None:
+    """The decoder's weights that ``decoder_weights.npz`` holds for ``epoch`` (None when it is missing,
+    damaged or of another epoch)."""
+    data = _load_npz(Path(run_dir) / DECODER_WEIGHTS_FILE)
+    if data is None or int(data.get("epoch", -1)) != int(epoch):
+        return None
+    n = sum(1 for k in data if re.fullmatch(r"w\d+", k))
+    return [data[f"w{i}"] for i in range(n)] if all(f"w{i}" in data for i in range(n)) else None
 
 
 def _load_npz(path: Path) -> dict | None:

@@ -31,13 +31,22 @@ class RunView:
         return ModelKey(self.image_shape, self.latent_dim, self.likelihood)
 
 
-def open_run_view(path) -> RunView:
+def open_run_view(path, *, repair: bool = True) -> RunView:
     """Open a run folder and read its decoder's weights (TensorFlow: call off the GUI thread). The
-    model itself is let go: a window decodes with decoders of its own. RunError for a bad folder."""
+    model itself is let go: a window decodes with decoders of its own. RunError for a bad folder.
+    ``repair=False``: nothing is written into the folder (see `latentlab.runs.folder.open_run`)."""
     from latentlab.runtime import import_tensorflow
 
     import_tensorflow()
-    run = runs.open_run(path)
+    run = runs.open_run(path, repair=repair)
+    if run.keras_decoder is not None:   # a run written by latentlab.keras.RunCallback: the user's own decoder
+        from latentlab.model.foreign import ForeignDecoder, KerasFileError
+
+        try:
+            dec = ForeignDecoder(run.keras_decoder)
+        except KerasFileError as e:
+            raise runs.RunError(str(e)) from None
+        return RunView(run, dec.get_weights(), tuple(dec.image_shape), int(dec.latent_dim), dec.key[2])
     model = run.load_model()
     view = RunView(run, [np.asarray(w) for w in model.decoder.get_weights()],
                    tuple(int(v) for v in model.image_shape), int(model.latent_dim), str(model.likelihood))
@@ -72,7 +81,12 @@ def comparison_entry(path) -> dict:
 
     import_tensorflow()
     run = runs.open_run(path)
-    decoder = Decoder.from_model(run.load_model())
+    if run.keras_decoder is not None:   # latentlab.keras.RunCallback's folder: the user's own decoder
+        from latentlab.model.foreign import ForeignDecoder
+
+        decoder = ForeignDecoder(run.keras_decoder)
+    else:
+        decoder = Decoder.from_model(run.load_model())
     decoder.warm_up()
     run._model = None   # the GUI uses the decoder only
     d = decoder.latent_dim

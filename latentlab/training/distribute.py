@@ -4,7 +4,7 @@
 replica per device, each with a slice of the batch the user gave (the global batch), gradients summed
 across replicas. The model and its optimizer are built in ``strategy.scope()``; `latentlab.model.vae.VAE`
 weights each replica's loss by its share of the global batch for the gradient and gives the trackers
-the unscaled values; each image's sampling noise is keyed by its index (`latentlab.model.vae.keyed_normal`),
+the unscaled values; each image's sampling noise is keyed by its index (`latentlab.model.keyed_normal`),
 so N replicas train the model one device trains.
 
 ``--cpu-replicas N`` splits the CPU into N logical devices (before TensorFlow initialises its devices), so

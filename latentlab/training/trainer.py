@@ -408,6 +408,8 @@ class Trainer:
                 runs.atomic_write_text(self.run_dir / runs.HISTORY_FILE, runs.history_to_csv(self.history))
                 runs.atomic_save_npz(self.run_dir / runs.EPOCH_LATENTS_FILE, z_mean=np.stack(self._epoch_z),
                                      indices=self.val_idx)
+                decoder_weights = self.model.decoder.get_weights()
+                runs.write_decoder_weights(self.run_dir, decoder_weights, len(self.history))   # for followers
                 if len(self.dataset.images) <= self.latents_every_epoch_max:
                     self._save_latents(all_images=True)
                 runs.write_state(self.run_dir, status="running", message="", epochs_done=len(self.history),
@@ -420,5 +422,6 @@ class Trainer:
         self._good_weights = self.model.get_weights()
         self.on_event(EpochEnd(epoch=epoch + 1, logs=logs, beta=beta, kl_per_dim=kl_dims, active_units=units,
                                val_z_mean=z_mean, val_z_log_var=z_log_var, val_indices=self.val_idx,
-                               decoder_weights=self.model.decoder.get_weights(), seconds=seconds,
+                               decoder_weights=(decoder_weights if self.run_dir is not None else self.model.decoder.get_weights()),
+                               seconds=seconds,
                                history=list(self.history)))
