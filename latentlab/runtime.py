@@ -62,12 +62,14 @@ def build_decoders(key):
     Keras file (`latentlab.model.foreign`) gets two `ForeignDecoder`s of that file."""
     from latentlab.model.foreign import ForeignDecoder
     from latentlab.model.latent import Decoder
+    from latentlab.tfquiet import GRAPH_LOCK
 
     import_tensorflow()
     decoders = []
     for _ in range(2):
-        dec = (ForeignDecoder(key.keras_file) if key.keras_file
-               else Decoder(key.image_shape, key.latent_dim, key.likelihood))
-        dec.warm_up()
+        with GRAPH_LOCK:   # one thread builds and traces at a time (latentlab.tfquiet.GRAPH_LOCK)
+            dec = (ForeignDecoder(key.keras_file) if key.keras_file
+                   else Decoder(key.image_shape, key.latent_dim, key.likelihood))
+            dec.warm_up()
         decoders.append(dec)
     return tuple(decoders)

@@ -16,6 +16,11 @@ import tempfile
 import threading
 
 TF_LOCK = threading.RLock()  # two threads importing TensorFlow at once can deadlock on module locks
+# Building Keras models and tracing tf.functions in two threads at once can crash TensorFlow (a segfault
+# in graph code was seen with a decoder traced on one thread while Keras files loaded on another): every
+# such build in a long-lived process (loading a Keras file, a Decoder made and warmed up) takes this lock.
+# The GUI thread never takes it (it only runs what is built), nor does training after its model is built.
+GRAPH_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager

@@ -72,7 +72,10 @@ def load_keras_file(path, advice: str, *, missing: str | None = None, damaged: s
     if not zipfile.is_zipfile(path):
         raise KerasFileError(damaged or f"{path} is damaged or not a Keras model file (.keras, saved with model.save)")
     try:
-        return keras.models.load_model(path, safe_mode=True, compile=compile)
+        from latentlab.tfquiet import GRAPH_LOCK
+
+        with GRAPH_LOCK:   # one model built at a time in the process
+            return keras.models.load_model(path, safe_mode=True, compile=compile)
     except Exception as e:  # Keras raises ValueError/TypeError for unsafe or damaged files
         text = " ".join(str(e).split()) or type(e).__name__
         lambdas, foreign = refused_names(path)

@@ -300,9 +300,9 @@ class FollowedEpoch:
         return len(self.view.run.history)
 
 
-def load_followed_epoch(path, model_key: tuple | None = None) -> FollowedEpoch:
+def load_followed_epoch(path, model_key=None) -> FollowedEpoch:
     """Read a followed run's newest committed epoch without writing into the folder (call off the GUI
-    thread). With the ``model_key`` the window shows (image shape, latent size, likelihood) and the writer's
+    thread). With the ``model_key`` the window shows (a `latentlab.model.key.ModelKey`) and the writer's
     decoder_weights.npz of that epoch, no Keras model is loaded (milliseconds); else the weights come from
     model.keras (`run_view.open_run_view`, TensorFlow, about a second). The points are that epoch's frame of
     epochs.npz (the validation images' z_mean), labelled from latents.npz; else latents.npz's own."""
@@ -313,7 +313,8 @@ def load_followed_epoch(path, model_key: tuple | None = None) -> FollowedEpoch:
         run = runs.open_run(path, repair=False)
         weights = runs.read_decoder_weights(path, len(run.history))
         if weights is not None:
-            view = RunView(run, weights, tuple(model_key[0]), int(model_key[1]), str(model_key[2]))
+            view = RunView(run, weights, model_key.image_shape, model_key.latent_dim, model_key.likelihood,
+                           keras_file=model_key.keras_file)
     if view is None:
         view = open_run_view(path, repair=False)
     run = view.run

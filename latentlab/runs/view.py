@@ -24,10 +24,13 @@ class RunView:
     decoder_weights: list          # numpy arrays
     image_shape: tuple
     latent_dim: int
-    likelihood: str
+    likelihood: str | None
+    keras_file: str | None = None     # a run written by latentlab.keras.RunCallback: the user's own decoder
 
     @property
     def model_key(self) -> ModelKey:
+        if self.keras_file is not None:
+            return ModelKey(self.image_shape, self.latent_dim, keras_file=self.keras_file)
         return ModelKey(self.image_shape, self.latent_dim, self.likelihood)
 
 
@@ -46,7 +49,8 @@ def open_run_view(path, *, repair: bool = True) -> RunView:
             dec = ForeignDecoder(run.keras_decoder)
         except KerasFileError as e:
             raise runs.RunError(str(e)) from None
-        return RunView(run, dec.get_weights(), tuple(dec.image_shape), int(dec.latent_dim), dec.key[2])
+        return RunView(run, dec.get_weights(), tuple(dec.image_shape), int(dec.latent_dim), None,
+                       keras_file=dec.key.keras_file)
     model = run.load_model()
     view = RunView(run, [np.asarray(w) for w in model.decoder.get_weights()],
                    tuple(int(v) for v in model.image_shape), int(model.latent_dim), str(model.likelihood))
@@ -81,13 +85,16 @@ def comparison_entry(path) -> dict:
 
     import_tensorflow()
     run = runs.open_run(path)
-    if run.keras_decoder is not None:   # latentlab.keras.RunCallback's folder: the user's own decoder
-        from latentlab.model.foreign import ForeignDecoder
+    from latentlab.tfquiet import GRAPH_LOCK
 
-        decoder = ForeignDecoder(run.keras_decoder)
-    else:
-        decoder = Decoder.from_model(run.load_model())
-    decoder.warm_up()
+    with GRAPH_LOCK:   # built and traced one thread at a time (latentlab.tfquiet.GRAPH_LOCK)
+        if run.keras_decoder is not None:   # latentlab.keras.RunCallback's folder: the user's own decoder
+            from latentlab.model.foreign import ForeignDecoder
+
+            decoder = ForeignDecoder(run.keras_decoder)
+        else:
+            decoder = Decoder.from_model(run.load_model())
+        decoder.warm_up()
     run._model = None   # the GUI uses the decoder only
     d = decoder.latent_dim
     lat = run.latents or {}
