@@ -135,9 +135,12 @@ def test_export_writes_the_grid_of_a_decoder_from_elsewhere_headless(models):
                                "--samples", 9, tmp / "samples.png")
     assert code == 0, err
     assert "Traceback" not in err and "logits" in err and "wrote" in out
+    from latentlab.cli.cmd_export import export_scale
+
+    k = export_scale(SIDE, SIDE)          # tiles enlarged to a readable size by default (issue 24)
     grid = np.asarray(Image.open(tmp / "grid.png"), np.float32)
-    assert grid.shape == (10 * SIDE, 10 * SIDE) and grid.std() > 5
-    assert Image.open(tmp / "samples.png").size == (3 * SIDE, 3 * SIDE)
+    assert k > 1 and grid.shape == (10 * SIDE * k, 10 * SIDE * k) and grid.std() > 5
+    assert Image.open(tmp / "samples.png").size == (3 * SIDE * k, 3 * SIDE * k)
     # the grid spans the encoded data: another range than the prior's ±3 without them
     code, _, err = R.run_cli("export", "--decoder", tmp / "decoder.keras", "--grid", tmp / "prior.png",
                              "--grid-size", 10)
