@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from benchmarks.fashion_mnist import png_folder
 from benchmarks.common import Baton, Turns, log, paired_ratio, pct
 
 REQUIRED_KEYS = ("throughput_ratio", "time_to_quality_ratio", "app_overhead", "gui_stall_p50_ms",
@@ -54,8 +55,6 @@ SMALL = dict(n_train=1_024, n_test=500, elbo_samples=1, iwae_samples=10, iwae_im
              rss_epochs=0, grid_reps=5, sweep_rounds=1, sweep_epochs=1, sweep_images=300,
              overhead_rounds=1)
 
-SHARED_PNG = Path("/tmp/fmnist_png/train")
-OWN_PNG = Path(tempfile.gettempdir()) / "fmnist_png_bench"
 
 
 # -- 1 + 2: throughput and time to quality ---------------------------------------------------------------
@@ -301,33 +300,6 @@ def test_log_likelihoods(size: dict, models: dict, snapshots: dict, x_test, seed
 
 
 # -- 5: data loading and memory ------------------------------------------------------------------------
-def png_folder(count: int) -> Path:
-    """A folder of Fashion-MNIST training PNGs in class folders: the shared 60k copy when it is complete,
-    else written here (``count`` images)."""
-    if count >= 60_000 and SHARED_PNG.is_dir():
-        n = sum(len(files) for _, _, files in os.walk(SHARED_PNG))
-        if n >= 60_000:
-            return SHARED_PNG
-    root = OWN_PNG / f"train{count}"
-    marker = root / ".complete"
-    if marker.is_file():
-        return root
-    from PIL import Image
-
-    from benchmarks import fashion_mnist
-
-    log(f"writing {count} PNGs to {root}")
-    x, y = fashion_mnist.load("train")
-    if root.exists():
-        shutil.rmtree(root)
-    for c in range(10):
-        (root / str(c)).mkdir(parents=True)
-    for i in range(count):
-        Image.fromarray((x[i, :, :, 0] * 255).round().astype(np.uint8), mode="L").save(root / str(int(y[i])) / f"{i}.png")
-    marker.write_text("ok")
-    return root
-
-
 def _count_files(root: Path) -> int:
     return sum(1 for _, _, files in os.walk(root) for f in files if f.endswith(".png"))
 

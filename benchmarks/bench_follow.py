@@ -154,7 +154,7 @@ def _commit_cost(run: Path, reps: int = 5) -> dict:
 
 
 def bench_follow(small: bool = False) -> dict:
-    from benchmarks.bench import png_folder
+    from benchmarks.fashion_mnist import png_folder
 
     res = _idle_cpu(200 if small else 2000)
     log(f"follow: idle poll {res['follow_poll_us_app']:.0f} µs in the app, {res['follow_idle_cpu']:.3%} of a core")
