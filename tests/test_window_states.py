@@ -46,12 +46,17 @@ class Window(RuleBasedStateMachine):
         from gui.main_window import MainWindow
 
         self.root = CTX["tmp_path"] / f"example-{CTX['counter']['example']}"
+        if SOAK_MINUTES and CTX.get("window") is not None:   # the soak: one window, one long session
+            self.win = CTX["window"]
+            return
         self.win = MainWindow(runs_root=self.root / "runs", snapshot_seconds=0.3)
         self.win.confirm_stop = lambda: True
         self.win.resize(1280, 800)
         self.win.show()
         CTX["qtbot"].waitExposed(self.win, timeout=WAIT_MS)
         self.win.trainingFinished.connect(self._trained)
+        if SOAK_MINUTES:
+            CTX["window"] = self.win
 
     def _trained(self, result) -> None:
         CTX["trainings"].append((len(CTX["trainings"]) + 1, _rss_mb()))
@@ -181,6 +186,13 @@ class Window(RuleBasedStateMachine):
     def teardown(self):
         from gui.threads import running_threads
 
+        if SOAK_MINUTES and time.monotonic() < CTX["soak_end"]:   # the session goes on: stop what trains
+            self.win.training.stop()
+            self.win.tradeoff.lesson.stop()
+            CTX["qtbot"].waitUntil(lambda: self.win.training.state == "idle" and not self.win.tradeoff.training_busy,
+                                   timeout=WAIT_MS)
+            assert not CTX["errors"], CTX["errors"]
+            return
         self.win.close()
         self.win.shutdown()
         deadline = time.monotonic() + WAIT_S
@@ -215,11 +227,15 @@ def test_the_window_survives_any_sequence_of_user_actions(qapp, qtbot, gui_digit
                done={})
 
     if SOAK_MINUTES:
-        end = time.monotonic() + SOAK_MINUTES * 60
+        end = CTX["soak_end"] = time.monotonic() + SOAK_MINUTES * 60
         while time.monotonic() < end:
             run_state_machine_as_test(Window, settings=settings(     # random sequences (never the same twice)
                 max_examples=4, stateful_step_count=40, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck)))
+        win = CTX.pop("window", None)
+        if win is not None:
+            win.close()
+            win.shutdown()
         rss = [mb for _, mb in trainings]
         print(f"soak: {len(rss)} trainings in {SOAK_MINUTES:g} min; RSS MB first/last/max "
               f"{rss[0] if rss else 0:.0f}/{rss[-1] if rss else 0:.0f}/{max(rss, default=0):.0f}; steps {counter['steps']}")
