@@ -46,17 +46,12 @@ class Window(RuleBasedStateMachine):
         from gui.main_window import MainWindow
 
         self.root = CTX["tmp_path"] / f"example-{CTX['counter']['example']}"
-        if SOAK_MINUTES and CTX.get("window") is not None:   # the soak: one window, one long session
-            self.win = CTX["window"]
-            return
         self.win = MainWindow(runs_root=self.root / "runs", snapshot_seconds=0.3)
         self.win.confirm_stop = lambda: True
         self.win.resize(1280, 800)
         self.win.show()
         CTX["qtbot"].waitExposed(self.win, timeout=WAIT_MS)
         self.win.trainingFinished.connect(self._trained)
-        if SOAK_MINUTES:
-            CTX["window"] = self.win
 
     def _trained(self, result) -> None:
         CTX["trainings"].append((len(CTX["trainings"]) + 1, _rss_mb()))
@@ -186,13 +181,6 @@ class Window(RuleBasedStateMachine):
     def teardown(self):
         from gui.threads import running_threads
 
-        if SOAK_MINUTES and time.monotonic() < CTX["soak_end"]:   # the session goes on: stop what trains
-            self.win.training.stop()
-            self.win.tradeoff.lesson.stop()
-            CTX["qtbot"].waitUntil(lambda: self.win.training.state == "idle" and not self.win.tradeoff.training_busy,
-                                   timeout=WAIT_MS)
-            assert not CTX["errors"], CTX["errors"]
-            return
         self.win.close()
         self.win.shutdown()
         deadline = time.monotonic() + WAIT_S
@@ -226,22 +214,41 @@ def test_the_window_survives_any_sequence_of_user_actions(qapp, qtbot, gui_digit
     CTX.update(qtbot=qtbot, folder=gui_digits, tmp_path=tmp_path, errors=errors, trainings=trainings, counter=counter,
                done={})
 
-    if SOAK_MINUTES:
-        end = CTX["soak_end"] = time.monotonic() + SOAK_MINUTES * 60
-        while time.monotonic() < end:
-            run_state_machine_as_test(Window, settings=settings(     # random sequences (never the same twice)
-                max_examples=4, stateful_step_count=40, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck)))
-        win = CTX.pop("window", None)
-        if win is not None:
-            win.close()
-            win.shutdown()
-        rss = [mb for _, mb in trainings]
-        print(f"soak: {len(rss)} trainings in {SOAK_MINUTES:g} min; RSS MB first/last/max "
-              f"{rss[0] if rss else 0:.0f}/{rss[-1] if rss else 0:.0f}/{max(rss, default=0):.0f}; steps {counter['steps']}")
+    if SOAK_MINUTES:      # scripts/soak-app: one window, one long session, the actions in a cycle
+        _soak(SOAK_MINUTES)
         return
     run_state_machine_as_test(Window, settings=settings(
         max_examples=3, stateful_step_count=12, deadline=None, database=None, derandomize=True,
         suppress_health_check=list(HealthCheck)))
     print(f"window states: {counter['steps']} steps; actions {dict(sorted(CTX['done'].items()))}")
     assert counter["steps"] >= 12 and CTX["done"].get("train", 0) >= 1, CTX["done"]
+
+
+def _soak(minutes: float) -> None:
+    """A person's long session: one window, the actions of `Window` in a cycle (random β and epochs), the
+    invariants after each; RSS printed after every training and summed up at the end."""
+    import random
+
+    rng = random.Random(0)
+    machine = Window()
+    end = time.monotonic() + minutes * 60
+    cycle = 0
+    try:
+        while time.monotonic() < end:
+            cycle += 1
+            for act in (lambda: machine.open_folder(), lambda: machine.train(rng.randint(1, 3)),
+                        lambda: machine.change_beta(rng.choice([0.1, 0.5, 1.0, 4.0, 33.9])),
+                        lambda: machine.wait_for_the_training_to_end(),
+                        lambda: machine.continue_training(rng.randint(1, 2)) if machine.win.continue_action.isEnabled()
+                        else None,
+                        lambda: machine.wait_for_the_training_to_end() if machine.win.training.state != "idle" else None,
+                        lambda: machine.open_run_from_the_dialog(), lambda: machine.toggle_the_tradeoff_views(),
+                        lambda: machine.start_and_stop_the_lesson() if machine.win.lesson_action.isEnabled() else None,
+                        lambda: machine.export_grid(), lambda: machine.open_sample()):
+                act()
+                machine.nothing_went_wrong_and_the_window_answers()
+    finally:
+        machine.teardown()
+    rss = [mb for _, mb in CTX["trainings"]]
+    print(f"soak: {len(rss)} trainings in {cycle} cycles over {minutes:g} min; RSS MB first/last/max "
+          f"{rss[0] if rss else 0:.0f}/{rss[-1] if rss else 0:.0f}/{max(rss, default=0):.0f}", flush=True)
