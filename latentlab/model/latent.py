@@ -394,6 +394,18 @@ class ModelDecoder:
         return self._fn(np.asarray(z, np.float32).reshape(-1, self.latent_dim)).numpy()
 
 
+MIN_TILE_PX = 64      # exported grids and samples: each tile enlarged (whole pixels) to at least this side
+MIN_IMAGE_PX = 224    # an exported lone image (the app's decoded image): at least this side (8× a 28-px image)
+
+
+def export_scale(h: int, w: int, min_px: int = MIN_TILE_PX) -> int:
+    """Whole-pixel enlargement (nearest neighbour) that makes an h×w tile at least ``min_px`` a side: the
+    default of ``latentlab export --scale`` and of the app's picture exports (1 for big images)."""
+    import math
+
+    return max(1, math.ceil(min_px / max(1, min(int(h), int(w)))))
+
+
 def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:
     """(rows, cols, H, W, C) → (rows*H, cols*W, C) mosaic."""
     rows, cols, h, w, c = images.shape
