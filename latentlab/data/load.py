@@ -269,14 +269,15 @@ def _reuse(hit, scan):
     images = meta.get("_raw")
     if entries is None or images is None or "size" not in meta:
         return None
-    old = {e[0]: e for e in entries}
+    # keyed by the whole (path, size, mtime, ctime, device, inode): one dict look-up a file
+    old = {tuple(e[:6]): e for e in entries if len(e) == 7}
     results: list = [None] * len(scan.files)
     kept: list = [None] * len(scan.files)   # each unchanged file's line of the old table
     todo: list[int] = []
     alpha = bool(meta.get("alpha"))
     for i, f in enumerate(scan.files):
-        e = old.get(f[0])
-        status = e[6] if e is not None and len(e) == 7 and e[1:6] == list(f[1:6]) else None
+        e = old.get(f)
+        status = e[6] if e is not None else None
         if status.__class__ is str:
             results[i] = SkippedFile(f[0], status)
             kept[i] = e
