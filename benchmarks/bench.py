@@ -312,6 +312,7 @@ def bench_data(root: Path, rounds: int = 1) -> dict:
     import keras
 
     from latentlab.data import load_folder
+    from latentlab.data.cache import wait_for_cache_writes
 
     for dirpath, _, files in os.walk(root):        # the same OS page cache state for every loader
         for f in files:
@@ -331,6 +332,7 @@ def bench_data(root: Path, rounds: int = 1) -> dict:
             keras_s.append(time.perf_counter() - t0)
             out["keras_images"] = n
             if cache_dir is not None:
+                wait_for_cache_writes()   # the last load's cache file is written on a thread of its own
                 shutil.rmtree(cache_dir, ignore_errors=True)
             cache_dir = tempfile.mkdtemp(prefix="latentlab-bench-cache-")
             t0 = time.perf_counter()
@@ -369,6 +371,7 @@ def bench_data(root: Path, rounds: int = 1) -> dict:
         out["incremental_vs_warm"] = out["incremental_reload_s"] / out["warm_load_s"]
     finally:
         if cache_dir is not None:
+            wait_for_cache_writes()
             shutil.rmtree(cache_dir, ignore_errors=True)
     return out
 

@@ -100,7 +100,7 @@ class ImagePanel(QGroupBox):
         self.caption = QLabel("Click the latent map to decode a point.")
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.save_button = button("Save PNG…", "Save the decoded image as a PNG file (8× enlarged, crisp pixels).",
+        self.save_button = button("Save PNG…", "Save the decoded image as a PNG file (enlarged, crisp pixels).",
                                   self._ask_save, enabled=False)
         self.original_title = QLabel("original")
         self.decoded_title = QLabel("decoded")
@@ -153,9 +153,16 @@ class ImagePanel(QGroupBox):
         self.save_button.setEnabled(False)
 
     # -- saving --------------------------------------------------------------------------------
-    def save(self, path: str, scale: int = 8) -> bool:
+    def save(self, path: str, scale: int | None = None) -> bool:
+        """The image as a PNG, each pixel enlarged ``scale`` times (default: to at least
+        ``MIN_IMAGE_PX`` a side, `latentlab.model.latent.export_scale`)."""
         if self.image is None:
             return False
+        if scale is None:
+            from latentlab.model.latent import MIN_IMAGE_PX, export_scale
+
+            h, w = np.shape(self.image)[:2]
+            scale = export_scale(h, w, MIN_IMAGE_PX)
         ok = save_png(self.image, path, scale)
         if ok:
             self.saved.emit(str(path))

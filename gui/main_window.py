@@ -425,7 +425,7 @@ class MainWindow(QMainWindow):
         return self.files.save_to(dest)
 
     def export_grid(self, path) -> bool:
-        return self.files.export_grid(self.latent_map.mosaic, path)
+        return self.files.export_grid(self.latent_map.mosaic, path, self.latent_map.tile_shape())
 
     def export_latents(self, path) -> bool:
         """Every image's z_mean and z_log_var from the run's latents.npz (else the map's points)."""

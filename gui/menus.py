@@ -36,7 +36,8 @@ def build_menus(self) -> None:
     self.save_run_action = A("&Save run…", self.ask_save_run, "Ctrl+S", "Copy the current run folder to a "
                              "folder you choose", file_menu, QStyle.SP_DialogSaveButton)
     file_menu.addSeparator()
-    self.export_grid_action = A("Export &grid PNG…", lambda: self.files.ask_export_grid(self.latent_map.mosaic),
+    self.export_grid_action = A("Export &grid PNG…", lambda: self.files.ask_export_grid(self.latent_map.mosaic,
+                                                                                 self.latent_map.tile_shape()),
                                 "Ctrl+E", "Save the decoded grid of the latent map as a PNG", file_menu)
     self.export_csv_action = A("Export &latents CSV…",
                                lambda: self.files.ask_export_latents(self.map_view.points_as_latents), "Ctrl+Shift+E",

@@ -116,18 +116,24 @@ class RunFiles(QObject):
         self.status.emit(f"Saved the run to {dest}.")
         return True
 
-    def ask_export_grid(self, mosaic) -> None:
+    def ask_export_grid(self, mosaic, tile_shape=None) -> None:
         if mosaic is None:
             self.status.emit("No decoded grid yet.")
             return
         path = ask_path(self.window, "Export the decoded grid", "latent-grid.png", "png")
         if path:
-            self.export_grid(mosaic, path)
+            self.export_grid(mosaic, path, tile_shape)
 
-    def export_grid(self, mosaic, path) -> bool:
+    def export_grid(self, mosaic, path, tile_shape=None, scale: int | None = None) -> bool:
+        """The grid's mosaic as a PNG, each pixel enlarged ``scale`` times (default: tiles of ``tile_shape``
+        (h, w) to at least ``MIN_TILE_PX`` a side, as ``latentlab export --grid``)."""
         if mosaic is None:
             return False
-        ok = save_png(mosaic, str(path))
+        if scale is None:
+            from latentlab.model.latent import export_scale
+
+            scale = export_scale(*tile_shape) if tile_shape is not None else 1
+        ok = save_png(mosaic, str(path), scale)
         self.status.emit(f"Saved the grid to {path}." if ok else f"Could not write {path}.")
         return ok
 

@@ -105,3 +105,37 @@ def test_loading_shows_progress_as_a_bar_on_a_terminal_and_lines_in_a_log(tmp_pa
     stages = []
     load_folder(folder, on_stage=stages.append)
     assert stages[0].startswith("scanning") and stages[-1].startswith("writing the cache")
+
+
+def test_encoding_after_training_shows_progress_on_the_terminal(tmp_path, monkeypatch):
+    """The trainer reports encoding every image into latents.npz; the CLI shows it as loading is shown."""
+    import io
+
+    from latentlab.cli.common import encode_progress
+    from latentlab.config import TrainConfig
+    from latentlab.data import load_folder
+    from latentlab.events import Finished
+    from latentlab.training.trainer import Trainer
+
+    monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
+    folder = _line_art_folder(tmp_path / "art")
+    ds = load_folder(folder)
+    calls = []
+    result = Trainer(TrainConfig(dataset=str(folder), epochs=1, batch_size=16, latent_dim=2), ds, tmp_path / "run",
+                     encode_progress=lambda done, total: calls.append((done, total))).run()
+    assert isinstance(result, Finished)
+    n = ds.num_images
+    assert calls[0] == (0, n) and calls[-1] == (n, n) and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log, tty = io.StringIO(), Terminal()
+    for stream in (log, tty):
+        p = encode_progress(stream)
+        for done in range(0, 5001, 1024):
+            p(done, 5000)
+        p(5000, 5000)
+    assert log.getvalue().splitlines()[-1].startswith("encoding images: 5,000/5,000")
+    assert "\rencoding images:" in tty.getvalue() and "/5000 [" in tty.getvalue()

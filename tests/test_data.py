@@ -14,6 +14,7 @@ from _wait import WAIT_S
 from PIL import Image
 
 from latentlab import data as ld
+from latentlab.data.cache import wait_for_cache_writes
 from latentlab.data import decode as ld_decode
 from latentlab.data import parallel as ld_parallel
 from latentlab.data import scan as ld_scan
@@ -30,7 +31,8 @@ def cache_dir(tmp_path, monkeypatch):
     """Every test caches into its own folder, never ~/.cache."""
     d = tmp_path / "cache"
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(d))
-    return d
+    yield d
+    wait_for_cache_writes()   # a cache file is written on a thread that may outlive load_folder
 
 
 def save(path: Path, img, fmt: str | None = None, **kw) -> Path:
@@ -373,6 +375,7 @@ def test_cache_hit_invalidation_and_corruption(tmp_path, cache_dir):
     root = digits_folder(tmp_path / "digits", per_class=4)
     first = load_folder(root)
     assert not first.from_cache
+    wait_for_cache_writes()
     files = list(cache_dir.glob("*.npz"))
     assert len(files) == 1
     second = load_folder(root)
@@ -395,12 +398,14 @@ def test_cache_hit_invalidation_and_corruption(tmp_path, cache_dir):
     third = load_folder(root)
     assert not third.from_cache and third.num_images == first.num_images + 1
     # a damaged cache file is rebuilt
+    wait_for_cache_writes()
     for f in cache_dir.glob("*.npz"):
         f.write_bytes(f.read_bytes()[:100])
     rebuilt = load_folder(root)
     assert not rebuilt.from_cache and rebuilt.num_images == third.num_images
     assert load_folder(root).from_cache
     # old entries for the same folder and settings are cleaned up; no temporary files are left
+    wait_for_cache_writes()
     names = [p.name for p in cache_dir.iterdir()]
     assert len(names) == 2 and not any(n.startswith(".tmp") for n in names), names
     # cache=False neither reads nor writes
@@ -429,6 +434,7 @@ def test_cache_failures_never_break_loading(tmp_path):
 def test_cache_stores_8_bit_sources_as_uint8(tmp_path, cache_dir):
     save(tmp_path / "a.png", GRAY)
     load_folder(tmp_path)
+    wait_for_cache_writes()
     (f,) = cache_dir.glob("*.npz")
     with np.load(f) as z:
         assert z["images"].dtype == np.uint8

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from latentlab.data import DatasetError, load_folder
+from latentlab.data.cache import wait_for_cache_writes
 
 RNG = np.random.default_rng(1)
 
@@ -21,7 +22,8 @@ RNG = np.random.default_rng(1)
 def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(d))
-    return d
+    yield d
+    wait_for_cache_writes()
 
 
 def line_art(size=(48, 48), ink=(0, 0, 0), seed=0) -> Image.Image:
@@ -234,3 +236,38 @@ def test_one_changed_added_or_removed_file_decodes_that_file_only(tmp_path, monk
     np.testing.assert_array_equal(again.images, fresh.images)
     assert [s.path for s in again.skipped] == ["c2/broken.png"] and again.report == fresh.report
     assert first.num_images == 35 and again.num_images == 35
+
+
+@pytest.mark.parametrize("background", ["auto", "alpha"])
+def test_a_file_edited_in_place_is_decoded_alone_and_its_row_updated(tmp_path, monkeypatch, background):
+    """The same files in the same places: the old cache's float32 rows are the answer once the edited
+    file's row is written into them; then an edit that changes the layout (gray -> RGB) goes the long way."""
+    from latentlab.data import decode, parallel
+
+    root = tmp_path / "d"
+    for i in range(40):
+        save(root / f"c{i % 2}" / f"g{i:02d}.png", (RNG.random((12, 12)) * 255).astype(np.uint8))
+    save(root / "c1" / "art.png", line_art((12, 12), seed=3))
+    first = load_folder(root, background=background)
+    calls = []
+    real = decode._decode
+    monkeypatch.setattr(decode, "_decode", lambda path, *a: calls.append(os.path.basename(path)) or real(path, *a))
+    converted = []
+    to_float = parallel._to_float
+    monkeypatch.setattr(parallel, "_to_float", lambda a, *k: converted.append(len(a)) or to_float(a, *k))
+    edited = (RNG.random((12, 12)) * 255).astype(np.uint8)
+    save(root / "c1" / "g05.png", edited)
+    again = load_folder(root, background=background)
+    assert calls == ["g05.png"] and not again.from_cache
+    assert converted == [41, 1]   # the old cache as it is read, then the edited row alone
+    fresh = load_folder(root, background=background, cache=False)
+    assert again.paths == fresh.paths == first.paths and again.report == fresh.report
+    np.testing.assert_array_equal(again.images, fresh.images)
+    row = again.paths.index("c1/g05.png")
+    np.testing.assert_array_equal(again.images[row, ..., 0], edited.astype(np.float32) * np.float32(1 / 255))
+    assert load_folder(root, background=background).from_cache      # the rewritten cache is whole
+    save(root / "c0" / "g00.png", (RNG.random((12, 12, 3)) * 255).astype(np.uint8))   # now in colour
+    colour = load_folder(root, background=background)
+    fresh = load_folder(root, background=background, cache=False)
+    assert colour.images.shape[-1] == fresh.images.shape[-1] >= 3
+    np.testing.assert_array_equal(colour.images, fresh.images)

@@ -60,6 +60,7 @@ class LatentMap(QWidget):
         self.autofit = True
         self.grid_rect = None
         self.mosaic = None
+        self.mosaic_tiles = None   # (cols, rows) of the mosaic
         self._hover_xy = None
         self._setting_range = False
         self._units_per_px = None    # the view's scale, kept when the plot is resized
@@ -473,6 +474,13 @@ class LatentMap(QWidget):
         self.lattice = lattice
         return {"lattice": lattice, **params}
 
+    def tile_shape(self) -> tuple[int, int] | None:
+        """(height, width) of one tile of the grid's mosaic (None without a grid)."""
+        if self.mosaic is None or getattr(self, "mosaic_tiles", None) is None:
+            return None
+        cols, rows = self.mosaic_tiles
+        return self.mosaic.shape[0] // max(rows, 1), self.mosaic.shape[1] // max(cols, 1)
+
     def set_grid(self, mosaic: np.ndarray, x_range, y_range, n) -> None:
         """Place a mosaic (row 0 = highest y) so that each tile is centred on its grid point; ``n`` the
         tiles a side, or (cols, rows)."""
@@ -489,6 +497,7 @@ class LatentMap(QWidget):
         else:
             rect = QRectF(x_range[0] - cw / 2, y_range[0] - ch / 2, cw * cols, ch * rows)
         self.mosaic = np.asarray(mosaic)
+        self.mosaic_tiles = (cols, rows)
         self.grid_item.setImage(img, levels=(0.0, 1.0), autoLevels=False)
         self.grid_item.setRect(rect)
         self.grid_rect = rect

@@ -129,5 +129,13 @@ class PriorSamples(QWidget):
             self.refresh()
 
     # -- export ---------------------------------------------------------------------------------------
-    def export_png(self, path, scale: int = 4) -> bool:
-        return self.mosaic is not None and save_png(self.mosaic, str(path), scale)
+    def export_png(self, path, scale: int | None = None) -> bool:
+        """The samples' mosaic as a PNG, each pixel enlarged ``scale`` times (default: tiles of at least
+        ``MIN_TILE_PX`` a side, as ``latentlab export --samples``)."""
+        if self.mosaic is None:
+            return False
+        if scale is None:
+            from latentlab.model.latent import export_scale
+
+            scale = export_scale(*np.shape(self.images)[1:3]) if self.images is not None else 1
+        return save_png(self.mosaic, str(path), scale)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from latentlab.cli.common import CliError, check_folder, number_arg, quiet_tensorflow, save_png
 from latentlab.config import SEED_RANGE
+from latentlab.model.latent import MIN_TILE_PX, export_scale   # noqa: F401  (the app uses the same rule)
 
 NAME = "export"
-MIN_TILE_PX = 64   # by default, grid and sample tiles are enlarged (whole pixels) to at least this side
 
 
 def add_parser(sub) -> None:
@@ -98,11 +98,6 @@ def _run_foreign(args) -> int:
     print(f"latentlab: {dec.description}", file=sys.stderr, flush=True)    # what it is, once all of it fits
     print("wrote " + ", ".join(map(str, _pictures(args, dec, z))))
     return 0
-
-
-def export_scale(h: int, w: int) -> int:
-    """Whole-pixel enlargement that makes an h×w tile at least MIN_TILE_PX a side (1 for big images)."""
-    return max(1, math.ceil(MIN_TILE_PX / max(1, min(h, w))))
 
 
 def _pictures(args, dec, z) -> list:

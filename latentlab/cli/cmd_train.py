@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from latentlab.cli.common import (CliError, ProgressPrinter, add_train_options, beta_arg, check_folder,
-                                  config_from_args, final_metrics, load_dataset, number_arg, quiet_tensorflow,
-                                  run_in_thread)
+                                  config_from_args, encode_progress, final_metrics, load_dataset, number_arg,
+                                  quiet_tensorflow, run_in_thread)
 
 NAME = "train"
 
@@ -74,7 +74,7 @@ def run(args) -> int:
     quiet_tensorflow()
     strategy = _strategy(args)
     trainer = Trainer(cfg, dataset, run_dir=out, on_event=ProgressPrinter(quiet=args.quiet), resume=bool(args.resume),
-                      strategy=strategy)
+                      strategy=strategy, encode_progress=None if args.quiet else encode_progress())
     event = run_in_thread(trainer)
     if isinstance(event, Failed) or event is None:
         raise CliError(event.message if event else "training ended unexpectedly")

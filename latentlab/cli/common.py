@@ -225,15 +225,21 @@ def check_folder(folder: str) -> None:
                        "a .npz or .npy of images, or IDX files")
 
 
-def load_progress(stream=None):
+def load_progress(stream=None, desc: str = "decoding images"):
     """A ``progress(done, total)`` for ``load_folder`` that shows loading on the terminal: a tqdm bar on a
     terminal, a plain line every 10 % otherwise (a log file gets no carriage returns). Its ``stage(text)``
     (``load_folder``'s ``on_stage``) prints each long step as it starts."""
-    return _LoadProgress(stream or sys.stderr)
+    return _LoadProgress(stream or sys.stderr, desc)
+
+
+def encode_progress(stream=None):
+    """The same for encoding every image once training ends (``Trainer(encode_progress=...)``)."""
+    return _LoadProgress(stream or sys.stderr, "encoding images")
 
 
 class _LoadProgress:
-    def __init__(self, stream):
+    def __init__(self, stream, desc: str = "decoding images"):
+        self.desc = desc
         self.stream = stream
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.bar = None
@@ -249,14 +255,14 @@ class _LoadProgress:
             from tqdm import tqdm
 
             if self.bar is None:
-                self.bar = tqdm(total=total, file=self.stream, unit="img", desc="decoding images",
+                self.bar = tqdm(total=total, file=self.stream, unit="img", desc=self.desc,
                                 dynamic_ncols=True, leave=False)
             self.bar.update(done - self.bar.n)
             if done >= total:
                 self.bar.close()
             return
         if total >= 1000 and (done >= self.next * total or done == total):
-            print(f"decoding images: {done:,}/{total:,} ({done / max(total, 1):.0%}, "
+            print(f"{self.desc}: {done:,}/{total:,} ({done / max(total, 1):.0%}, "
                   f"{time.monotonic() - self.t0:.0f}s)", file=self.stream, flush=True)
             self.next = done / total + 0.1
 

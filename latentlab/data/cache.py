@@ -10,6 +10,7 @@ import logging
 import marshal
 import os
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,7 @@ def _read_cache(path: str):
         if (images.ndim != 4 or images.dtype not in (np.uint8, np.float32) or images.shape[0] != n
                 or labels.shape != (n,) or images.shape[-1] not in (1, 2, 3, 4)):
             return None
+        meta["_raw"] = images   # as stored: an incremental reload copies unchanged rows from it
         # this runs beside the folder scan, which keeps one CPU busy: convert on the others
         images = parallel._to_float(images, min(4, parallel._usable_cpus() - 1))
         meta["_file"] = path   # its per-file table is read only when some files changed
@@ -75,10 +77,45 @@ def _read_cache(path: str):
         return None
 
 
+_writes: dict[tuple[str, str], threading.Thread] = {}   # (cache_dir, prefix): its cache file being written
+_writes_lock = threading.Lock()
+
+
+def _start_cache_write(cache_dir: str, prefix: str, key: str, images, labels, meta: dict, entries=None) -> None:
+    """:func:`_write_cache` on a thread of its own, so that a load returns as soon as its arrays are
+    ready. The thread is not a daemon: the interpreter waits for it at exit. A write of the same
+    folder and settings still under way is waited for first (each write deletes the older files)."""
+    _wait_for_write(cache_dir, prefix)
+    t = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, images, labels, meta, entries),
+                         name="latentlab-cache-write")
+    with _writes_lock:
+        _writes[(cache_dir, prefix)] = t
+    t.start()
+
+
+def _wait_for_write(cache_dir: str, prefix: str) -> None:
+    with _writes_lock:
+        t = _writes.get((cache_dir, prefix))
+    if t is not None:
+        t.join()
+        with _writes_lock:
+            if _writes.get((cache_dir, prefix)) is t:
+                del _writes[(cache_dir, prefix)]
+
+
+def wait_for_cache_writes() -> None:
+    """Return once every dataset cache file this process started writing is written (or given up)."""
+    with _writes_lock:
+        keys = list(_writes)
+    for cache_dir, prefix in keys:
+        _wait_for_write(cache_dir, prefix)
+
+
 def _start_cache_read(cache_dir: str, prefix: str):
     """Read the newest cache file of this folder and settings on a thread, while the caller scans the
     folder (the scan decides whether it is still valid): a Future, or None when there is none.
-    A warm load then costs about the scan alone."""
+    A warm load then costs about the scan alone. This process's own write of it is waited for first."""
+    _wait_for_write(cache_dir, prefix)
     try:
         with os.scandir(cache_dir) as it:
             names = [(e.stat().st_mtime_ns, e.path) for e in it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable
 
@@ -12,7 +11,8 @@ import numpy as np
 # monkeypatch of PROCESS_MIN_FILES or _usable_cpus) reaches this code too
 from latentlab.data import parallel
 from latentlab.messages import printable as _printable
-from latentlab.data.cache import _cache_key, _cache_prefix, _start_cache_read, _write_cache, default_cache_dir
+from latentlab.data.cache import (_cache_key, _cache_prefix, _start_cache_read, _start_cache_write,
+                                  default_cache_dir)
 from latentlab.data.dataset import Dataset, DatasetError, LoadReport, SkippedFile, other_files_line
 from latentlab.data.decode import (_check_background, _check_color, _check_fit, _check_image_size, _choose_size,
                                    _Decoded, _size_spread)
@@ -42,7 +42,11 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
     polled as files finish, and True raises ``DatasetError("loading cancelled")``.
     ``cache``: arrays are kept in ``cache_dir`` (default :func:`default_cache_dir`) under a key of the
     folder path, each file's (path, size, mtime, ctime), the size and colour settings; a changed file
-    gives a new key, a damaged cache file is rebuilt, and failing to cache never fails the load.
+    gives a new key, a damaged cache file is rebuilt, and failing to cache never fails the load. The cache
+    file is written (atomically) on a thread that may outlive the call: the next load of the same folder
+    waits for it, and so does the interpreter at exit (:func:`latentlab.data.cache.wait_for_cache_writes`).
+    When files changed, only they are decoded: the others' rows come from the old cache, and when the
+    rows keep their places (a file edited in place) the old float32 array is updated in place.
     ``processes``: decode in worker processes (spawned, one per CPU): None = for folders of at least
     :data:`PROCESS_MIN_FILES` images on a machine with more than one CPU; False = never (threads).
     As with any library that spawns processes, a script calling this at import time needs the
@@ -90,6 +94,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         early = None
         if hit is not None and hit[2].get("key") == key:
             images, labels, meta = hit
+            meta.pop("_raw", None)
             if progress is not None:
                 progress(total, total)
             return Dataset(root, images, labels, list(meta["class_names"]), list(meta["paths"]),
@@ -99,9 +104,10 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         if pool and pool[0] is None:   # could not start while scanning: it will not now either
             processes = False
         reused = _reuse(hit, scan) if hit is not None else None   # the same folder's cache, some files changed
+        old_float = hit[0] if reused is not None else None   # the old cache's rows as float32, updated in place
         hit = None
         if reused is not None:
-            results, todo, old_size, old_store = reused
+            results, todo, old_size, old_store, old_alpha, kept = reused
             sub = _Scan(scan.root, [scan.files[i] for i in todo], [], scan.labels[:0], [])
             fresh, _ = parallel._decode_all(sub, size or old_size, color, progress, should_cancel, False, None,
                                             background, fit)
@@ -114,7 +120,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                 size = size or old_size
                 auto_size = size if image_size is None else None
         if reused is None:
-            auto_size = old_store = None
+            auto_size = old_store = old_float = old_alpha = kept = None
             results, _ = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
                                               pool[0] if pool else None, background, fit)
         skipped = [r for r in results if isinstance(r, SkippedFile)]
@@ -140,20 +146,34 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         report = _report(decoded, skipped, scan, background, fit, duplicates)
         if size is None or auto_size is not None:
             size, report.size_reason = _choose_size([d.size for d in decoded])
-            parallel._resize_all(decoded, size, should_cancel, fit)
         else:
             report.size_reason = "as asked (--image-size)"
         out_gray = color == "gray" or (color == "auto" and all(d.gray for d in decoded))
         with_alpha = background == "alpha" and any(d.transparent for d in decoded)
         channels = (1 if out_gray else 3) + with_alpha
-        use_float = any(d.array.dtype != np.uint8 for d in decoded)
+        # an unchanged file's pixels are still in the old cache (as stored: uint8, or float32 for 16-bit)
+        use_float = any((old_store.dtype if d.array is None else d.array.dtype) != np.uint8 for d in decoded)
         store = np.empty((len(decoded), size[0], size[1], channels), np.float32 if use_float else np.uint8)
         rest = list(enumerate(decoded))
-        if old_store is not None and old_store.shape[1:] == store.shape[1:] and old_store.dtype == store.dtype:
+        same_layout = (old_store is not None and old_store.shape[1:] == store.shape[1:]
+                       and old_store.dtype == store.dtype)
+        if same_layout:
             # unchanged files' rows, copied from the old cache in one go (the same layout)
             js = [j for j, d in rest if getattr(d, "cached_row", None) is not None]
-            store[js] = old_store[[decoded[j].cached_row for j in js]]
+            rows = [decoded[j].cached_row for j in js]
+            store[js] = old_store[rows]
             rest = [(j, d) for j, d in rest if getattr(d, "cached_row", None) is None]
+            # the same rows in the same order (a file edited in place): the old float32 images are the
+            # answer once the new rows are written into them, with no second uint8 -> float32 pass
+            in_place = (old_float is not None and old_float.shape == store.shape and js == rows
+                        and old_float.dtype == np.float32 and not np.shares_memory(old_float, old_store))
+            if not in_place:
+                old_float = None
+        else:
+            old_float = None
+            if old_store is not None:   # another layout: unchanged files' pixels go the long way
+                _fill_arrays(decoded, old_store, old_alpha)
+        parallel._resize_all([d for _, d in rest], size, should_cancel, fit)
         for j, d in rest:
             a = d.array
             if use_float and a.dtype == np.uint8:
@@ -174,25 +194,31 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
         labels = scan.labels[np.asarray(ok, dtype=np.int64)]
         paths = [scan.files[i][0] for i in ok]
-        writer = None
-        if cache:   # written on a thread while the arrays are converted (both mostly outside the GIL)
+        if cache:   # written on a thread of its own, while the arrays are converted and after load_folder returns
             meta = {"key": key, "root": root, "class_names": scan.class_names,
                     "paths": paths, "skipped": [[s.path, s.reason] for s in skipped], "report": report.to_dict(),
                     "size": list(size), "dtype": store.dtype.str, "alpha": bool(with_alpha)}
             rows = dict(zip(ok, range(len(ok))))
 
-            def entries(files=scan.files, results=results, rows=rows):   # built on the writer's thread
-                return [list(f) + [_entry(results[i], rows.get(i, -1))] for i, f in enumerate(files)]
+            def entries(files=scan.files, results=results, rows=rows, kept=kept):   # built on the writer's thread
+                out = []
+                for i, f in enumerate(files):
+                    row = rows.get(i, -1)
+                    e = kept[i] if kept is not None else None
+                    if e is not None and (e[6].__class__ is str or e[6][0] == row):
+                        out.append(e)   # an unchanged file at the same row: its line as it was
+                    else:
+                        out.append(list(f) + [_entry(results[i], row)])
+                return out
             if on_stage is not None:
                 on_stage(f"writing the cache ({store.nbytes / 2**20:.0f} MB)")
-            writer = threading.Thread(target=_write_cache, args=(cache_dir, prefix, key, store, labels, meta, entries),
-                                      name="latentlab-cache-write")
-            writer.start()
-        try:
+            _start_cache_write(cache_dir, prefix, key, store, labels, meta, entries)   # ``store`` is its own
+        if old_float is not None:   # only the new rows are converted
+            new_rows = [j for j, _ in rest]
+            old_float[new_rows] = parallel._to_float(store[new_rows])
+            images = old_float
+        else:
             images = parallel._to_float(store)
-        finally:
-            if writer is not None:
-                writer.join()
         return Dataset(root, images, labels, list(scan.class_names), paths, skipped, time.perf_counter() - t0, False,
                        report)
     finally:
@@ -239,48 +265,64 @@ def _reuse(hit, scan):
     or None when nothing can be reused. A file is unchanged when its path, size, mtime, ctime, device
     and inode are; a used duplicate's twin, or a file without a row, is decoded again."""
     _, _, meta = hit
-    entries, images = _read_entries(meta.get("_file"))
-    if entries is None or "size" not in meta:
+    entries = _read_entries(meta.get("_file"))
+    images = meta.get("_raw")
+    if entries is None or images is None or "size" not in meta:
         return None
-    old = {e[0]: e for e in entries}
+    # keyed by the whole (path, size, mtime, ctime, device, inode): one dict look-up a file
+    old = {tuple(e[:6]): e for e in entries if len(e) == 7}
     results: list = [None] * len(scan.files)
+    kept: list = [None] * len(scan.files)   # each unchanged file's line of the old table
     todo: list[int] = []
     alpha = bool(meta.get("alpha"))
     for i, f in enumerate(scan.files):
-        e = old.get(f[0])
-        status = e[6] if e is not None and len(e) == 7 and e[1:6] == list(f[1:6]) else None
+        e = old.get(f)
+        status = e[6] if e is not None else None
         if status.__class__ is str:
             results[i] = SkippedFile(f[0], status)
+            kept[i] = e
         elif status.__class__ is list and status[0] >= 0:
             row, m = status
+            # the pixels stay in the cache's rows: copied in one go when the layout is the same,
+            # else made into this file's array by _fill_arrays
             d = _Decoded(None, m[0], tuple(m[1]), m[2], m[3], tuple(m[4]), m[5], bytes.fromhex(m[6]))
             d.cached_meta = m   # written back as it is
             d.cached_row = row
-            a = images[row]   # as stored: uint8, or float32 for 16-bit sources
-            a_alpha = a[..., -1:] if alpha else None
-            base = a[..., :-1] if alpha else a
-            base = base[..., 0] if d.gray or base.shape[-1] == 1 else base
-            if a_alpha is not None and d.transparent:
-                base = np.concatenate([base[..., None] if base.ndim == 2 else base, a_alpha], axis=-1)
-            d.array = np.ascontiguousarray(base)
             results[i] = d
+            kept[i] = e
         else:
             todo.append(i)
     if len(todo) == len(scan.files):
         return None
-    return results, todo, tuple(meta["size"]), images
+    return results, todo, tuple(meta["size"]), images, alpha, kept
+
+
+def _fill_arrays(decoded: list, images: np.ndarray, alpha: bool) -> None:
+    """Give each unchanged file (no array yet) its array back from the old cache's rows, as decoding
+    made it: (h, w) gray, (h, w, 3), and its alpha channel when the cache kept one and it had any."""
+    for d in decoded:
+        if d.array is not None:
+            continue
+        a = images[d.cached_row]   # as stored: uint8, or float32 for 16-bit sources
+        a_alpha = a[..., -1:] if alpha else None
+        base = a[..., :-1] if alpha else a
+        base = base[..., 0] if d.gray or base.shape[-1] == 1 else base
+        if a_alpha is not None and d.transparent:
+            base = np.concatenate([base[..., None] if base.ndim == 2 else base, a_alpha], axis=-1)
+        d.array = np.ascontiguousarray(base)
+        d.cached_row = None   # its array now goes the way of a decoded file
 
 
 def _read_entries(path):
+    """The per-file table of a cache file (its images were read with it), or None."""
     import marshal
 
-    """(the per-file table, the images as stored) of a cache file, or (None, None)."""
     if not path:
-        return None, None
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
             if "entries" not in z.files:
-                return None, None
-            return marshal.loads(z["entries"].tobytes()), z["images"]
+                return None
+            return marshal.loads(z["entries"].tobytes())
     except Exception:  # noqa: BLE001  a damaged cache is rebuilt, never fatal
-        return None, None
+        return None

@@ -35,8 +35,9 @@ def _tf():
     return tf
 
 
-def encode(model, images: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """(z_mean, z_log_var) of ``images`` (N, H, W, C) with ``model.encoder``; numpy in and out."""
+def encode(model, images: np.ndarray, batch_size: int = 1024, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(z_mean, z_log_var) of ``images`` (N, H, W, C) with ``model.encoder``; numpy in and out.
+    ``progress(done, total)`` is called before the first batch and after each one."""
     tf = _tf()
     encoder = model.encoder if hasattr(model, "encoder") else model
     fn = getattr(encoder, "_latentlab_encode", None)
@@ -44,10 +45,14 @@ def encode(model, images: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarra
         fn = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
         encoder._latentlab_encode = fn
     means, log_vars = [], []
+    if progress is not None:
+        progress(0, len(images))
     for start in range(0, len(images), batch_size):
         m, v = fn(tf.convert_to_tensor(images[start:start + batch_size], dtype=tf.float32))
         means.append(m.numpy())
         log_vars.append(v.numpy())
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
     if not means:
         d = int(encoder.outputs[0].shape[-1])
         return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
@@ -392,6 +397,18 @@ class ModelDecoder:
 
     def decode(self, z) -> np.ndarray:
         return self._fn(np.asarray(z, np.float32).reshape(-1, self.latent_dim)).numpy()
+
+
+MIN_TILE_PX = 64      # exported grids and samples: each tile enlarged (whole pixels) to at least this side
+MIN_IMAGE_PX = 224    # an exported lone image (the app's decoded image): at least this side (8× a 28-px image)
+
+
+def export_scale(h: int, w: int, min_px: int = MIN_TILE_PX) -> int:
+    """Whole-pixel enlargement (nearest neighbour) that makes an h×w tile at least ``min_px`` a side: the
+    default of ``latentlab export --scale`` and of the app's picture exports (1 for big images)."""
+    import math
+
+    return max(1, math.ceil(min_px / max(1, min(int(h), int(w)))))
 
 
 def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:

@@ -2,12 +2,14 @@
 and the client that started the sweep), and written back atomically.
 
 `pack` reads the files of a run's last committed epoch — ``config.json``, ``model.keras``, ``history.csv``,
-``epochs.npz``, ``latents.npz`` (when there), ``state.json`` — into a dict ``{name: bytes}`` (msgpack can
+``epochs.npz``, ``decoder_weights.npz``, ``latents.npz`` (when there), ``state.json`` — into a dict ``{name: bytes}`` (msgpack can
 carry it as it is). Nothing else travels: no temporary or staged file, no lock file.
 
 `unpack` writes such a dict into a run folder in the order the Trainer commits an epoch: the model is
 staged beside the old one, history and latents are replaced atomically, ``state.json`` (the commit record)
-comes last, then the staged model takes its name. A process killed at any moment leaves the folder at the
+comes last, then the staged model takes its name. ``decoder_weights.npz`` travels too, so that a window
+following the client's copy of a cluster sweep's run shows each epoch's decoder without loading
+``model.keras`` (`latentlab.runs.follow`). A process killed at any moment leaves the folder at the
 previous commit or at this one, never between.
 """
 
@@ -20,9 +22,9 @@ from latentlab.runs import folder as runs
 
 __all__ = ["FILES", "pack", "unpack", "epochs_in", "size"]
 
-FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.HISTORY_FILE, runs.EPOCH_LATENTS_FILE, runs.LATENTS_FILE,
-         runs.STATE_FILE)
-_OPTIONAL = {runs.LATENTS_FILE, runs.EPOCH_LATENTS_FILE, runs.HISTORY_FILE}
+FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.HISTORY_FILE, runs.EPOCH_LATENTS_FILE, runs.DECODER_WEIGHTS_FILE,
+         runs.LATENTS_FILE, runs.STATE_FILE)
+_OPTIONAL = {runs.LATENTS_FILE, runs.EPOCH_LATENTS_FILE, runs.HISTORY_FILE, runs.DECODER_WEIGHTS_FILE}
 
 
 def pack(run_dir, with_latents: bool = True) -> dict[str, bytes]:
@@ -71,7 +73,7 @@ def unpack(files: dict, run_dir, state_changes: dict | None = None) -> Path:
         runs.atomic_write_bytes(run_dir / runs.CONFIG_FILE, files[runs.CONFIG_FILE])
     if runs.MODEL_FILE in files:
         runs.atomic_write_bytes(runs.staged_model_path(run_dir, epochs), files[runs.MODEL_FILE])
-    for name in (runs.HISTORY_FILE, runs.EPOCH_LATENTS_FILE, runs.LATENTS_FILE):
+    for name in (runs.HISTORY_FILE, runs.EPOCH_LATENTS_FILE, runs.DECODER_WEIGHTS_FILE, runs.LATENTS_FILE):
         if name in files:
             runs.atomic_write_bytes(run_dir / name, files[name])
     if runs.STATE_FILE in files:

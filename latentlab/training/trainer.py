@@ -48,7 +48,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset=None, run_dir=None, on_event=None, *,
                  resume: bool = False, snapshot_seconds: float | None = None,
                  latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None,
-                 strategy=None, tensorboard: bool = True, likelihood_samples: int | None = None):
+                 strategy=None, tensorboard: bool = True, likelihood_samples: int | None = None,
+                 encode_progress=None):
         self.config = config.validate()
         self.dataset = dataset
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -56,6 +57,8 @@ class Trainer:
         self.resume_run = resume
         self.snapshot_seconds = snapshot_seconds
         self.latents_every_epoch_max = latents_every_epoch_max
+        # progress(done, total) of encoding every image into latents.npz once training ends (the CLI's bar)
+        self.encode_progress = encode_progress
         # A tf.distribute strategy (latentlab.training.distribute.make_strategy) or None: one device. A model built in a
         # strategy's scope has distributed variables: it gets a model of its own, never one from a pool.
         self.strategy = strategy
@@ -302,7 +305,7 @@ class Trainer:
         done = len(self.history)
         if done and self.run_dir is not None:
             try:
-                self._save_latents(all_images=True)
+                self._save_latents(all_images=True, progress=self.encode_progress)
             except OSError as e:
                 raise TrainingError(self._write_error(e)) from None
         status = "stopped" if stopped else "finished"
@@ -368,13 +371,13 @@ class Trainer:
         except OSError:
             pass  # a read-only or full disk: the previous state file stays as it was
 
-    def encode(self, images, batch_size: int = 1024):
-        return encode(self.model, images, batch_size=batch_size)
+    def encode(self, images, batch_size: int = 1024, progress=None):
+        return encode(self.model, images, batch_size=batch_size, progress=progress)
 
-    def _save_latents(self, all_images: bool):
+    def _save_latents(self, all_images: bool, progress=None):
         ds = self.dataset
         if all_images:
-            z_mean, z_log_var = self.encode(ds.images)
+            z_mean, z_log_var = self.encode(ds.images, progress=progress)
             split = np.zeros(len(ds.images), dtype=np.int8)
             split[self.val_idx] = 1
             runs.atomic_save_npz(
