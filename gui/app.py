@@ -180,18 +180,18 @@ def run_app(argv: list[str]) -> int:  # noqa: C901
             return fail(f"Qt could not start ({e}); on Debian/Ubuntu: sudo apt-get install {HINT_PACKAGES}; "
                         "or set QT_QPA_PLATFORM=offscreen")
 
-    from gui.lifecycle import TerminalSignals, Watchdog
+    from gui.lifecycle import TerminalSignals, Watchdog, close_for_signal, stalled_message
     from gui.main_window import MainWindow
     from gui.threads import wait_until_idle
 
     win = MainWindow()
     win.screenshot_path = args.screenshot
     watchdog = Watchdog(seconds=float(os.environ.get("LATENTLAB_WATCHDOG_S", "10")), parent=win)
-    watchdog.stalled.connect(win.on_stalled)
+    watchdog.stalled.connect(lambda seconds, where: win.show_banner(stalled_message(seconds, where)))
     watchdog.start()
 
     def quit_on_signal(signum: int) -> None:   # Ctrl+C / SIGTERM: Stop, then Quit (a second one: at once)
-        win.quit_for_signal()
+        close_for_signal(win)
         app.exit(signals.exit_code)
 
     signals = TerminalSignals(quit_on_signal, win)
