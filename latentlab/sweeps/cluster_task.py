@@ -58,6 +58,13 @@ def _dataset(data: dict):
                    list(data["class_names"]), list(data["paths"]))
 
 
+def _result(result, files: dict, worker: str) -> dict:
+    """The task's result: how the run ended (a Trainer's Finished or Failed) and its run folder packed."""
+    status = "failed" if type(result).__name__ == "Failed" else "stopped" if result.stopped else "finished"
+    return {"status": status, "message": result.message, "epochs_done": result.epochs_done, "files": files,
+            "worker": worker}
+
+
 def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
     """Train one run of a sweep on this worker (see the module's docstring). ``spec``: {"name", "config"}
     (a TrainConfig as a dict). Returns {"status": finished | stopped | failed | skipped, "message",
@@ -131,11 +138,6 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
             result = trainer.run()
         finally:
             done.set()
-        files = run_pack.pack(run_dir)
-        if type(result).__name__ == "Failed":
-            return {"status": "failed", "message": result.message, "epochs_done": result.epochs_done,
-                    "files": files, "worker": worker}
-        return {"status": "stopped" if result.stopped else "finished", "message": result.message,
-                "epochs_done": result.epochs_done, "files": files, "worker": worker}
+        return _result(result, run_pack.pack(run_dir), worker)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
