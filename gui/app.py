@@ -15,10 +15,9 @@ import argparse
 import ctypes.util
 import os
 import sys
-from pathlib import Path
 
-from latentlab import config as C
-from latentlab.cli import SUBCOMMANDS, number_arg
+from latentlab.cli import SUBCOMMANDS
+from latentlab.cli.common import add_train_flags
 
 __all__ = ["main", "build_parser", "platform_problem"]
 
@@ -42,15 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "size d to an H×W, H×W×1 or H×W×3 image; pixels in [0, 1] or logits)")
     p.add_argument("--encoder", metavar="FILE.keras", help="with --decoder: its encoder (returning z_mean, and "
                    "z_log_var), to draw --dataset's images on the map")
-    p.add_argument("--beta", type=number_arg(float, *C.BETA_RANGE, "beta"),
-                   help=f"β, the KL weight ({C.BETA_RANGE[0]:g}–{C.BETA_RANGE[1]:g})")
-    p.add_argument("--latent-dim", type=number_arg(int, *C.LATENT_RANGE, "latent size"),
-                   help=f"latent size ({C.LATENT_RANGE[0]}–{C.LATENT_RANGE[1]})")
-    p.add_argument("--hidden-units", type=number_arg(int, *C.HIDDEN_RANGE, "hidden units"),
-                   help=f"encoder dense width (0 = automatic, {C.AUTO_HIDDEN_UNITS}; 16 = the classic Keras recipe)")
-    p.add_argument("--epochs", type=number_arg(int, *C.EPOCHS_RANGE, "epochs"), help="epochs to train")
-    p.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "batch size"), help="images per batch")
-    p.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "learning rate"), help="learning rate (Adam)")
+    add_train_flags(p, "--beta", "--latent-dim", "--hidden-units", "--epochs", "--batch-size", "--lr")
     p.add_argument("--autostart", action="store_true", help="start training as soon as the dataset is loaded; "
                    "with --run, continue that run up to --epochs in all")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window when training finishes "
@@ -113,182 +104,77 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(argv)
 
 
-def run_app(argv: list[str]) -> int:  # noqa: C901
-    """Open the window with the app's options (see build_parser)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _fail(message: str, code: int = 2) -> int:
+    print(f"latentlab: error: {message}", file=sys.stderr, flush=True)
+    return code
 
-    def fail(message: str, code: int = 2) -> int:
-        print(f"latentlab: error: {message}", file=sys.stderr, flush=True)
-        return code
 
-    if args.dataset and args.run:
-        return fail("give --dataset or --run, not both")
-    if args.decoder and (args.run or args.autostart):
-        return fail("--decoder opens a decoder trained elsewhere: give it without --run or --autostart")
-    if args.encoder and not args.decoder:
-        return fail("--encoder goes with --decoder FILE.keras")
-    if args.dataset and not Path(args.dataset).expanduser().is_dir():
-        what = "is a file, not a folder" if Path(args.dataset).expanduser().exists() else "does not exist"
-        message = f"dataset folder {args.dataset} {what}"
-        if args.quit_when_done:
-            return fail(message)
-        early_error = message
-    else:
-        early_error = None
-    if args.run and args.quit_when_done:
-        from latentlab.runs.folder import RunError, open_run
-
-        try:
-            open_run(args.run)
-        except RunError as e:
-            return fail(str(e))
-    for flag, path in (("--decoder", args.decoder), ("--encoder", args.encoder)):
-        if path and not Path(path).expanduser().is_file():
-            return fail(f"{flag} {path} {'is a folder' if Path(path).expanduser().exists() else 'does not exist'}: "
-                        "give a Keras model file (.keras)")
-
-    problem = platform_problem()
-    if problem:
-        if args.quit_when_done:
-            os.environ["QT_QPA_PLATFORM"] = "offscreen"  # non-interactive: render headless
-        else:
-            return fail(problem)
-
-    _install_message_handler()
-    from PySide6.QtCore import QCoreApplication, QTimer
+def _qt_app():
+    """The QApplication (made here unless one exists), or the one-line reason Qt could not start."""
+    from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     QCoreApplication.setOrganizationName("latentlab")
     QCoreApplication.setApplicationName("latentlab")
     app = QApplication.instance()
-    own_app = app is None
-    if own_app:
-        try:
-            QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
-                __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
-        except Exception:
-            pass
-        try:
-            app = QApplication(["latentlab"])
-        except Exception as e:  # pragma: no cover - Qt usually aborts instead
-            return fail(f"Qt could not start ({e}); on Debian/Ubuntu: sudo apt-get install {HINT_PACKAGES}; "
-                        "or set QT_QPA_PLATFORM=offscreen")
+    if app is not None:
+        return app
+    try:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    except Exception:
+        pass
+    try:
+        return QApplication(["latentlab"])
+    except Exception as e:  # pragma: no cover - Qt usually aborts instead
+        return (f"Qt could not start ({e}); on Debian/Ubuntu: sudo apt-get install {HINT_PACKAGES}; "
+                "or set QT_QPA_PLATFORM=offscreen")
 
-    from gui.lifecycle import TerminalSignals, Watchdog
+
+def run_app(argv: list[str]) -> int:
+    """Open the window with the app's options (see build_parser): the flags checked first (gui.autostart's
+    check_flags, no Qt), then the window, which gui.autostart.Autostart drives to its exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from gui.autostart import Autostart, FlagError, check_flags
+
+    try:
+        early_error = check_flags(args)
+    except FlagError as e:
+        return _fail(str(e))
+    problem = platform_problem()
+    if problem:
+        if not args.quit_when_done:
+            return _fail(problem)
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # non-interactive: render headless
+    _install_message_handler()
+    app = _qt_app()
+    if isinstance(app, str):
+        return _fail(app)
+
+    from gui.lifecycle import TerminalSignals, Watchdog, close_for_signal, stalled_message
     from gui.main_window import MainWindow
-    from gui.threads import wait_until_idle
 
     win = MainWindow()
     win.screenshot_path = args.screenshot
     watchdog = Watchdog(seconds=float(os.environ.get("LATENTLAB_WATCHDOG_S", "10")), parent=win)
-    watchdog.stalled.connect(win.on_stalled)
+    watchdog.stalled.connect(lambda seconds, where: win.show_banner(stalled_message(seconds, where)))
     watchdog.start()
 
     def quit_on_signal(signum: int) -> None:   # Ctrl+C / SIGTERM: Stop, then Quit (a second one: at once)
-        win.quit_for_signal()
+        close_for_signal(win)
         app.exit(signals.exit_code)
 
     signals = TerminalSignals(quit_on_signal, win)
     signals.install()
-    settings = {k: v for k, v in (("beta", args.beta), ("latent_dim", args.latent_dim),
-                                  ("hidden_units", args.hidden_units), ("epochs", args.epochs),
-                                  ("batch_size", args.batch_size), ("learning_rate", args.lr)) if v is not None}
-    state = {"code": 0, "done": False}
-
-    def finish(code: int) -> None:
-        if state["done"]:
-            return
-        state["done"] = True
-        state["code"] = code
-
-        def save_and_quit():
-            if args.screenshot:
-                if not win.save_screenshot(args.screenshot):
-                    print(f"latentlab: error: cannot write the screenshot {args.screenshot}", file=sys.stderr)
-                    state["code"] = state["code"] or 1
-            if args.quit_when_done:
-                app.exit(state["code"])
-
-        wait_until_idle(win.is_idle, 15_000, save_and_quit)
-
-    def on_error(message: str) -> None:
-        if args.quit_when_done:
-            print(f"latentlab: error: {message}", file=sys.stderr, flush=True)
-            finish(2)
-
-    def on_trained(result) -> None:
-        from latentlab.events import Failed
-
-        if isinstance(result, Failed) or result is None:
-            if args.quit_when_done:
-                print(f"latentlab: error: {getattr(result, 'message', 'training did not finish')}",
-                      file=sys.stderr, flush=True)
-            finish(1)
-        else:
-            print(f"latentlab: {result.message}; run folder: {result.run_dir}", flush=True)
-            finish(0)
-
-    def on_ready(*_):
-        if args.autostart and not win.is_training and win.last_result is None:
-            def start():
-                if not (win.continue_training() if args.run else win.start_training()):
-                    on_error("could not start training: " + win.statusBar().currentMessage())
-            # an opened run's decoders are being built: TensorFlow builds graphs on one thread at a time
-            wait_until_idle(lambda: not win.map_view.renderer.configuring, 120_000, start)
-        elif not args.autostart and args.quit_when_done:
-            finish(0)
-
-    def on_run_shown(*_):    # --run --autostart: continue once the run's dataset is loaded
-        if not win.dataset_panel.is_loading:
-            if win.dataset is not None:
-                on_ready()
-            else:
-                from latentlab.runs.folder import open_run
-
-                folder = open_run(args.run).config.dataset
-                on_error(f"cannot continue {args.run}: its dataset folder {folder} is not there; continue it on "
-                         f"the same images with `latentlab train --resume {args.run} FOLDER --epochs N`")
-
-    win.dataset_panel.loadFailed.connect(on_error)
-    win.runOpenFailed.connect(on_error)
-    if args.decoder:    # a refused or unfitting file: its one line on the terminal too, not only in the banner
-        win.foreign.failed.connect(lambda m: on_error(m) if args.quit_when_done else
-                                   print(f"latentlab: error: {m}", file=sys.stderr, flush=True))
-        win.foreign.opened.connect(on_ready)
-    win.trainingFinished.connect(on_trained)
-    win.dataset_panel.datasetLoaded.connect(on_ready)
-    if not args.autostart:
-        win.runOpened.connect(on_ready)
-
-    win.training_panel.apply_settings(**settings)
-    win.show()
-    if early_error:
-        win.dataset_panel.show_error(early_error)
-        win.show_banner(early_error)
-    elif args.decoder:
-        QTimer.singleShot(0, lambda: win.foreign.open(args.decoder, args.encoder, args.dataset))
-    elif args.run:
-        def open_then_apply():
-            win.open_run_path(args.run)
-        win.runOpened.connect(lambda *_: win.training_panel.apply_settings(**settings))
-        if args.autostart:
-            win.runOpened.connect(on_run_shown)
-        QTimer.singleShot(0, open_then_apply)
-    else:
-        if args.dataset:
-            QTimer.singleShot(0, lambda: win.open_dataset(str(Path(args.dataset).expanduser())))
-        else:
-            QTimer.singleShot(0, win.dataset_panel.open_sample)
-
+    auto = Autostart(args, app, win)
+    auto.begin(early_error)
     code = app.exec()
-    if state["done"]:
-        code = state["code"]
+    if auto.done:
+        code = auto.code
     if signals.exit_code is not None:
         code = signals.exit_code
     if args.screenshot and not win.screenshot_saved:

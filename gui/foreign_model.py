@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog
 
@@ -21,7 +20,7 @@ from gui.threads import Task
 from gui.training_state import TrainingState
 from latentlab.messages import one_line
 
-__all__ = ["ForeignModel", "ForeignLoadWorker"]
+__all__ = ["ForeignModel", "ForeignLoadWorker", "describe"]
 
 
 class ForeignLoadWorker(QObject):
@@ -53,8 +52,22 @@ class ForeignLoadWorker(QObject):
         self.done.emit()
 
 
+def describe(view) -> str:
+    """The status line for a loaded `ForeignView`: what the decoder is and what the map shows of it."""
+    ds, message = view.dataset, view.description
+    if view.z_mean is not None and ds is not None:
+        message += f"; {ds.num_images:,} images of {ds.root} encoded by {Path(view.encoder_path).name}"
+    elif ds is not None:
+        message += "; give --encoder too to draw the dataset's images on the map"
+    return message + "."
+
+
 class ForeignModel(QObject):
-    opened = Signal(object)      # latentlab.model.foreign.ForeignView, once the map shows it
+    """Loads a decoder file off the GUI thread and says so, as `gui.run_files.RunFiles` does for runs: the
+    map controller (``show_foreign``) and then the window (``_on_foreign_opened``) react to ``opened``;
+    the window shows ``failed`` in its banner."""
+
+    opened = Signal(object)      # latentlab.model.foreign.ForeignView, loaded
     failed = Signal(str)
 
     def __init__(self, window):
@@ -92,45 +105,13 @@ class ForeignModel(QObject):
 
     @Slot(object)
     def _on_loaded(self, view) -> None:
-        w, mv = self.window, self.window.map_view
+        """Say what was loaded: the map controller shows it, then the window (both connected to ``opened``)."""
         self.view = view
-        w.banner.hide()
-        w.files.run_dir = w.files.latents = None     # no run folder is shown now
-        w.loss_plot.clear()
-        w.image_panel.clear("Click the map: the decoder's image for that point appears here.")
-        mv.show_model(view.model_key, view.decoder_weights)
-        ds = view.dataset
-        message = view.description
-        if view.z_mean is not None and ds is not None:
-            labels = ds.labels if ds.labeled else None
-            mv.map.set_points(view.z_mean, labels, list(ds.class_names), np.arange(ds.num_images))
-            mv.points_dataset = ds
-            w.tradeoff.set_training_data(view.z_mean, ds.images, labels, list(ds.class_names), list(ds.paths))
-            message += f"; {ds.num_images:,} images of {ds.root} encoded by {Path(view.encoder_path).name}"
-        else:
-            mv.map.fit()
-            if ds is not None:
-                message += "; give --encoder too to draw the dataset's images on the map"
-        self.message = message + "."
-        if ds is not None and not w.dataset_panel.is_loading:   # the panel shows it too, and Train can use it
-            h, wd, c = view.model_key.image_shape
-            if w.dataset_panel.open_folder(ds.root, [h, wd], "gray" if c == 1 else "rgb"):
-                w.dataset_panel.task.finished.connect(self._say_again)
-        w.setWindowTitle(f"latentlab — {Path(view.model_key.keras_file).name}")
-        w.statusBar().showMessage(self.message)
-        w._update_actions()
+        self.message = describe(view)
         self.opened.emit(view)
-
-    @Slot()
-    def _say_again(self, *_) -> None:
-        """The dataset panel's load said its own line: say what the decoder is again."""
-        self.window.dataset_panel.task.finished.disconnect(self._say_again)
-        if self.view is not None and self.window.map_view.model_info == self.view.model_key:
-            self.window.statusBar().showMessage(self.message)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
-        self.window.show_banner(message)
         self.failed.emit(message)
 
     def shutdown(self) -> None:

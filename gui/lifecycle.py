@@ -27,7 +27,26 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal, Slot
 
-__all__ = ["Watchdog", "TerminalSignals", "default_log_path"]
+__all__ = ["Watchdog", "TerminalSignals", "default_log_path", "close_for_signal", "stalled_message"]
+
+
+def stalled_message(seconds: float, where) -> str:
+    """The banner's line when the Watchdog found the window unanswering for ``seconds``."""
+    return (f"The window did not answer for {seconds:.0f} s; every thread's stack was written to "
+            f"{where} (please report it).")
+
+
+def close_for_signal(window) -> None:
+    """Ctrl+C or SIGTERM from the terminal: close any dialog, and close ``window`` without asking (its
+    closeEvent stops what trains after its current batch, keeping the last finished epoch)."""
+    from PySide6.QtWidgets import QApplication
+
+    window._quitting = True
+    for w in QApplication.topLevelWidgets():
+        if w is not window and w.isVisible() and (w.isModal() or w.isWindow()) and hasattr(w, "reject"):
+            w.reject()
+    window.statusBar().showMessage("Stopping…")
+    window.close()
 
 
 def default_log_path() -> Path:

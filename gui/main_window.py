@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from gui.dataset_panel import DatasetPanel
@@ -99,7 +99,8 @@ class MainWindow(QMainWindow):
         dp, tp, mv, tr, p, f = (self.dataset_panel, self.training_panel, self.map_view, self.training,
                                 self.tradeoff, self.files)
         dp.datasetLoaded.connect(self._on_dataset_loaded)
-        dp.loadFailed.connect(self._on_dataset_failed)
+        dp.loadFailed.connect(self._status)
+        dp.loadFailed.connect(self._update_actions)
         dp.loadStarted.connect(lambda folder: self._status(f"Loading {folder}…"))
         dp.loadStarted.connect(self._update_actions)
         tp.trainRequested.connect(self.start_training)
@@ -122,6 +123,9 @@ class MainWindow(QMainWindow):
         f.status.connect(self._status)
         f.problem.connect(self.show_banner)
         f.task.finished.connect(self._update_actions)
+        self.foreign.opened.connect(mv.show_foreign)          # the map first, then the window around it
+        self.foreign.opened.connect(self._on_foreign_opened)
+        self.foreign.failed.connect(self.show_banner)
         mv.gridShown.connect(self.gridShown)
         mv.decoderReady.connect(self._update_actions)
         mv.renderer.failed.connect(self._status)
@@ -256,11 +260,6 @@ class MainWindow(QMainWindow):
         self.map_view.dataset_loaded(ds, self.files.latents)
         self.latent_map.show_classes([str(n) for n in ds.class_names])   # the legend, before the first points
         self.tradeoff.set_sweep_source(self.form_config(), ds)
-        self._update_actions()
-
-    @Slot(str)
-    def _on_dataset_failed(self, message: str) -> None:
-        self._status(message)
         self._update_actions()
 
     def dragEnterEvent(self, event) -> None:   # a folder of images, or a run folder
@@ -410,6 +409,26 @@ class MainWindow(QMainWindow):
                      f"latent size {cfg.latent_dim}, {beta_label(cfg, run.history)}.")
         self.runOpened.emit(str(run.path))
 
+    @Slot(object)
+    def _on_foreign_opened(self, view) -> None:
+        """A decoder trained elsewhere is loaded (ForeignModel.opened; the map controller shows it already)."""
+        self.banner.hide()
+        self.files.run_dir = self.files.latents = None     # no run folder is shown now
+        self.loss_plot.clear()
+        self.image_panel.clear("Click the map: the decoder's image for that point appears here.")
+        ds, say = view.dataset, lambda *_: self.map_view.model_info == view.model_key and self._status(
+            self.foreign.message)
+        if view.z_mean is not None and ds is not None:
+            self.tradeoff.set_training_data(view.z_mean, ds.images, ds.labels if ds.labeled else None,
+                                            list(ds.class_names), list(ds.paths))
+        if ds is not None and not self.dataset_panel.is_loading:   # the panel shows it too, and Train can use it
+            h, wd, c = view.model_key.image_shape     # its load says its own line: then say the decoder's again
+            if self.dataset_panel.open_folder(ds.root, [h, wd], "gray" if c == 1 else "rgb"):
+                self.dataset_panel.task.finished.connect(say, Qt.ConnectionType.SingleShotConnection)
+        self.setWindowTitle(f"latentlab — {Path(view.model_key.keras_file).name}")
+        self._status(self.foreign.message)
+        self._update_actions()
+
     @Slot()
     def ask_save_run(self) -> None:
         if self.training.state != TrainingState.IDLE:
@@ -451,24 +470,6 @@ class MainWindow(QMainWindow):
                                       "Training is running. Stop it and close? The last finished epoch is kept "
                                       "in the run folder.", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
         return answer == QMessageBox.Yes
-
-    def quit_for_signal(self) -> None:
-        """Ctrl+C or SIGTERM from the terminal: close any dialog, stop what trains (after its current batch,
-        keeping the last finished epoch) and close, without asking."""
-        from PySide6.QtWidgets import QApplication
-
-        self._quitting = True
-        for w in QApplication.topLevelWidgets():
-            if w is not self and w.isVisible() and (w.isModal() or w.isWindow()) and hasattr(w, "reject"):
-                w.reject()
-        self._status("Stopping…")
-        self.close()
-
-    @Slot(float, str)
-    def on_stalled(self, seconds: float, where: str) -> None:
-        """The watchdog found the window unanswering for ``seconds``: said in the banner."""
-        self.show_banner(f"The window did not answer for {seconds:.0f} s; every thread's stack was written to "
-                         f"{where} (please report it).")
 
     def closeEvent(self, event) -> None:
         busy = self.training.running or self.tradeoff.training_busy

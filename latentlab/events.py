@@ -9,11 +9,12 @@ at the same time (`latentlab.sweeps.cluster`) wraps each run's events in a ``Run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-__all__ = ["Started", "BatchEnd", "EpochEnd", "WeightsSnapshot", "Finished", "Failed", "SweepStep", "RunEvent"]
+__all__ = ["Started", "BatchEnd", "EpochEnd", "WeightsSnapshot", "Finished", "Failed", "SweepStep", "RunEvent",
+           "to_wire", "from_wire"]
 
 
 @dataclass
@@ -97,3 +98,61 @@ class RunEvent:
     run_dir: str          # on the machine that started the sweep
     event: object
     worker: str = ""      # the Dask worker it trains on ('' when not known)
+
+
+# -- on the wire ------------------------------------------------------------------------------------------
+# A Dask worker sends a run's events to the client as plain dicts (msgpack-safe: str, numbers, bytes, lists,
+# dicts), made from the dataclass's own fields, so that a field added to an event travels with no other edit.
+_WIRE = {cls.__name__: cls for cls in (Started, BatchEnd, EpochEnd, WeightsSnapshot, Finished, Failed, SweepStep)}
+_ARRAY, _TUPLE = "__ndarray__", "__tuple__"
+
+
+def _encode(value):
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        return {_ARRAY: a.tobytes(), "dtype": a.dtype.str, "shape": list(a.shape)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return {_TUPLE: [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        if _ARRAY in value:
+            return np.frombuffer(value[_ARRAY], np.dtype(value["dtype"])).reshape(value["shape"]).copy()
+        if _TUPLE in value:
+            return tuple(_decode(v) for v in value[_TUPLE])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def to_wire(event, **replace) -> dict:
+    """``event`` (one of this module's events but RunEvent) as a plain dict: ``{"event": class name, field:
+    value, ...}``; numpy arrays as their bytes, dtype and shape, numpy scalars as Python numbers. ``replace``
+    sends other values for some fields (e.g. ``decoder_weights=[]`` to leave the weights behind)."""
+    name = type(event).__name__
+    if _WIRE.get(name) is not type(event):
+        raise TypeError(f"{name} does not travel on the wire")
+    unknown = set(replace) - {f.name for f in fields(event)}
+    if unknown:
+        raise TypeError(f"{name} has no field {sorted(unknown)}")
+    values = {f.name: replace[f.name] if f.name in replace else getattr(event, f.name) for f in fields(event)}
+    return {"event": name, **{k: _encode(v) for k, v in values.items()}}
+
+
+def from_wire(wire: dict, **replace):
+    """The event that ``to_wire`` made ``wire`` from (arrays, tuples and dicts as they were sent);
+    ``replace`` sets some fields to other values (e.g. ``run_dir`` on the machine that receives it)."""
+    cls = _WIRE.get(wire.get("event"))
+    if cls is None:
+        raise ValueError(f"not an event on the wire: {wire.get('event')!r}")
+    values = {f.name: _decode(wire[f.name]) for f in fields(cls) if f.name in wire}
+    return cls(**{**values, **replace})

@@ -1,34 +1,15 @@
 """The headless command line: train, info, export, sweep, and every error path."""
 
 import csv
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from _wait import WAIT_S
 from _cli import _cache, folder  # noqa: F401  (fixtures)
+from _reliability import one_line_error, run_cli
 from PIL import Image
 
 from latentlab.runs import folder as runs
 from latentlab.cli import main
-
-
-def run_cli(*args):
-    """Run the real entry point in a subprocess (as a user would), return (code, stdout, stderr)."""
-    p = subprocess.run([sys.executable, "-m", "latentlab", *map(str, args)], capture_output=True, text=True,
-                       timeout=2 * WAIT_S, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return p.returncode, p.stdout, p.stderr
-
-
-def one_line_error(code, err, *needles):
-    assert code != 0
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, err  # one clear line, never a traceback
-    assert "Traceback" not in err and lines[0].startswith("latentlab: error:")
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_train_then_export_end_to_end(folder, tmp_path):
@@ -122,7 +103,7 @@ def test_cli_errors_are_one_clear_line(args, needles, folder, tmp_path):
         assert code != 0 and "Traceback" not in err
         return
     code, _, err = run_cli(*argv)
-    one_line_error(code, err, *needles)
+    one_line_error(code, err, *needles, strict=True)   # not even a TensorFlow log line
 
 
 def test_sweep_makes_one_run_per_beta(folder, tmp_path):

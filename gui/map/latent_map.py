@@ -22,23 +22,16 @@ from superqt import QLabeledDoubleSlider
 from gui.image_panel import PixelView, array_to_qimage
 from gui.map.point_cloud import PointCloud
 from gui.map.prior_layers import PriorLayers
+from gui.palette import class_colors
 from gui.widgets import STRETCH, as_widget, button, check, column, make_plot, make_timer, note_label, row
 
-__all__ = ["LatentMap", "class_colors"]
+__all__ = ["LatentMap"]
 
-_TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-          (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 MAX_LEGEND = 20
 GRID_OPACITY_UNDER_POINTS = 0.9
 HOVER_MS = 15                   # previews under the mouse at most this often (~60 a second)
 GRID_PAUSE_MS = 40              # a grid is asked for once the view has rested this long...
 GRID_PAUSE_DRAGGING_MS = 150    # ... or this long while a drag pans it (each grid competes with the frames)
-
-
-def class_colors(n: int) -> list[tuple[int, int, int]]:
-    if n <= len(_TAB10):
-        return _TAB10[:max(n, 1)]
-    return [pg.intColor(i, hues=n).getRgb()[:3] for i in range(n)]
 
 
 class LatentMap(QWidget):

@@ -94,6 +94,19 @@ class MapController(QObject):
         self.map.set_points(*points, z_log_var=None if lv is None else np.asarray(lv)[points[3]])
         return self.points_dataset is None
 
+    @Slot(object)
+    def show_foreign(self, view) -> None:
+        """A decoder trained elsewhere (a `latentlab.model.foreign.ForeignView`, from ForeignModel.opened): its
+        decoder, and the dataset's images it encoded on the map when it has an encoder and a dataset."""
+        self.show_model(view.model_key, view.decoder_weights)
+        ds = view.dataset
+        if view.z_mean is not None and ds is not None:
+            labels = ds.labels if ds.labeled else None
+            self.map.set_points(view.z_mean, labels, list(ds.class_names), np.arange(ds.num_images))
+            self.points_dataset = ds
+        else:
+            self.map.fit()
+
     def dataset_loaded(self, dataset, latents) -> None:
         """A dataset finished loading: it gives the originals of the points of the run shown if it is that
         run's (``latents``: the run's latents.npz)."""

@@ -11,19 +11,12 @@ from PySide6.QtWidgets import QWidget
 from superqt import QLabeledSlider
 
 from gui.exporting import export_button, save_csv, save_plot_png
+from gui.palette import class_color
 from gui.widgets import button, column, make_plot, make_timer, note_label, row
 from latentlab.model.latent import PCA
 from latentlab.tradeoff import rows_to_csv
 
-__all__ = ["EpochReplay", "class_color"]
-
-_TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-          (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-def class_color(i: int, n: int):
-    return _TAB10[i % 10] if n <= 10 else pg.intColor(i, hues=max(n, 1)).getRgb()[:3]
-
+__all__ = ["EpochReplay"]
 
 class EpochReplay(QWidget):
     frameShown = Signal(int)     # epoch (1-based)

@@ -18,11 +18,11 @@ from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSplitter, QVBoxLayout, QWidget)
 
-from gui.tradeoff.epoch_replay import class_color
 from gui.exporting import ask_path, save_csv, save_plot_png
+from gui.palette import class_color
+from gui.threads import Task
 from gui.tradeoff.latent_tools import LatentTools, MosaicView, labeled_mosaic
 from gui.tradeoff.rate_distortion import beta_color
-from gui.threads import Task
 from gui.workers import ComparisonLoadWorker
 from latentlab.runs.folder import find_runs
 from latentlab.tradeoff import rows_to_csv

@@ -13,6 +13,7 @@ from latentlab.cli.common import (
     CliError,
     ProgressPrinter,
     add_image_options,
+    add_train_flags,
     check_folder,
     load_dataset,
     number_arg,
@@ -47,15 +48,12 @@ def add_parser(sub) -> None:
                    help="samples of z per validation image in the final figures (default %(default)s)")
     s.add_argument("--max-images", type=number_arg(int, 10, 10_000_000, "--max-images"), default=d.max_images,
                    help="a larger folder is sampled down to this many images (default %(default)s)")
-    s.add_argument("--latent-dim", type=number_arg(int, *C.LATENT_RANGE, "--latent-dim"), default=None)
-    s.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "--batch-size"), default=None)
-    s.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "--lr"), default=None,
-                   help=f"Adam learning rate for all runs (default {d.learning_rate:g} for the shared start, "
-                        f"{d.settle_learning_rate:g} for each β)")
+    add_train_flags(s, "--latent-dim", "--batch-size", "--lr",
+                    lr=dict(help=f"Adam learning rate for all runs (default {d.learning_rate:g} for the shared "
+                                 f"start, {d.settle_learning_rate:g} for each β)"))
     add_image_options(s)
-    s.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None)
-    s.add_argument("--val-fraction", type=number_arg(float, 0.01, C.VAL_FRACTION_RANGE[1], "--val-fraction"),
-                   default=None)
+    add_train_flags(s, "--likelihood", "--val-fraction",   # a lesson needs validation images
+                    val_fraction=dict(type=number_arg(float, 0.01, C.VAL_FRACTION_RANGE[1], "--val-fraction")))
     s.add_argument("--quiet", action="store_true", help="no progress lines")
 
 

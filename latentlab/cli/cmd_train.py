@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from latentlab.cli.common import (CliError, ProgressPrinter, add_train_options, beta_arg, check_folder,
+from latentlab.cli.common import (CliError, ProgressPrinter, add_train_flags, add_train_options, check_folder,
                                   config_from_args, encode_progress, final_metrics, load_dataset, number_arg,
                                   quiet_tensorflow, run_in_thread)
 
@@ -15,8 +15,7 @@ NAME = "train"
 def add_parser(sub) -> None:
     t = sub.add_parser(NAME, help="train a β-VAE on an image folder, headless")
     t.add_argument("folder", nargs="?", help="image folder (class subfolders become labels)")
-    t.add_argument("--beta", type=beta_arg(), default=None,
-                   help="KL weight β (default 1): higher = smoother latent space, blurrier images")
+    add_train_flags(t, "--beta")
     add_train_options(t)
     t.add_argument("--out", help="run folder to create")
     t.add_argument("--resume", metavar="RUN", help="continue a run folder until it has --epochs epochs in all")

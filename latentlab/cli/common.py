@@ -13,7 +13,7 @@ from pathlib import Path
 
 from latentlab import config as C
 
-__all__ = ["CliError", "Parser", "number_arg", "add_train_options", "ProgressPrinter", "final_metrics",
+__all__ = ["CliError", "Parser", "number_arg", "add_train_options", "add_train_flags", "TRAIN_FLAGS", "ProgressPrinter", "final_metrics",
            "run_in_thread", "config_from_args", "check_folder", "load_dataset", "quiet_tensorflow", "save_png",
            "add_image_options", "load_progress"]
 
@@ -54,35 +54,59 @@ def number_arg(kind, lo=None, hi=None, name="value"):
     return parse
 
 
+def _train_flags() -> dict[str, dict]:
+    """Each training flag declared once (argparse keywords, default None: TrainConfig's default applies)."""
+    n = number_arg
+    return {
+        "--beta": dict(type=n(float, *C.BETA_RANGE, "--beta"),
+                       help="KL weight β (default 1): higher = smoother latent space, blurrier images"),
+        "--latent-dim": dict(type=n(int, *C.LATENT_RANGE, "--latent-dim"),
+                             help="size of the latent space (default 2: a map you can click)"),
+        "--hidden-units": dict(type=n(int, *C.HIDDEN_RANGE, "--hidden-units"),
+                               help=f"width of the encoder's dense layer (default 0: automatic, "
+                                    f"{C.AUTO_HIDDEN_UNITS}; 16 = the classic Keras recipe)"),
+        "--epochs": dict(type=n(int, *C.EPOCHS_RANGE, "--epochs"),
+                         help="epochs in all (with --resume: the total the run should reach)"),
+        "--batch-size": dict(type=n(int, *C.BATCH_RANGE, "--batch-size"), help="images per batch"),
+        "--lr": dict(type=n(float, *C.LR_RANGE, "--lr"), help="Adam learning rate"),
+        "--kl-schedule": dict(choices=C.KL_SCHEDULES,
+                              help="how β is applied over time: constant, linear warm-up, cyclical; or the KL "
+                                   "term's shape: free-bits (a floor of --free-bits nats per dimension) or capacity "
+                                   "(β·|KL − C|, C rising to --capacity over --warmup-epochs)"),
+        "--free-bits": dict(type=n(float, *C.FREE_BITS_RANGE, "--free-bits"),
+                            help=f"free-bits: the KL floor λ of each latent dimension, nats "
+                                 f"(default {C.TrainConfig.free_bits:g})"),
+        "--capacity": dict(type=n(float, *C.CAPACITY_RANGE, "--capacity"),
+                           help=f"capacity: the KL target C at the end of its ramp, nats "
+                                f"(default {C.TrainConfig.capacity:g})"),
+        "--warmup-epochs": dict(type=n(int, *C.WARMUP_RANGE, "--warmup-epochs"),
+                                help="warm-up length (linear), cycle length (cyclical) or C's ramp (capacity), "
+                                     "in epochs"),
+        "--likelihood": dict(choices=C.LIKELIHOODS,
+                             help="reconstruction likelihood: bernoulli (BCE) or gaussian (MSE-like)"),
+        "--val-fraction": dict(type=n(float, *C.VAL_FRACTION_RANGE, "--val-fraction"),
+                               help="share of the images held out for validation"),
+        "--seed": dict(type=n(int, *C.SEED_RANGE, "--seed"), help="random seed"),
+        "--mixed-precision": dict(action="store_true", help="float16 compute on a GPU (ignored on the CPU)"),
+    }
+
+
+TRAIN_FLAGS = _train_flags()
+
+
+def add_train_flags(p: argparse.ArgumentParser, *flags: str, **changes) -> None:
+    """Add training flags (names from TRAIN_FLAGS) as declared there; ``changes`` maps a flag's name with
+    underscores (``latent_dim``) to argparse keywords that differ for this parser (a help, a default)."""
+    for flag in flags:
+        p.add_argument(flag, **{"default": None, **TRAIN_FLAGS[flag], **changes.get(flag[2:].replace("-", "_"), {})})
+
+
 def add_train_options(p: argparse.ArgumentParser) -> None:
-    """Training options; any left out keep TrainConfig's defaults."""
-    p.add_argument("--latent-dim", type=number_arg(int, *C.LATENT_RANGE, "--latent-dim"), default=None,
-                   help="size of the latent space (default 2: a map you can click)")
-    p.add_argument("--hidden-units", type=number_arg(int, *C.HIDDEN_RANGE, "--hidden-units"), default=None,
-                   help=f"width of the encoder's dense layer (default 0: automatic, {C.AUTO_HIDDEN_UNITS}; "
-                        "16 = the classic Keras recipe)")
-    p.add_argument("--epochs", type=number_arg(int, *C.EPOCHS_RANGE, "--epochs"), default=None,
-                   help="epochs in all (with --resume: the total the run should reach)")
-    p.add_argument("--batch-size", type=number_arg(int, *C.BATCH_RANGE, "--batch-size"), default=None)
-    p.add_argument("--lr", type=number_arg(float, *C.LR_RANGE, "--lr"), default=None, help="Adam learning rate")
-    p.add_argument("--kl-schedule", choices=C.KL_SCHEDULES, default=None,
-                   help="how β is applied over time: constant, linear warm-up, cyclical; or the KL term's shape: "
-                        "free-bits (a floor of --free-bits nats per dimension) or capacity (β·|KL − C|, C rising "
-                        "to --capacity over --warmup-epochs)")
-    p.add_argument("--free-bits", type=number_arg(float, *C.FREE_BITS_RANGE, "--free-bits"), default=None,
-                   help="free-bits: the KL floor λ of each latent dimension, nats "
-                        f"(default {C.TrainConfig.free_bits:g})")
-    p.add_argument("--capacity", type=number_arg(float, *C.CAPACITY_RANGE, "--capacity"), default=None,
-                   help=f"capacity: the KL target C at the end of its ramp, nats (default {C.TrainConfig.capacity:g})")
-    p.add_argument("--warmup-epochs", type=number_arg(int, *C.WARMUP_RANGE, "--warmup-epochs"), default=None,
-                   help="warm-up length (linear), cycle length (cyclical) or C's ramp (capacity), in epochs")
+    """Training options (train, sweep); any left out keep TrainConfig's defaults."""
+    add_train_flags(p, "--latent-dim", "--hidden-units", "--epochs", "--batch-size", "--lr", "--kl-schedule",
+                    "--free-bits", "--capacity", "--warmup-epochs")
     add_image_options(p)
-    p.add_argument("--likelihood", choices=C.LIKELIHOODS, default=None,
-                   help="reconstruction likelihood: bernoulli (BCE) or gaussian (MSE-like)")
-    p.add_argument("--val-fraction", type=number_arg(float, *C.VAL_FRACTION_RANGE, "--val-fraction"), default=None)
-    p.add_argument("--seed", type=number_arg(int, *C.SEED_RANGE, "--seed"), default=None)
-    p.add_argument("--mixed-precision", action="store_true", default=None,
-                   help="float16 compute on a GPU (ignored on the CPU)")
+    add_train_flags(p, "--likelihood", "--val-fraction", "--seed", "--mixed-precision")
 
 
 def add_image_options(p: argparse.ArgumentParser, defaults: bool = False) -> None:
@@ -99,10 +123,6 @@ def add_image_options(p: argparse.ArgumentParser, defaults: bool = False) -> Non
     p.add_argument("--fit", choices=C.FITS, default=d.fit if defaults else None,
                    help="images of another shape: pad (aspect kept, the rest filled with the background; default), "
                         "crop (aspect kept, centre cut) or stretch")
-
-
-def beta_arg(name: str = "--beta"):
-    return number_arg(float, *C.BETA_RANGE, name)
 
 
 # -- progress -----------------------------------------------------------------------------------

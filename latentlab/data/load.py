@@ -21,6 +21,58 @@ from latentlab.data.scan import _check_root, _scan, _Scan
 ProgressFn = Callable[[int, int], None]
 
 
+def _no_images(scan, root) -> DatasetError:
+    """Why a folder with no usable image file gives nothing: what it holds instead, and what was skipped."""
+    detail = ""
+    if scan.skipped:
+        s = scan.skipped[0]
+        detail = f" ({len(scan.skipped)} skipped; first: {_printable(s.path)}: {s.reason})"
+    if scan.others:
+        ext, n = max(scan.others.items(), key=lambda kv: kv[1])
+        more = sum(scan.others.values()) - n
+        return DatasetError(f"no images found in {_printable(root)}: it holds {other_files_line(ext, n)}"
+                            + (f" (and {more:,} other files)" if more else "") + detail)
+    return DatasetError(f"no images found in {_printable(root)}{detail}: expected PNG/JPEG/BMP/GIF/TIFF "
+                        "files, directly in the folder or in one subfolder per class")
+
+
+def _unique(results: list, scan) -> tuple[list[int], list[list[str]]]:
+    """The indices of the decoded images kept (the first of equal contents), and the [path, path of the one
+    kept] pairs of the others, with the scan's own (links) first."""
+    duplicates = list(scan.duplicates)
+    ok, seen = [], {}
+    for i, r in enumerate(results):
+        if isinstance(r, _Decoded):
+            if r.digest and r.digest in seen:
+                duplicates.append([scan.files[i][0], scan.files[seen[r.digest]][0]])
+                continue
+            seen[r.digest] = i
+            ok.append(i)
+    twin = {a: b for a, b in duplicates[len(scan.duplicates):]}
+    return ok, [[a, twin.get(b, b)] for a, b in duplicates]   # a link to a copy names the file used
+
+
+def _put_row(store: np.ndarray, j: int, d, use_float: bool, with_alpha: bool) -> None:
+    """One decoded image (``d.array``, at the store's size) into row ``j`` of ``store`` (uint8 or float32,
+    1 or 3 colour channels, and an alpha channel last when ``with_alpha``)."""
+    a = d.array
+    if use_float and a.dtype == np.uint8:
+        a = a.astype(np.float32) * np.float32(1.0 / 255.0)
+    if a.ndim == 2:
+        a = a[..., None]
+    if with_alpha:
+        if d.transparent:
+            store[j, ..., -1] = a[..., -1]
+            a = a[..., :-1]
+        else:
+            store[j, ..., -1] = np.float32(1.0) if use_float else np.uint8(255)
+        store[j, ..., :-1] = a   # (h, w, 1) broadcasts to 3 channels for RGB
+        return
+    if a.shape[-1] > 1 and store.shape[-1] == 1:  # only when gray is forced (already done)
+        a = a.mean(axis=-1, keepdims=True)
+    store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
+
+
 def load_folder(root, image_size: int | tuple[int, int] | None = None, color: str = "auto", *,  # noqa: C901
                 background: str = "auto", fit: str = "pad", cache: bool = True, cache_dir: str | None = None,
                 progress: ProgressFn | None = None, should_cancel: Callable[[], bool] | None = None,
@@ -78,17 +130,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
         scan = _scan(root, should_cancel, on_found if may_start else None)
         total = len(scan.files)
         if total == 0:
-            detail = ""
-            if scan.skipped:
-                s = scan.skipped[0]
-                detail = f" ({len(scan.skipped)} skipped; first: {_printable(s.path)}: {s.reason})"
-            if scan.others:
-                ext, n = max(scan.others.items(), key=lambda kv: kv[1])
-                more = sum(scan.others.values()) - n
-                raise DatasetError(f"no images found in {_printable(root)}: it holds {other_files_line(ext, n)}"
-                                   + (f" (and {more:,} other files)" if more else "") + detail)
-            raise DatasetError(f"no images found in {_printable(root)}{detail}: expected PNG/JPEG/BMP/GIF/TIFF "
-                               "files, directly in the folder or in one subfolder per class")
+            raise _no_images(scan, root)
         key = _cache_key(scan, prefix)
         hit = early.result() if early is not None else None
         early = None
@@ -124,18 +166,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
             results, _ = parallel._decode_all(scan, size, color, progress, should_cancel, processes,
                                               pool[0] if pool else None, background, fit)
         skipped = [r for r in results if isinstance(r, SkippedFile)]
-        duplicates = list(scan.duplicates)
-        ok, seen = [], {}
-        for i, r in enumerate(results):
-            if isinstance(r, _Decoded):
-                if r.digest and r.digest in seen:
-                    duplicates.append([scan.files[i][0], scan.files[seen[r.digest]][0]])
-                    continue
-                seen[r.digest] = i
-                ok.append(i)
-        seen = None
-        twin = {a: b for a, b in duplicates[len(scan.duplicates):]}
-        duplicates = [[a, twin.get(b, b)] for a, b in duplicates]   # a link to a copy names the file used
+        ok, duplicates = _unique(results, scan)
         skipped = sorted(scan.skipped + skipped, key=lambda s: s.path)
         if not ok:
             first = next(s for s in skipped if s.path == scan.files[0][0]) if skipped else None
@@ -175,23 +206,7 @@ def load_folder(root, image_size: int | tuple[int, int] | None = None, color: st
                 _fill_arrays(decoded, old_store, old_alpha)
         parallel._resize_all([d for _, d in rest], size, should_cancel, fit)
         for j, d in rest:
-            a = d.array
-            if use_float and a.dtype == np.uint8:
-                a = a.astype(np.float32) * np.float32(1.0 / 255.0)
-            if a.ndim == 2:
-                a = a[..., None]
-            if with_alpha:
-                opaque = np.float32(1.0) if use_float else np.uint8(255)
-                if d.transparent:
-                    store[j, ..., -1] = a[..., -1]
-                    a = a[..., :-1]
-                else:
-                    store[j, ..., -1] = opaque
-                store[j, ..., :-1] = a   # (h, w, 1) broadcasts to 3 channels for RGB
-                continue
-            if a.shape[-1] > 1 and channels == 1:  # only when gray is forced (already done)
-                a = a.mean(axis=-1, keepdims=True)
-            store[j] = a   # (h, w, 1) broadcasts to 3 channels for RGB
+            _put_row(store, j, d, use_float, with_alpha)
         labels = scan.labels[np.asarray(ok, dtype=np.int64)]
         paths = [scan.files[i][0] for i in ok]
         if cache:   # written on a thread of its own, while the arrays are converted and after load_folder returns

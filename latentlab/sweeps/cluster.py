@@ -33,7 +33,7 @@ import numpy as np
 
 from latentlab.runs import pack as run_pack
 from latentlab.config import ConfigError, TrainConfig
-from latentlab.events import BatchEnd, EpochEnd, Failed, Finished, RunEvent, Started
+from latentlab.events import EpochEnd, Failed, Finished, RunEvent, Started, from_wire
 from latentlab.sweeps.sweep import DONE, finished_event, grid, plan
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class ClusterSweep:
             raise ConfigError("give a cluster address (tcp://HOST:PORT) or a number of local workers")
         self.sweep_id = uuid.uuid4().hex[:10]
         self.results: list[tuple[float, Path, object]] = []
-        self.attempts: dict[str, list[dict]] = {}     # run → its tasks' "started" messages (worker, first epoch)
+        self.attempts: dict[str, list[dict]] = {}     # run → its tasks' envelopes (worker, pid, attempt) with their Started fields
         self.bytes_back: dict[str, int] = {}          # run → bytes of its last commit shipped back
         self._stop_requested = False
         self._stop_sent = False
@@ -255,26 +255,16 @@ class ClusterSweep:
         return None
 
     def _on_message(self, spec, msg) -> None:
-        kind = msg.get("kind")
+        """One worker message: an envelope (run, attempt, worker, pid) around an event from events.to_wire."""
         run_dir = str(self.out_dir / spec.name)
-        if kind == "started":
-            self.attempts.setdefault(spec.name, []).append(msg)
-            self._publish(spec, Started(msg["device"], msg["epochs"], msg["initial_epoch"], msg["steps"],
-                                        msg["num_train"], msg["num_val"], tuple(msg["image_shape"]), run_dir),
-                          msg["worker"])
-        elif kind == "batch":
-            self._publish(spec, BatchEnd(msg["epoch"], msg["step"], msg["steps"], msg["logs"], msg["beta"],
-                                         msg["rate"], msg["eta"]), msg["worker"])
-        elif kind == "epoch":
-            if msg["epoch"] > self._written.get(spec.name, 0):
-                self._take_commit(spec)
-            z = np.frombuffer(msg["val_z_mean"], np.float32).reshape(msg["val_z_shape"])
-            ev = EpochEnd(epoch=msg["epoch"], logs=msg["logs"], beta=msg["beta"],
-                          kl_per_dim=np.asarray(msg["kl_per_dim"]), active_units=msg["active_units"],
-                          val_z_mean=z, val_z_log_var=np.zeros_like(z),
-                          val_indices=np.asarray(msg["val_indices"], np.int64), decoder_weights=[],
-                          seconds=msg["seconds"], history=list(msg["history"]))
-            self._publish(spec, ev, msg["worker"])
+        kind = msg["event"].get("event")
+        ev = from_wire(msg["event"], run_dir=run_dir) if kind == "Started" else from_wire(msg["event"])
+        if isinstance(ev, Started):
+            envelope = {k: v for k, v in msg.items() if k != "event"}
+            self.attempts.setdefault(spec.name, []).append({**envelope, **vars(ev)})
+        elif isinstance(ev, EpochEnd) and ev.epoch > self._written.get(spec.name, 0):
+            self._take_commit(spec)
+        self._publish(spec, ev, msg["worker"])
 
     def _take_commit(self, spec) -> None:
         """The run's latest commit (its Variable), into SWEEP/<run> when it holds more epochs than written."""

@@ -58,8 +58,11 @@ def _dataset(data: dict):
                    list(data["class_names"]), list(data["paths"]))
 
 
-def _floats(d: dict) -> dict:
-    return {str(k): (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
+def _result(result, files: dict, worker: str) -> dict:
+    """The task's result: how the run ended (a Trainer's Finished or Failed) and its run folder packed."""
+    status = "failed" if type(result).__name__ == "Failed" else "stopped" if result.stopped else "finished"
+    return {"status": status, "message": result.message, "epochs_done": result.epochs_done, "files": files,
+            "worker": worker}
 
 
 def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
@@ -81,8 +84,12 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
         return {"status": "skipped", "message": "the sweep was stopped before this run started", "epochs_done": 0,
                 "files": {}, "worker": worker}
 
-    def put(kind, **fields):
-        queue.put({"run": name, "kind": kind, "attempt": attempt, "worker": worker, "pid": os.getpid(), **fields})
+    def put(event, **replace):
+        """One event to the client, as events.to_wire makes it, in an envelope that names the run and task."""
+        from latentlab.events import to_wire
+
+        queue.put({"run": name, "attempt": attempt, "worker": worker, "pid": os.getpid(),
+                   "event": to_wire(event, **replace)})
 
     start = commit.get(timeout=60) or {}
     tmp = tempfile.mkdtemp(prefix=f"latentlab-{name}-")
@@ -99,24 +106,16 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
 
         def on_event(ev):
             if isinstance(ev, Started):
-                put("started", initial_epoch=ev.initial_epoch, epochs=ev.epochs, device=ev.device,
-                    steps=ev.steps_per_epoch, num_train=ev.num_train, num_val=ev.num_val,
-                    image_shape=list(ev.image_shape))
+                put(ev)
             elif isinstance(ev, BatchEnd):
                 now = time.monotonic()
                 if now - last[0] >= BATCH_MESSAGE_SECONDS or ev.step == ev.steps:
                     last[0] = now
-                    put("batch", epoch=ev.epoch, step=ev.step, steps=ev.steps, logs=_floats(ev.logs),
-                        beta=float(ev.beta), rate=float(ev.images_per_second), eta=float(ev.eta_seconds))
+                    put(ev)
             elif isinstance(ev, EpochEnd):
                 files = run_pack.pack(run_dir, with_latents=False)   # committed in run_dir by now
                 commit.set({"epochs": ev.epoch, "attempt": attempt, "files": files})
-                z = np.asarray(ev.val_z_mean, np.float32)
-                put("epoch", epoch=ev.epoch, logs=_floats(ev.logs), beta=float(ev.beta),
-                    kl_per_dim=[float(v) for v in np.ravel(ev.kl_per_dim)], active_units=int(ev.active_units),
-                    val_z_mean=z.tobytes(), val_z_shape=list(z.shape),
-                    val_indices=[int(i) for i in np.ravel(ev.val_indices)], seconds=float(ev.seconds),
-                    history=[_floats(r) for r in ev.history], bytes=run_pack.size(files))
+                put(ev, decoder_weights=[])   # the client reads the weights from the committed files
 
         # latents.npz of every image only at the end (it is the final model's): not re-encoded and shipped per epoch
         trainer = Trainer(TrainConfig.from_dict(spec["config"]), _dataset(data), run_dir, on_event,
@@ -139,11 +138,6 @@ def train_run(spec: dict, data: dict, sweep_id: str) -> dict:
             result = trainer.run()
         finally:
             done.set()
-        files = run_pack.pack(run_dir)
-        if type(result).__name__ == "Failed":
-            return {"status": "failed", "message": result.message, "epochs_done": result.epochs_done,
-                    "files": files, "worker": worker}
-        return {"status": "stopped" if result.stopped else "finished", "message": result.message,
-                "epochs_done": result.epochs_done, "files": files, "worker": worker}
+        return _result(result, run_pack.pack(run_dir), worker)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
