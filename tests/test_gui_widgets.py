@@ -4,6 +4,7 @@ loss plot and the latent map's geometry, opening a bad run, the platform hint.""
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
@@ -81,13 +82,15 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
     from latentlab.config import BETA_RANGE, LR_RANGE
 
     tp = window.training_panel
+    from gui.beta_slider import STEPS, beta_to_slider
+
     tp.beta_spin.setValue(10.0)
-    assert tp.beta_slider.value() == 300            # log scale: 0.01 → 0, 100 → 400
-    tp.beta_slider.setValue(100)
+    assert tp.beta_slider.value() == beta_to_slider(10.0) and beta_to_slider(1.0) == STEPS // 2
+    tp.beta_slider.setValue(beta_to_slider(0.1))
     assert tp.beta_spin.value() == pytest.approx(0.1)
     tp.beta_spin.setValue(5000)                     # past BETA_RANGE's end (1000): clamped
     assert tp.beta_spin.value() == BETA_RANGE[1]
-    assert tp.beta_slider.value() == 400            # the slider stays at its end
+    assert tp.beta_slider.value() == STEPS          # the slider stays at its end
     tp.latent_spin.setValue(500)
     assert tp.latent_spin.value() == 64
     tp.batch_spin.setValue(0)
@@ -106,6 +109,52 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
         tp.beta_spin.setValue(2.5)
     assert blocker.args == [2.5]
     assert not tp.train_button.isEnabled()           # no dataset yet
+
+
+def test_beta_moves_in_fine_steps_near_one_by_drag_keys_and_spin_box(window, qtbot):
+    """The β slider is finest around 1: a 45-pixel drag from 1 stays under 2.5 (it reached 33.9); the keys
+    step β by factors (← → 5 %, PageUp/PageDown 50 %), the spin box by a tenth (1 → 1.1 → 1.2)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QStyle, QStyleOptionSlider
+
+    tp = window.training_panel
+    slider = tp.beta_slider
+    tp.beta_spin.setValue(1.0)
+    qtbot.waitUntil(lambda: slider.width() > 150, timeout=WAIT_MS)       # the form's full width
+    opt = QStyleOptionSlider()
+    slider.initStyleOption(opt)
+    handle = slider.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, slider).center()
+    QTest.mousePress(slider, Qt.LeftButton, Qt.NoModifier, handle)
+    for dx in range(5, 50, 5):                                            # a person's drag, 45 pixels right
+        QTest.mouseMove(slider, handle + QPoint(dx, 0))
+    QTest.mouseRelease(slider, Qt.LeftButton, Qt.NoModifier, handle + QPoint(45, 0))
+    assert 1.0 < tp.beta() < 2.5, tp.beta()
+
+    tp.beta_spin.setValue(1.0)
+    slider.setFocus()
+    QTest.keyClick(slider, Qt.Key_Right)
+    assert tp.beta() == pytest.approx(1.05)
+    QTest.keyClick(slider, Qt.Key_Left)
+    assert tp.beta() == pytest.approx(1.0)
+    QTest.keyClick(slider, Qt.Key_PageUp)
+    assert tp.beta() == pytest.approx(1.5)
+    QTest.keyClick(slider, Qt.Key_PageDown)
+    assert tp.beta() == pytest.approx(1.0)
+    QTest.keyClick(slider, Qt.Key_End)
+    assert tp.beta() == pytest.approx(100.0) and slider.value() == slider.maximum()
+    tp.beta_spin.setValue(1.0)
+    seen = []
+    for _ in range(3):
+        tp.beta_spin.stepBy(1)
+        seen.append(round(tp.beta_spin.value(), 3))
+    assert seen == [1.1, 1.2, 1.3]
+    tp.beta_spin.setValue(9.9)
+    tp.beta_spin.stepBy(1)
+    tp.beta_spin.stepBy(1)
+    assert tp.beta_spin.value() == pytest.approx(11.0)
+    tp.beta_spin.setValue(0.01)
+    tp.beta_spin.stepBy(1)
+    assert tp.beta_spin.value() == pytest.approx(0.011)
 
 
 def test_form_shows_a_runs_settings_unclamped_within_the_config_ranges(qtbot):
