@@ -246,6 +246,36 @@ def test_loss_plot_streams_and_toggles_log_scale(qtbot):
     assert plot.point_counts() == {"batches": 0, "epochs": 0} and not plot.markers
 
 
+def test_log_loss_axis_shows_few_labels_when_short_and_more_when_tall(qtbot):
+    """At launch height the log axis piled 1…9 × 10^k labels on each other: now each label has room."""
+    from gui.log_axis import MIN_LABEL_PX
+    from gui.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    qtbot.waitExposed(plot, timeout=WAIT_MS)
+    for step in range(1, 11):                               # the KL ~ 0.5, the total ~ 500: three decades
+        plot.add_batch(0, step, 10, {"loss": 500.0 - step, "reconstruction_loss": 490.0 - step, "kl_loss": 0.5})
+    plot.add_epoch({"epoch": 1, "loss": 495.0, "reconstruction_loss": 485.0, "kl_loss": 0.5})
+    axis = plot.plot.getAxis("left")
+
+    def ticks_at(height):
+        plot.resize(500, height)
+        qtbot.waitUntil(lambda: plot.height() == height, timeout=WAIT_MS)
+        plot.redraw()
+        lo, hi = axis.range
+        values = sorted(v for _, vs in axis.tickValues(lo, hi, axis.height()) for v in vs)
+        return values, axis.height(), hi - lo
+
+    values, px, span = ticks_at(150)
+    assert plot.log_y.isChecked() and span > 2 and 1 <= len(values) <= max(1, px // MIN_LABEL_PX)
+    gaps = [(b - a) / span * px for a, b in zip(values, values[1:])]
+    assert all(g >= MIN_LABEL_PX - 1 for g in gaps), (gaps, px)
+    tall, tall_px, _ = ticks_at(900)
+    assert len(tall) > len(values)                          # more labels where there is room
+
+
 def test_loss_plot_view_follows_the_data_in_steps_and_leaves_a_zoom_alone(qtbot):
     from gui.loss_plot import LossPlot
 
