@@ -389,3 +389,31 @@ def test_app_reports_a_missing_dataset_and_a_bad_run(capsys, tmp_path):
     assert main(["--run", str(tmp_path), "--quit-when-done"]) == 2
     assert "config.json" in capsys.readouterr().err
     assert main(["--beta", "1e6"]) == 2
+
+
+def test_pixel_view_fills_its_panel_at_integer_zoom_and_never_clips(qtbot):
+    """Decoded images and prior samples: the largest integer zoom that fits (a 28-pixel image in a 600×400
+    view is 392 pixels tall, not a small picture in a large black box); larger than the view: fitted."""
+    from PySide6.QtGui import QColor, QImage, QPalette
+
+    from gui.image_panel import PixelView
+
+    view = PixelView(96)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view, timeout=WAIT_MS)
+    image = QImage(28, 28, QImage.Format_Grayscale8)
+    image.fill(255)
+    view.set_image(image)
+    dpr = view.devicePixelRatioF()
+    size = view.pixmap().size() / dpr
+    assert (size.width(), size.height()) == (392, 392)             # 14 × 28: within one step of the height
+    assert view.pixmap().width() % 28 == 0
+    corner = view.grab().toImage().pixelColor(2, 2)                # what the image leaves free: the window's
+    assert corner == view.palette().color(QPalette.Window) and corner != QColor("#202020")
+    big = QImage(900, 300, QImage.Format_Grayscale8)
+    big.fill(128)
+    view.set_image(big)
+    size = view.pixmap().size() / dpr
+    assert size.width() <= 600 and size.width() >= 590 and size.height() <= 400   # fitted, not cut
