@@ -128,10 +128,16 @@ class WindowLayout(QObject):
 
     def _default_sizes(self) -> None:
         w = self.window
-        w.resizeDocks([self.setup_dock], [340], Qt.Horizontal)
+        w.resizeDocks([self.setup_dock], [self._setup_width()], Qt.Horizontal)
         w.resizeDocks([self.loss_dock], [max(MIN_DOCK_HEIGHT, int(w.height() * 0.3))], Qt.Vertical)
         side = max(260, min(380, int(w.width() * 0.22)))
-        self.map_split.setSizes([max(300, w.width() - 340 - side), side])
+        self.map_split.setSizes([max(300, w.width() - self._setup_width() - side), side])
+
+    def _setup_width(self) -> int:
+        """The settings dock's width: its form's own (nothing cut), within 340 px and 30 % of the window."""
+        area = self.setup_dock.widget()
+        want = area.widget().sizeHint().width() + area.verticalScrollBar().sizeHint().width() + 8
+        return max(340, min(want, int(self.window.width() * 0.3)))
 
     def show_dock(self, dock, appears: bool | None = None) -> None:
         """Show ``dock`` in front of the docks it is tabbed with, as tall as the map allows below it. It
