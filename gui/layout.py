@@ -172,7 +172,18 @@ class WindowLayout(QObject):
     def eventFilter(self, obj, event) -> bool:
         if obj is self.window and event.type() in (QEvent.Resize, QEvent.Show):
             self.cap_docks()
+            if event.type() == QEvent.Resize and event.size().height() != event.oldSize().height():
+                QTimer.singleShot(0, self._grow_tradeoff)
         return False
+
+    def _grow_tradeoff(self) -> None:
+        """A window whose height changed gives the shown trade-off views what the map leaves below it (they
+        stayed ~230 px tall in a 1440-pixel window while the map took the rest)."""
+        dock, w = self.tradeoff_dock, self.window
+        if (dock.isVisible() and not dock.isFloating() and not dock.visibleRegion().isEmpty()
+                and w.dockWidgetArea(dock) in (Qt.TopDockWidgetArea, Qt.BottomDockWidgetArea)):
+            self.cap_docks()
+            w.resizeDocks([dock], [dock.maximumHeight()], Qt.Vertical)
 
     def _schedule_cap(self, *args) -> None:
         QTimer.singleShot(0, self.cap_docks)

@@ -6,13 +6,15 @@ One window, in a fresh settings folder, on the bundled sample: ``start`` (the sa
 trained), ``training`` (mid-run), ``tradeoff`` (the trade-off views open, Ctrl+B, after the run),
 ``lesson`` (a small "Show the trade-off" lesson done) and ``run`` (the trained run opened again from its
 folder). Each state is grabbed at the three sizes as ``<state>-<W>x<H>.png``, stored as 8-bit palette
-PNGs to keep them small.
+PNGs (ImageMagick's convert, when installed) to keep them small.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +38,6 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="latentlab-screens-") as tmp:
         tmp = Path(tmp)
         from PySide6.QtCore import QSettings
-        from PySide6.QtGui import QImage
         from PySide6.QtWidgets import QApplication
 
         app = QApplication.instance() or QApplication(["latentlab"])
@@ -69,10 +70,12 @@ def main(argv=None) -> int:
                 settle()
                 win.latent_map.fit()           # View → Fit: the map's points in view at this size
                 settle(5)
-                image = win.grab().toImage().convertToFormat(QImage.Format_Indexed8)
                 path = out / f"{state}-{w}x{h}.png"
-                if not image.save(str(path), "PNG"):
+                if not win.grab().save(str(path), "PNG"):
                     raise SystemExit(f"cannot write {path}")
+                if shutil.which("convert"):   # ImageMagick: an adaptive 256-colour palette, no dithering
+                    subprocess.run(["convert", str(path), "+dither", "-colors", "256", "-strip", f"PNG8:{path}"],
+                                   check=True)
                 print("wrote", path, f"{path.stat().st_size // 1024} KiB", flush=True)
 
         try:
