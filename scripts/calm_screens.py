@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                 return
             for w, h in SIZES:
                 win.resize(w, h)
-                wait(lambda: win.width() == w and win.height() == h, 10)
+                wait(lambda w=w, h=h: win.width() == w and win.height() == h, 10)
                 settle()
                 win.latent_map.fit()           # View → Fit: the map's points in view at this size
                 settle(5)

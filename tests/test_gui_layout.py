@@ -98,9 +98,9 @@ def test_the_tradeoff_views_open_docked_at_any_size_and_a_floating_state_is_not_
         else:
             if (w, h) == (1920, 1080):                 # a taller window: the views take what the map leaves
                 win.resize(2560, 1440)
-                qtbot.waitUntil(lambda: win.height() == 1440, timeout=WAIT_MS)
+                qtbot.waitUntil(lambda win=win: win.height() == 1440, timeout=WAIT_MS)
                 settle(qtbot)
-                qtbot.waitUntil(lambda: dock.height() >= 0.3 * 1440, timeout=WAIT_MS)
+                qtbot.waitUntil(lambda dock=dock: dock.height() >= 0.3 * 1440, timeout=WAIT_MS)
                 assert win.latent_map.height() >= 1440 / 2 and not dock.isFloating()
             win.close()
             win.shutdown()
