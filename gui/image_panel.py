@@ -41,7 +41,9 @@ def save_png(image: np.ndarray, path: str, scale: int = 1) -> bool:
 
 
 class PixelView(QLabel):
-    """A QLabel that shows an image scaled by an integer factor with nearest-neighbour pixels."""
+    """A QLabel that shows an image scaled by the largest integer factor that fits, with nearest-neighbour
+    pixels (an image larger than the view is scaled down smoothly to fit, never clipped). What the image
+    leaves free is the window's own background, not a black box around a small picture."""
 
     def __init__(self, min_side: int = 96, parent=None):
         super().__init__(parent)
@@ -49,7 +51,7 @@ class PixelView(QLabel):
         self.setAlignment(Qt.AlignCenter)
         self.setMinimumSize(min_side, min_side)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setStyleSheet("background: #202020; color: #aaaaaa;")
+        self.setStyleSheet("QLabel { color: palette(mid); }")
 
     def set_image(self, image: QImage | None, placeholder: str = "") -> None:
         self._image = image
@@ -73,9 +75,13 @@ class PixelView(QLabel):
         dpr = self.devicePixelRatioF()
         w, h = self._image.width(), self._image.height()
         avail_w, avail_h = max(1, int(self.width() * dpr)), max(1, int(self.height() * dpr))
-        factor = max(1, min(avail_w // w, avail_h // h))
-        pix = QPixmap.fromImage(self._image.scaled(w * factor, h * factor, Qt.IgnoreAspectRatio,
-                                                   Qt.FastTransformation))
+        factor = min(avail_w // w, avail_h // h)
+        if factor >= 1:
+            pix = QPixmap.fromImage(self._image.scaled(w * factor, h * factor, Qt.IgnoreAspectRatio,
+                                                       Qt.FastTransformation))
+        else:                      # larger than the view: fit it, smoothly, rather than cut it
+            pix = QPixmap.fromImage(self._image.scaled(avail_w, avail_h, Qt.KeepAspectRatio,
+                                                       Qt.SmoothTransformation))
         pix.setDevicePixelRatio(dpr)
         self.setPixmap(pix)
 

@@ -3,8 +3,9 @@
 The latent map takes the middle of the window, the decoded image (and the prior samples, a tab beside
 it) its right; the dataset and training settings are a dock on the left, the loss curves a dock below.
 The trade-off views are a dock too, tabbed with the loss curves: whatever is docked above or below the
-map never takes it under half the window's height (their height is capped as the window resizes), and
-any dock can float in a window of its own. Dock and window state, the map's splitter and the window's
+map never takes it under half the window's height (their height is capped as the window resizes). No
+dock ever floats by itself, at any window size (the trade-off views scroll inside their tab when the
+room below the map is short); a person may still drag a dock out into a window of its own. Dock and window state, the map's splitter and the window's
 geometry go to QSettings (`gui.settings.settings`) when the window closes and come back at the next
 start; View → Reset layout puts everything back. The first start sizes the window to its screen.
 """
@@ -22,12 +23,13 @@ from gui.widgets import STRETCH, as_widget, column, make_action, splitter
 
 __all__ = ["WindowLayout", "LAYOUT_VERSION", "FIRST_SIZE", "first_size"]
 
-LAYOUT_VERSION = 1          # raise when the docks change: a saved state of another version is ignored
+LAYOUT_VERSION = 2          # raise when the docks change: a saved state of another version is ignored
+                            # (2: the trade-off views no longer float by themselves; a floating state
+                            # saved by version 1 is not restored)
 FIRST_SIZE = (1280, 800)    # at least this at the first start when the screen has room
 SCREEN_SHARE = 0.85         # of the screen the first start takes (when that is more)
 MIN_DOCK_HEIGHT = 80
 QWIDGETSIZE_MAX = 16_777_215
-USABLE_DOCK_HEIGHT = 360    # below the map, less than this: the trade-off views open in a window of their own
 KEYS = {"version": "layout/version", "geometry": "layout/geometry", "state": "layout/state",
         "split": "layout/map-split", "size": "layout/size"}
 # No real screen (headless screenshots): the window takes FIRST_SIZE, or the size it was closed at; a saved
@@ -69,8 +71,6 @@ class WindowLayout(QObject):
     def __init__(self, window, extra_side=()):
         super().__init__(window)
         self.window = window
-        self._floated: set = set()          # docks show_dock put in windows of their own
-        self._docked_by_user: set = set()   # ... and the user docked again
         w = window
         self.side_tabs = QTabWidget()
         self.side_tabs.setDocumentMode(True)
@@ -128,44 +128,30 @@ class WindowLayout(QObject):
 
     def _default_sizes(self) -> None:
         w = self.window
-        w.resizeDocks([self.setup_dock], [340], Qt.Horizontal)
+        w.resizeDocks([self.setup_dock], [self._setup_width()], Qt.Horizontal)
         w.resizeDocks([self.loss_dock], [max(MIN_DOCK_HEIGHT, int(w.height() * 0.3))], Qt.Vertical)
         side = max(260, min(380, int(w.width() * 0.22)))
-        self.map_split.setSizes([max(300, w.width() - 340 - side), side])
+        self.map_split.setSizes([max(300, w.width() - self._setup_width() - side), side])
+
+    def _setup_width(self) -> int:
+        """The settings dock's width: its form's own (nothing cut), within 340 px and 30 % of the window."""
+        area = self.setup_dock.widget()
+        want = area.widget().sizeHint().width() + area.verticalScrollBar().sizeHint().width() + 8
+        return max(340, min(want, int(self.window.width() * 0.3)))
 
     def show_dock(self, dock, appears: bool | None = None) -> None:
-        """Show ``dock`` in front of the docks it is tabbed with, as tall as the map allows below it; where
-        that is too little to use it (a short window), in a window of its own, until it is docked again."""
+        """Show ``dock`` in front of the docks it is tabbed with, as tall as the map allows below it. It
+        stays docked wherever it is (never floated here: at a short window it scrolls in its tab)."""
         w = self.window
-        appears = not dock.isVisible() if appears is None else appears
         dock.show()
         dock.raise_()
         self.cap_docks()
         vertical = w.dockWidgetArea(dock) in (Qt.TopDockWidgetArea, Qt.BottomDockWidgetArea)
         if dock.isFloating() or not vertical:
             return
-        if appears and dock.maximumHeight() < USABLE_DOCK_HEIGHT and dock not in self._docked_by_user:
-            self._float(dock)
-        else:
-            w.resizeDocks([dock], [dock.maximumHeight()], Qt.Vertical)
-
-    def _float(self, dock) -> None:
-        """``dock`` as a window of its own over the lower right of the main window's screen."""
-        w = self.window
-        screen = (w.screen() or QGuiApplication.primaryScreen()).availableGeometry()
-        frame = w.frameGeometry()
-        width = min(1100, int(screen.width() * 0.9))
-        height = min(720, int(screen.height() * 0.85))
-        dock.setFloating(True)
-        dock.setMaximumHeight(QWIDGETSIZE_MAX)
-        x = min(frame.right(), screen.right()) - width
-        y = min(frame.bottom(), screen.bottom()) - height
-        dock.setGeometry(max(screen.left(), x), max(screen.top(), y), width, height)
-        self._floated.add(dock)
+        w.resizeDocks([dock], [dock.maximumHeight()], Qt.Vertical)
 
     def _on_top_level(self, dock, floating: bool) -> None:
-        if not floating and dock in self._floated:    # the user docked it again: leave it docked from now on
-            self._docked_by_user.add(dock)
         self._schedule_cap()
 
     # -- the menu --------------------------------------------------------------------------------------
@@ -186,7 +172,18 @@ class WindowLayout(QObject):
     def eventFilter(self, obj, event) -> bool:
         if obj is self.window and event.type() in (QEvent.Resize, QEvent.Show):
             self.cap_docks()
+            if event.type() == QEvent.Resize and event.size().height() != event.oldSize().height():
+                QTimer.singleShot(0, self._grow_tradeoff)
         return False
+
+    def _grow_tradeoff(self) -> None:
+        """A window whose height changed gives the shown trade-off views what the map leaves below it (they
+        stayed ~230 px tall in a 1440-pixel window while the map took the rest)."""
+        dock, w = self.tradeoff_dock, self.window
+        if (dock.isVisible() and not dock.isFloating() and not dock.visibleRegion().isEmpty()
+                and w.dockWidgetArea(dock) in (Qt.TopDockWidgetArea, Qt.BottomDockWidgetArea)):
+            self.cap_docks()
+            w.resizeDocks([dock], [dock.maximumHeight()], Qt.Vertical)
 
     def _schedule_cap(self, *args) -> None:
         QTimer.singleShot(0, self.cap_docks)
@@ -253,8 +250,6 @@ class WindowLayout(QObject):
 
     def reset(self) -> None:
         """Back to the first start's arrangement (the window keeps its size and place)."""
-        self._floated.clear()
-        self._docked_by_user.clear()
         self._place_docks()
         if self.default_state is not None:
             self.window.restoreState(self.default_state, LAYOUT_VERSION)

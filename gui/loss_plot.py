@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
 
+from gui.log_axis import LegibleAxis
 from gui.widgets import check, column, make_plot, make_timer, row
 
 __all__ = ["LossPlot"]
@@ -33,7 +34,9 @@ class LossPlot(QWidget):
     def __init__(self, parent=None, ema: float = 0.9):
         super().__init__(parent)
         self.ema = ema
-        self.plot = make_plot(left=("loss per image", "nats"), bottom="epoch", grid=0.2)
+        # the log axis shows few labels when the plot is short (gui/log_axis.py)
+        self.plot = make_plot(left=("loss per image", "nats"), bottom="epoch", grid=0.2,
+                              axis_items={"left": LegibleAxis("left")})
         # an hour of training is 10^5 batch points: draw about two per pixel column, only those in view
         self.plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.plot.getPlotItem().setClipToView(True)

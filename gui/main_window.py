@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
         if self.training.state != TrainingState.IDLE or self.dataset is None:
             self._status("Open a dataset and let training end first: the lesson trains models of its own.")
             return False
-        self.show_tradeoff(self.tradeoff.TAB_LESSON)   # as tall as the map allows, or a window of its own
+        self.show_tradeoff(self.tradeoff.TAB_LESSON)   # docked, as tall as the map allows
         return self.tradeoff.lesson.start(self.form_config(), self.dataset)
 
     @Slot()

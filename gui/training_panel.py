@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QProgressBar, QSlider
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QFormLayout, QGroupBox, QLabel, QProgressBar
+
+from gui.beta_slider import BetaSlider, beta_to_slider, slider_to_beta
 
 from gui.training_state import TrainingState
 from gui.widgets import SciSpinBox, as_widget, button, column, double_spin, make_timer, note_label, row, spin
@@ -17,21 +19,10 @@ from latentlab.config import (AUTO_HIDDEN_UNITS, BATCH_RANGE, BETA_RANGE, BETA_S
 
 __all__ = ["TrainingPanel", "BETA_MIN", "BETA_MAX"]
 
-# The ends of the β slider (log scale). The spin box beside it takes all of BETA_RANGE: a β beyond
-# the slider's ends puts the slider at that end while the spin box shows the true value.
+# The ends of the β slider (log scale, finest around β = 1: gui/beta_slider.py). The spin box beside it takes
+# all of BETA_RANGE and steps by about a tenth of its value (1 → 1.1 → 1.2 …, 10 → 11); a β beyond the
+# slider's ends puts the slider at that end while the spin box shows the true value.
 BETA_MIN, BETA_MAX = BETA_SLIDER_RANGE
-_SLIDER_STEPS = 400  # 100 steps per decade
-_DECADES = math.log10(BETA_MAX) - math.log10(BETA_MIN)
-
-
-def beta_to_slider(beta: float) -> int:
-    b = min(max(beta, BETA_MIN), BETA_MAX)
-    return int(round((math.log10(b) - math.log10(BETA_MIN)) / _DECADES * _SLIDER_STEPS))
-
-
-def slider_to_beta(pos: int) -> float:
-    value = 10 ** (math.log10(BETA_MIN) + pos / _SLIDER_STEPS * _DECADES)
-    return float(f"{value:.3g}")
 
 
 def format_eta(seconds: float) -> str:
@@ -58,11 +49,12 @@ class TrainingPanel(QGroupBox):
         tip = ("β, the weight of the KL term (log scale): higher β pulls the latent codes toward the prior, "
                "a smoother map and blurrier reconstructions; lower β sharper reconstructions and a less "
                "regular map. Can be changed while training.")
-        self.beta_slider = QSlider(Qt.Horizontal)
-        self.beta_slider.setRange(0, _SLIDER_STEPS)
-        self.beta_slider.setValue(beta_to_slider(1.0))
-        self.beta_slider.setToolTip(tip)
+        self.beta_slider = BetaSlider()
+        self.beta_slider.setToolTip(tip + " Keys: ← → by 5 %, PageUp/PageDown by 50 %, Home/End to the ends.")
         self.beta_spin = double_spin(BETA_RANGE, 1.0, tip, decimals=3, step=0.1)
+        self.beta_spin.setStepType(QAbstractSpinBox.AdaptiveDecimalStepType)   # 1 → 1.1 → 1.2 …, 10 → 11
+        self.beta_slider.stepRequested.connect(lambda f: self.beta_spin.setValue(self._stepped_beta(f)))
+        self.beta_slider.endRequested.connect(self.beta_spin.setValue)
         self.beta_slider.valueChanged.connect(self._on_beta_slider)
         self.beta_spin.valueChanged.connect(self._on_beta_spin)
         self._beta_timer = make_timer(self, 250, lambda: self.betaChanged.emit(self.beta_spin.value()))
@@ -136,7 +128,8 @@ class TrainingPanel(QGroupBox):
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(3)
-        form.addRow("β (KL weight):", as_widget(row((self.beta_slider, 1), self.beta_spin)))
+        form.addRow("β (KL weight):", self.beta_spin)
+        form.addRow(self.beta_slider)       # the form's full width: finer drags
         form.addRow("Latent size:", self.latent_spin)
         form.addRow("Hidden units:", self.hidden_spin)
         form.addRow("Epochs:", self.epochs_spin)
@@ -171,6 +164,16 @@ class TrainingPanel(QGroupBox):
         self.beta_slider.setValue(beta_to_slider(beta))
         self.beta_slider.blockSignals(False)
         self._beta_timer.start()
+
+    def _stepped_beta(self, factor: float) -> float:
+        """The spin box's β times ``factor``, to three significant digits, at least one step of the
+        spin box away (so that a step always moves)."""
+        old = self.beta_spin.value()
+        new = float(f"{max(old, 0.01) * factor:.3g}")
+        unit = 10 ** -self.beta_spin.decimals()
+        if abs(new - old) < unit:
+            new = old + unit if factor > 1 else old - unit
+        return new
 
     def beta(self) -> float:
         return float(self.beta_spin.value())

@@ -214,14 +214,15 @@ def make_action(parent, text: str, slot, shortcut: str | None = None, tip: str =
 
 # -- plots and timers ---------------------------------------------------------------------------------
 def make_plot(left: str | tuple[str, str] = "", bottom: str | tuple[str, str] = "", *, grid: float = 0.0,
-              grid_x: bool = True, background="w", tip: str = "", interactive: bool = True) -> pg.PlotWidget:
+              grid_x: bool = True, background="w", tip: str = "", interactive: bool = True,
+              axis_items: dict | None = None) -> pg.PlotWidget:
     """A pyqtgraph plot without its context menu.
 
     ``left`` / ``bottom``: an axis label, or (label, units); a labelled axis shows plain numbers
     (no SI prefix: nats and epochs are not scaled to "k" or "m"). ``grid``: the grid's alpha
     (0 = none), on y and, with ``grid_x``, on x. ``interactive=False`` fixes the view (no mouse
-    pan or zoom)."""
-    plot = pg.PlotWidget(background=background)
+    pan or zoom). ``axis_items``: pyqtgraph AxisItems by side (e.g. gui.log_axis.LegibleAxis)."""
+    plot = pg.PlotWidget(background=background, axisItems=axis_items)
     plot.setMenuEnabled(False)
     for side, label in (("left", left), ("bottom", bottom)):
         if label:

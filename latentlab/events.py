@@ -5,6 +5,7 @@ A `latentlab.training.trainer.Trainer` publishes ``Started``, then ``BatchEnd`` 
 ``WeightsSnapshot``) per batch and ``EpochEnd`` per finished epoch, then ``Finished`` or ``Failed``.
 A sweep (`latentlab.sweeps.sweep`) publishes a ``SweepStep`` before each of its runs; a sweep whose runs train
 at the same time (`latentlab.sweeps.cluster`) wraps each run's events in a ``RunEvent`` that names the run.
+A lesson (`latentlab.sweeps.lesson`) publishes a ``LessonRunDone`` as each β's run is trained and evaluated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 __all__ = ["Started", "BatchEnd", "EpochEnd", "WeightsSnapshot", "Finished", "Failed", "SweepStep", "RunEvent",
-           "to_wire", "from_wire"]
+           "to_wire", "from_wire", "LessonRunDone"]
 
 
 @dataclass
@@ -86,6 +87,16 @@ class SweepStep:
     total: int
     beta: float
     run_dir: str
+
+
+@dataclass
+class LessonRunDone:
+    """Published by a lesson as one β's run (one seed) is trained and evaluated, before the next starts:
+    ``result`` is its row of the summary to come (beta, seed, run_dir, rate, distortion, prior_samples …,
+    plain numbers and strings); ``index`` of ``total`` runs (the shared starts counted)."""
+    index: int
+    total: int
+    result: dict
 
 
 @dataclass

@@ -6,8 +6,8 @@
    latent size 2), ``scripts/run-app --autostart --epochs N --screenshot … --quit-when-done``, in a fresh
    settings folder (the layout of a first start; headless, offscreen, 1280×800).
 2. ``docs/screenshot-tradeoff.png``: the trade-off views after a β sweep the app's sweep panel trains on the
-   sample (β 0.3, 1 and 4): the rate–distortion plane with one marker per run and the sweep's table, in the
-   window of their own that Ctrl+B opens on a 1280×800 screen.
+   sample (β 0.3, 1 and 4): the whole 1280×800 window with the trade-off views docked below the map (as
+   Ctrl+B opens them), the rate–distortion plane with one marker per run and the sweep's table.
 """
 
 from __future__ import annotations
@@ -67,13 +67,12 @@ def tradeoff_screenshot(out: Path, epochs: int, tmp: Path) -> None:
         sweep.start_button.click()
         wait(lambda: bool(done), 3600)
         wait(win.is_idle, 60)
-        dock = win.tradeoff_dock
-        dock.resize(1100, 680)        # as on a 1280×800 screen (the offscreen one is 800 wide)
+        win.show_tradeoff(win.tradeoff.TAB_RD)       # docked below the map, tabbed with the curves
         for _ in range(20):
             app.processEvents()
             time.sleep(0.02)
         win.tradeoff.rd_plot.redraw()
-        if not dock.grab().save(str(out), "PNG"):
+        if not win.grab().save(str(out), "PNG"):
             raise SystemExit(f"cannot write {out}")
     finally:
         win.shutdown()

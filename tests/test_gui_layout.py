@@ -31,11 +31,16 @@ def test_the_map_has_the_most_room_and_keeps_half_the_height(window, qtbot):
     assert win.latent_map.height() >= win.height() / 2 and win.loss_plot.isVisible()
 
     dock = win.tradeoff_dock
-    QTest.keyClick(win, Qt.Key_B, Qt.ControlModifier)        # the trade-off views: too little room below the
-    qtbot.waitUntil(dock.isVisible, timeout=WAIT_MS)            # map of a 1280×800 window: a window of their own
+    QTest.keyClick(win, Qt.Key_B, Qt.ControlModifier)        # the trade-off views at 1280×800: docked below the
+    qtbot.waitUntil(dock.isVisible, timeout=WAIT_MS)            # map, tabbed with the curves, never floating
     settle(qtbot)
-    assert dock.isFloating() and dock.height() >= 360 and win.latent_map.height() >= win.height() / 2
-    dock.setFloating(False)                                  # docked again by the user: below the map, capped
+    assert (win.width(), win.height()) == (1280, 800)
+    assert not dock.isFloating() and win.tradeoff.isVisible() and win.dockWidgetArea(dock) == Qt.BottomDockWidgetArea
+    assert win.latent_map.height() >= win.height() / 2 and win.latent_map.width() >= 500
+    assert dock.height() >= 200 and dock.width() >= 600          # as tall as the map allows: usable, scrolls
+    dock.setFloating(True)                                   # a person may drag it out ...
+    settle(qtbot)
+    dock.setFloating(False)                                  # ... and dock it again: below the map, capped
     settle(qtbot)
     assert not dock.isFloating() and win.tradeoff.isVisible() and win.latent_map.height() >= win.height() / 2
     win.resizeDocks([dock], [win.height()], Qt.Vertical)     # its edge dragged to the top
@@ -53,6 +58,52 @@ def test_the_map_has_the_most_room_and_keeps_half_the_height(window, qtbot):
     assert not dock.isFloating()
     dock.setFloating(True)                                   # floating: any height
     qtbot.waitUntil(lambda: dock.maximumHeight() > 10_000, timeout=WAIT_MS)
+
+
+def test_the_tradeoff_views_open_docked_at_any_size_and_a_floating_state_is_not_restored(qtbot, no_thread_leaks,
+                                                                                           gui_env):
+    from gui.layout import KEYS, LAYOUT_VERSION
+    from gui.main_window import MainWindow
+    from gui.settings import settings
+
+    def new_window(w, h):
+        win = MainWindow(runs_root=gui_env / "runs")
+        win.confirm_stop = lambda: True
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitExposed(win)
+        win.resize(w, h)
+        qtbot.waitUntil(lambda: win.height() == h, timeout=WAIT_MS)
+        settle(qtbot)
+        return win
+
+    for w, h in ((1280, 800), (1024, 640), (1920, 1080)):
+        win = new_window(w, h)
+        win.show_tradeoff(win.tradeoff.TAB_RD)
+        settle(qtbot)
+        dock = win.tradeoff_dock
+        assert dock.isVisible() and not dock.isFloating(), (w, h)
+        assert win.latent_map.height() >= h / 2 and win.latent_map.width() >= w * 0.35, (w, h)
+        if (w, h) == (1280, 800):                      # a layout saved by the old version, floating
+            win.tradeoff_dock.setFloating(True)
+            settle(qtbot)
+            win.close()
+            settings().setValue(KEYS["version"], LAYOUT_VERSION - 1)
+            settings().sync()
+            win.shutdown()
+            again = new_window(1280, 800)
+            assert not again.tradeoff_dock.isVisible() and not again.tradeoff_dock.isFloating()
+            again.close()
+            again.shutdown()
+        else:
+            if (w, h) == (1920, 1080):                 # a taller window: the views take what the map leaves
+                win.resize(2560, 1440)
+                qtbot.waitUntil(lambda win=win: win.height() == 1440, timeout=WAIT_MS)
+                settle(qtbot)
+                qtbot.waitUntil(lambda dock=dock: dock.height() >= 0.3 * 1440, timeout=WAIT_MS)
+                assert win.latent_map.height() >= 1440 / 2 and not dock.isFloating()
+            win.close()
+            win.shutdown()
 
 
 def test_a_tall_window_docks_the_tradeoff_views_below_the_map(window, qtbot):

@@ -4,6 +4,7 @@ loss plot and the latent map's geometry, opening a bad run, the platform hint.""
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from _wait import WAIT_MS
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
@@ -81,13 +82,15 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
     from latentlab.config import BETA_RANGE, LR_RANGE
 
     tp = window.training_panel
+    from gui.beta_slider import STEPS, beta_to_slider
+
     tp.beta_spin.setValue(10.0)
-    assert tp.beta_slider.value() == 300            # log scale: 0.01 → 0, 100 → 400
-    tp.beta_slider.setValue(100)
+    assert tp.beta_slider.value() == beta_to_slider(10.0) and beta_to_slider(1.0) == STEPS // 2
+    tp.beta_slider.setValue(beta_to_slider(0.1))
     assert tp.beta_spin.value() == pytest.approx(0.1)
     tp.beta_spin.setValue(5000)                     # past BETA_RANGE's end (1000): clamped
     assert tp.beta_spin.value() == BETA_RANGE[1]
-    assert tp.beta_slider.value() == 400            # the slider stays at its end
+    assert tp.beta_slider.value() == STEPS          # the slider stays at its end
     tp.latent_spin.setValue(500)
     assert tp.latent_spin.value() == 64
     tp.batch_spin.setValue(0)
@@ -106,6 +109,52 @@ def test_beta_slider_and_spin_box_stay_in_sync_and_ranges_hold(window, qtbot):
         tp.beta_spin.setValue(2.5)
     assert blocker.args == [2.5]
     assert not tp.train_button.isEnabled()           # no dataset yet
+
+
+def test_beta_moves_in_fine_steps_near_one_by_drag_keys_and_spin_box(window, qtbot):
+    """The β slider is finest around 1: a 45-pixel drag from 1 stays under 2.5 (it reached 33.9); the keys
+    step β by factors (← → 5 %, PageUp/PageDown 50 %), the spin box by a tenth (1 → 1.1 → 1.2)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QStyle, QStyleOptionSlider
+
+    tp = window.training_panel
+    slider = tp.beta_slider
+    tp.beta_spin.setValue(1.0)
+    qtbot.waitUntil(lambda: slider.width() > 150, timeout=WAIT_MS)       # the form's full width
+    opt = QStyleOptionSlider()
+    slider.initStyleOption(opt)
+    handle = slider.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, slider).center()
+    QTest.mousePress(slider, Qt.LeftButton, Qt.NoModifier, handle)
+    for dx in range(5, 50, 5):                                            # a person's drag, 45 pixels right
+        QTest.mouseMove(slider, handle + QPoint(dx, 0))
+    QTest.mouseRelease(slider, Qt.LeftButton, Qt.NoModifier, handle + QPoint(45, 0))
+    assert 1.0 < tp.beta() < 2.5, tp.beta()
+
+    tp.beta_spin.setValue(1.0)
+    slider.setFocus()
+    QTest.keyClick(slider, Qt.Key_Right)
+    assert tp.beta() == pytest.approx(1.05)
+    QTest.keyClick(slider, Qt.Key_Left)
+    assert tp.beta() == pytest.approx(1.0)
+    QTest.keyClick(slider, Qt.Key_PageUp)
+    assert tp.beta() == pytest.approx(1.5)
+    QTest.keyClick(slider, Qt.Key_PageDown)
+    assert tp.beta() == pytest.approx(1.0)
+    QTest.keyClick(slider, Qt.Key_End)
+    assert tp.beta() == pytest.approx(100.0) and slider.value() == slider.maximum()
+    tp.beta_spin.setValue(1.0)
+    seen = []
+    for _ in range(3):
+        tp.beta_spin.stepBy(1)
+        seen.append(round(tp.beta_spin.value(), 3))
+    assert seen == [1.1, 1.2, 1.3]
+    tp.beta_spin.setValue(9.9)
+    tp.beta_spin.stepBy(1)
+    tp.beta_spin.stepBy(1)
+    assert tp.beta_spin.value() == pytest.approx(11.0)
+    tp.beta_spin.setValue(0.01)
+    tp.beta_spin.stepBy(1)
+    assert tp.beta_spin.value() == pytest.approx(0.011)
 
 
 def test_form_shows_a_runs_settings_unclamped_within_the_config_ranges(qtbot):
@@ -195,6 +244,36 @@ def test_loss_plot_streams_and_toggles_log_scale(qtbot):
     plot.clear()
     plot.redraw()
     assert plot.point_counts() == {"batches": 0, "epochs": 0} and not plot.markers
+
+
+def test_log_loss_axis_shows_few_labels_when_short_and_more_when_tall(qtbot):
+    """At launch height the log axis piled 1…9 × 10^k labels on each other: now each label has room."""
+    from gui.log_axis import MIN_LABEL_PX
+    from gui.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    qtbot.waitExposed(plot, timeout=WAIT_MS)
+    for step in range(1, 11):                               # the KL ~ 0.5, the total ~ 500: three decades
+        plot.add_batch(0, step, 10, {"loss": 500.0 - step, "reconstruction_loss": 490.0 - step, "kl_loss": 0.5})
+    plot.add_epoch({"epoch": 1, "loss": 495.0, "reconstruction_loss": 485.0, "kl_loss": 0.5})
+    axis = plot.plot.getAxis("left")
+
+    def ticks_at(height):
+        plot.resize(500, height)
+        qtbot.waitUntil(lambda: plot.height() == height, timeout=WAIT_MS)
+        plot.redraw()
+        lo, hi = axis.range
+        values = sorted(v for _, vs in axis.tickValues(lo, hi, axis.height()) for v in vs)
+        return values, axis.height(), hi - lo
+
+    values, px, span = ticks_at(150)
+    assert plot.log_y.isChecked() and span > 2 and 1 <= len(values) <= max(1, px // MIN_LABEL_PX)
+    gaps = [(b - a) / span * px for a, b in zip(values, values[1:])]
+    assert all(g >= MIN_LABEL_PX - 1 for g in gaps), (gaps, px)
+    tall, tall_px, _ = ticks_at(900)
+    assert len(tall) > len(values)                          # more labels where there is room
 
 
 def test_loss_plot_view_follows_the_data_in_steps_and_leaves_a_zoom_alone(qtbot):
@@ -310,3 +389,31 @@ def test_app_reports_a_missing_dataset_and_a_bad_run(capsys, tmp_path):
     assert main(["--run", str(tmp_path), "--quit-when-done"]) == 2
     assert "config.json" in capsys.readouterr().err
     assert main(["--beta", "1e6"]) == 2
+
+
+def test_pixel_view_fills_its_panel_at_integer_zoom_and_never_clips(qtbot):
+    """Decoded images and prior samples: the largest integer zoom that fits (a 28-pixel image in a 600×400
+    view is 392 pixels tall, not a small picture in a large black box); larger than the view: fitted."""
+    from PySide6.QtGui import QColor, QImage, QPalette
+
+    from gui.image_panel import PixelView
+
+    view = PixelView(96)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view, timeout=WAIT_MS)
+    image = QImage(28, 28, QImage.Format_Grayscale8)
+    image.fill(255)
+    view.set_image(image)
+    dpr = view.devicePixelRatioF()
+    size = view.pixmap().size() / dpr
+    assert (size.width(), size.height()) == (392, 392)             # 14 × 28: within one step of the height
+    assert view.pixmap().width() % 28 == 0
+    corner = view.grab().toImage().pixelColor(2, 2)                # what the image leaves free: the window's
+    assert corner == view.palette().color(QPalette.Window) and corner != QColor("#202020")
+    big = QImage(900, 300, QImage.Format_Grayscale8)
+    big.fill(128)
+    view.set_image(big)
+    size = view.pixmap().size() / dpr
+    assert size.width() <= 600 and size.width() >= 590 and size.height() <= 400   # fitted, not cut

@@ -81,6 +81,34 @@ def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, 
     qtbot.waitUntil(lambda: len(cmp.entries) == 3 and not cmp.is_loading, timeout=WAIT_MS)
 
 
+def test_the_lesson_puts_each_run_on_the_plane_as_it_finishes(window, qtbot, gui_digits):
+    """Not only at the end: the first β's point (and its prior samples) appear while later runs still train,
+    and the progress bar says the stage and, once under way, the time left, on a row of its own."""
+    from latentlab.events import LessonRunDone
+
+    win, view = window, window.tradeoff.lesson
+    load(qtbot, win, gui_digits)
+    view.design = tiny_design(seeds=(0,))
+    seen, formats, on_plane_while_running = [], [], []
+
+    def watch(value):          # on the GUI thread, in the order the view handles the lesson's events
+        formats.append(view.progress.format())
+        if value >= (view._runs - 1) * 100 and not on_plane_while_running:   # the last run is under way
+            on_plane_while_running.append(set(view.plane.runs))
+
+    view.progress.valueChanged.connect(watch)
+    with qtbot.waitSignal(view.comparisonReady, timeout=WAIT_MS):
+        assert win.start_lesson()
+        view.task.worker.event.connect(lambda ev: seen.append(type(ev).__name__))
+    assert seen.count(LessonRunDone.__name__) == 3 and view._runs == 4            # a shared start, three β
+    assert on_plane_while_running and len(on_plane_while_running[0]) >= 1, on_plane_while_running
+    assert on_plane_while_running[0] <= set(view.plane.runs)
+    assert any("run 1 of 4" in f for f in formats) and any("left" in f for f in formats), formats
+    assert view.progress.width() > 0.6 * view.width()       # the full width: not clipped
+    assert view.progress.format().startswith("done in")
+    assert [b.objectName() for b in view.prior_labels] == ["prior-beta-0.1", "prior-beta-1", "prior-beta-10"]
+
+
 def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
     from latentlab.events import BatchEnd
 

@@ -51,6 +51,7 @@ class LatentMap(QWidget):
         self.class_names: list[str] = []
         self.projection = None       # latentlab.model.latent.PCA when mode is PCA
         self.autofit = True
+        self._fitted = False         # the first points of a model are fitted
         self.grid_rect = None
         self.mosaic = None
         self.mosaic_tiles = None   # (cols, rows) of the mosaic
@@ -196,6 +197,7 @@ class LatentMap(QWidget):
         self._update_scatter()
         self._update_controls()
         self.autofit = True
+        self._fitted = False         # the first points of a model are fitted
 
     def _update_controls(self) -> None:
         dims_mode = self.mode_is_dims()
@@ -255,8 +257,8 @@ class LatentMap(QWidget):
             self._update_legend()
         self._refresh_projection()
         self._update_scatter()
-        if self.autofit:
-            self.fit(keep_autofit=True)
+        if self.autofit and (not self._fitted or not self._all_in_view()):
+            self.fit(keep_autofit=True)      # the first points, or codes that spread past the view
         self.request_grid(urgent=False)
         self.update_layers()
 
@@ -377,12 +379,14 @@ class LatentMap(QWidget):
         self.points_item.set_data(p, colour, class_colors(groups))
 
     def fit(self, keep_autofit: bool = False) -> None:
-        """Zoom to every point, with a margin so none is cut (the first points of a model, and the Fit
-        button / F): once. The view then stays where the person puts it as epochs come in; with no points
-        yet, the prior's ±3 and the fit waits for the first points."""
+        """Zoom to every point, with a margin so none is cut (a model's first points, and the Fit button /
+        F). Until the person zooms or pans, the view stays put at each epoch while every point is in it, and
+        fits again only when codes spread past it (never jumping for points that stay in view); after a
+        zoom or pan it stays where the person put it. With no points yet: the prior's ±3."""
         from latentlab.model.latent import grid_range
 
-        self.autofit = len(self.z) < 2
+        self.autofit = True
+        self._fitted = len(self.z) >= 2
         if len(self.z) >= 2:
             lo, hi = grid_range(self.plane(self.z), 0.0, 100.0, margin=0.06)
         else:
@@ -413,6 +417,13 @@ class LatentMap(QWidget):
         self._units_per_px = units_per_px
         self._set_range((cx - units_per_px * w / 2, cx + units_per_px * w / 2),
                         (cy - units_per_px * h / 2, cy + units_per_px * h / 2))
+
+    def _all_in_view(self) -> bool:
+        if len(self.z) == 0:
+            return True
+        p = self.plane(self.z)
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        return bool(p[:, 0].min() >= x0 and p[:, 0].max() <= x1 and p[:, 1].min() >= y0 and p[:, 1].max() <= y1)
 
     def _on_resized(self, *args) -> None:
         """The plot changed size: keep its scale and centre (a larger window shows more of the plane, as

@@ -74,6 +74,7 @@ class LessonView(QWidget):
         self._span = (0, 1)
         self._t0 = 0.0
         self._what = ""
+        self._partial: list[dict] = []     # the runs a running lesson has finished so far
 
         self.start_button = button("Show the trade-off", "Train one model per β on the loaded images (a design "
                                    "that shows the effect beyond training noise, 2–3 minutes on two CPU cores), "
@@ -85,7 +86,7 @@ class LessonView(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
         self.progress.setValue(0)
-        self.progress.setMaximumWidth(320)
+        self.progress.setTextVisible(True)       # its own row, the full width: the stage and ETA never clipped
         self.intro = QLabel(INTRO)
         self.intro.setWordWrap(True)
         self.verdict = QLabel("Press <b>Show the trade-off</b> to train and compare.")
@@ -117,9 +118,9 @@ class LessonView(QWidget):
         self.recon_view.setMinimumHeight(4 * 56 + 16)
         recon_box = as_widget(column("<b>What each β rebuilds</b>", self.recon_note, (self.recon_view, 1)))
         plane_box = as_widget(column((self.plane, 1), note_label(PLANE_NOTE, wrap=True)))
-        upper = as_widget(column(row("<b>What β does</b>", STRETCH, self.progress, self.stop_button, self.open_button,
+        upper = as_widget(column(row("<b>What β does</b>", STRETCH, self.stop_button, self.open_button,
                                      self.start_button),
-                                 self.intro, self.verdict,
+                                 self.progress, self.intro, self.verdict,
                                  (splitter(Qt.Horizontal, [(plane_box, 3, 640), (recon_box, 2, 600)]), 1),
                                  margins=4))
         prior_box = as_widget(column("<b>What β buys</b>: the same 64 codes drawn from the prior, decoded by every β",
@@ -197,7 +198,7 @@ class LessonView(QWidget):
 
     @Slot(object)
     def _on_event(self, ev) -> None:
-        from latentlab.events import BatchEnd, Failed, Started, SweepStep
+        from latentlab.events import BatchEnd, Failed, LessonRunDone, Started, SweepStep
 
         if isinstance(ev, SweepStep):
             self._index = ev.index
@@ -217,6 +218,13 @@ class LessonView(QWidget):
             if done > 0.05:
                 left = (time.monotonic() - self._t0) * (1 - done) / done
                 self.progress.setFormat(f"{self._what} · about {_minutes(left)} left")
+        elif isinstance(ev, LessonRunDone):
+            self._show_run(ev.result)
+            done = sum(1 for r in self._partial if r["seed"] == ev.result["seed"])
+            self.verdict.setText(f"β {ev.result['beta']:g} (seed {ev.result['seed']}) is on the plane: rate "
+                                 f"{ev.result['rate']:.3g} nats, distortion {ev.result['distortion']:.3g} nats "
+                                 f"({done} of {len(self.design.betas)} β values of this seed; the comparison "
+                                 f"opens when all are done).")
         elif isinstance(ev, Failed):
             self.verdict.setText(f"<span style='color:#8a0010'>{html.escape(ev.message)}</span>")
 
@@ -240,6 +248,7 @@ class LessonView(QWidget):
         else:
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(f"done in {_minutes(summary['seconds'])}")
+        self.plane.clear_runs()         # the runs shown as they finished give way to the summary's (seed means)
         self.show_summary(summary)
         self.lessonFinished.emit(summary)
 
@@ -274,10 +283,8 @@ class LessonView(QWidget):
             self.plane.plot.removeItem(item)
         self.seed_curves = []
         self.comparison.clear()
-        for label in self.prior_labels:
-            self.prior_layout.removeWidget(label)
-            label.deleteLater()
-        self.prior_labels = []
+        self._clear_priors()
+        self._partial = []
         self.recon_view.set_image(None, "The same validation images, rebuilt by every β, appear here.")
 
     def show_summary(self, summary: dict) -> None:
@@ -310,23 +317,53 @@ class LessonView(QWidget):
         self._show_prior_samples(summary)
         self.comparison.open_runs([r["run_dirs"][0] for r in summary["runs"]])
 
+    def _show_run(self, result: dict) -> None:
+        """One run of a running lesson, as it finishes: its point on the plane (the curve through the first
+        seed's points so far) and, for the first seed, its prior samples."""
+        from latentlab.runs import folder as runs
+
+        self._partial.append(result)
+        try:
+            history = runs.read_history(Path(result["run_dir"]) / runs.HISTORY_FILE)
+        except (OSError, runs.RunError):
+            history = []
+        self.plane.add_run(result["run_dir"], result["beta"], history, f"β = {result['beta']:g}",
+                           final=(result["rate"], result["distortion"]))
+        first = sorted((r for r in self._partial if r["seed"] == self._partial[0]["seed"]), key=lambda r: r["beta"])
+        self.curve.setData([r["rate"] for r in first], [r["distortion"] for r in first])
+        self.plane.include_points([r["rate"] for r in self._partial], [r["distortion"] for r in self._partial])
+        self.plane.redraw()
+        if result["seed"] == self._partial[0]["seed"]:
+            self._add_prior_column(result)
+            self.prior_note.setVisible(True)
+
+    def _clear_priors(self) -> None:
+        for label in self.prior_labels:
+            self.prior_layout.removeWidget(label)
+            label.deleteLater()
+        self.prior_labels = []
+
     def _show_prior_samples(self, summary: dict) -> None:
         """One column per β: its prior samples (the PNG the lesson wrote) and its rate split beneath."""
+        self._clear_priors()
         for r in summary["runs"]:
-            label = QLabel()
-            label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
-            pixmap = QPixmap(str(r.get("prior_samples", "")))
-            if not pixmap.isNull():
-                label.setPixmap(pixmap.scaledToWidth(max(pixmap.width(), 200), Qt.FastTransformation))
-            label.setToolTip(prior_caption(r))
-            caption = QLabel(prior_caption(r))
-            caption.setWordWrap(True)
-            caption.setAlignment(Qt.AlignHCenter)
-            box = as_widget(column(label, caption))
-            box.setObjectName(f"prior-beta-{r['beta']:g}")
-            self.prior_layout.addWidget(box)
-            self.prior_labels.append(box)
+            self._add_prior_column(r)
         self.prior_note.setVisible(bool(self.prior_labels))
+
+    def _add_prior_column(self, r: dict) -> None:
+        label = QLabel()
+        label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
+        pixmap = QPixmap(str(r.get("prior_samples", "")))
+        if not pixmap.isNull():
+            label.setPixmap(pixmap.scaledToWidth(max(pixmap.width(), 200), Qt.FastTransformation))
+        label.setToolTip(prior_caption(r))
+        caption = QLabel(prior_caption(r))
+        caption.setWordWrap(True)
+        caption.setAlignment(Qt.AlignHCenter)
+        box = as_widget(column(label, caption))
+        box.setObjectName(f"prior-beta-{r['beta']:g}")
+        self.prior_layout.addWidget(box)
+        self.prior_labels.append(box)
 
     @Slot()
     def _on_compared(self) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from latentlab.runs import folder as runs
 from latentlab.config import ConfigError, TrainConfig
-from latentlab.events import Failed, SweepStep
+from latentlab.events import Failed, LessonRunDone, SweepStep
 from latentlab.model.pool import ModelPool
 from latentlab.sweeps.sweep import run_name
 from latentlab.tradeoff import COLLAPSE_KL_NATS
@@ -531,6 +531,7 @@ class Lesson:
                                       "last_epoch": {"rate": float(last.get("val_kl_loss", math.nan)),
                                                      "distortion": float(last.get("val_reconstruction_loss",
                                                                                   math.nan))}})
+                self.on_event(LessonRunDone(i, len(plans), dict(state.results[-1])))   # on the plane now
                 if plan.seed == self.design.seeds[0] and "quality_images" in state.evaluation:
                     state.quality[plan.beta] = state.evaluation["quality_images"]
                 state.evaluation = None
