@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QFormLayout, QGroupBox, QLabel, QProgressBar
 
 from gui.beta_slider import BetaSlider, beta_to_slider, slider_to_beta
