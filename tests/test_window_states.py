@@ -25,6 +25,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 from PySide6.QtCore import QTimer
 
 SOAK_MINUTES = float(os.environ.get("LATENTLAB_SOAK_MINUTES", "0"))
+SOAK_SKIP = os.environ.get("LATENTLAB_SOAK_SKIP", "").split(",")   # actions the soak leaves out (e.g. lesson)
 CTX: dict = {}      # what the machine needs of the running test (the test sets it)
 
 
@@ -243,7 +244,8 @@ def _soak(minutes: float) -> None:
                         else None,
                         lambda: machine.wait_for_the_training_to_end() if machine.win.training.state != "idle" else None,
                         lambda: machine.open_run_from_the_dialog(), lambda: machine.toggle_the_tradeoff_views(),
-                        lambda: machine.start_and_stop_the_lesson() if machine.win.lesson_action.isEnabled() else None,
+                        lambda: machine.start_and_stop_the_lesson()
+                        if machine.win.lesson_action.isEnabled() and "lesson" not in SOAK_SKIP else None,
                         lambda: machine.export_grid(), lambda: machine.open_sample()):
                 act()
                 machine.nothing_went_wrong_and_the_window_answers()
