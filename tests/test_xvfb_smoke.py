@@ -104,7 +104,7 @@ def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_windo
     process stopped for good (or crashed). Now the run opens, its grid is drawn and Ctrl+Q quits."""
     xvfb, app, display = _start(tmp_path)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + WAIT_S
         _wait_window(display, app, xvfb, "^latentlab", "the window did not appear", deadline)
         time.sleep(1.0)                                           # a person looks before clicking
         _xdotool(display, "mousemove", *map(str, OPEN_RUN_BUTTON), "click", "1")
@@ -163,7 +163,7 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
         app = subprocess.Popen(cmd + ["--run", str(tiny_run)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         title = f"latentlab — {Path(tiny_run).name}"
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + WAIT_S
         while not _xdotool(display, "search", "--name", title).strip():   # the run is open
             _alive(app, xvfb)
             assert time.monotonic() < deadline, "the run did not open within 3 minutes"
