@@ -114,8 +114,6 @@ class TerminalSignals(QObject):
     """SIGINT / SIGTERM as Stop then Quit (see the module's doc). ``on_first(signum)`` is called on the GUI
     thread for the first signal; a second signal exits the process at once with 128 + its number."""
 
-    received = Signal(int)
-
     def __init__(self, on_first, parent: QObject | None = None):
         super().__init__(parent)
         self.on_first = on_first
@@ -168,5 +166,4 @@ class TerminalSignals(QObject):
         name = signal.Signals(self.signum).name
         print(f"latentlab: {name}: stopping after the current batch and quitting (again to quit at once)",
               file=sys.stderr, flush=True)
-        self.received.emit(self.signum)
         self.on_first(self.signum)
