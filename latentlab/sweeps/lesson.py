@@ -275,9 +275,9 @@ class Lesson:
 
         def on_event(ev: object) -> None:
             if isinstance(ev, EpochEnd) and ev.epoch == cfg.epochs and trainer.model is not None:
-                images = trainer.dataset.images[trainer.val_idx]
+                images = trainer.data.images[trainer.val_idx]
                 if not len(images):
-                    images = trainer.dataset.images[trainer.train_idx]
+                    images = trainer.data.images[trainer.train_idx]
                 state.evaluation = evaluate(trainer.model, images, self.design.draws, seed=cfg.seed)
             self.on_event(ev)
 

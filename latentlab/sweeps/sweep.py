@@ -185,6 +185,7 @@ class Sweep:
                 break
             run_dir = self.out_dir / spec.name
             self.on_event(SweepStep(i, len(todo), spec.beta, str(run_dir)))
+            result: Finished | Failed
             if action == DONE:
                 result = finished_event(run_dir)
                 self.on_event(result)
