@@ -8,6 +8,10 @@ that latentlab's app can watch it train and explore it afterwards.
 The images are a folder of 28×28 images (default: latentlab's bundled Fashion-MNIST sample, so that
 nothing is downloaded); ``--dataset DIR`` takes any folder latentlab reads (class subfolders colour the
 map). Everything latentlab-specific is the one callback in ``fit``: the rest is plain Keras.
+
+This file is also the project's one copy of the recipe: the benchmark's reference model
+(benchmarks/reference_vae.py) and the RunCallback test (tests/test_keras_run_callback.py) import its
+``build_encoder``, ``build_decoder`` and ``VAE`` (nothing above ``main`` imports latentlab).
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ class Sampling(layers.Layer):
         return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
 
-def build_encoder(latent_dim: int) -> keras.Model:
-    inputs = keras.Input(shape=(28, 28, 1))
-    x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(inputs)
-    x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
+def build_encoder(latent_dim: int, shape=(28, 28, 1), filters=(32, 64)) -> keras.Model:
+    """Two stride-2 convolutions (``filters``), a dense layer of 16, then z_mean, z_log_var and a sample z.
+    ``shape``: (height, width, channels), each side a multiple of 4."""
+    inputs = keras.Input(shape=shape)
+    x = layers.Conv2D(filters[0], 3, activation="relu", strides=2, padding="same")(inputs)
+    x = layers.Conv2D(filters[1], 3, activation="relu", strides=2, padding="same")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(16, activation="relu")(x)
     z_mean = layers.Dense(latent_dim, name="z_mean")(x)
@@ -44,13 +50,16 @@ def build_encoder(latent_dim: int) -> keras.Model:
     return keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])], name="encoder")
 
 
-def build_decoder(latent_dim: int) -> keras.Model:
+def build_decoder(latent_dim: int, shape=(28, 28, 1), filters=(32, 64)) -> keras.Model:
+    """The encoder mirrored: a dense layer to a quarter-size grid, two stride-2 transposed convolutions,
+    then one to ``shape``'s channels with a sigmoid (pixel probabilities)."""
+    h, w = shape[0] // 4, shape[1] // 4
     z = keras.Input(shape=(latent_dim,))
-    x = layers.Dense(7 * 7 * 64, activation="relu")(z)
-    x = layers.Reshape((7, 7, 64))(x)
-    x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(x)
-    x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)
-    out = layers.Conv2DTranspose(1, 3, activation="sigmoid", padding="same")(x)
+    x = layers.Dense(h * w * filters[1], activation="relu")(z)
+    x = layers.Reshape((h, w, filters[1]))(x)
+    x = layers.Conv2DTranspose(filters[1], 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Conv2DTranspose(filters[0], 3, activation="relu", strides=2, padding="same")(x)
+    out = layers.Conv2DTranspose(shape[-1], 3, activation="sigmoid", padding="same")(x)
     return keras.Model(z, out, name="decoder")
 
 

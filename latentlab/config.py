@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 KL_SCHEDULES = ("constant", "linear", "cyclical", "free-bits", "capacity")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -35,12 +36,12 @@ class ConfigError(ValueError):
     """A setting is invalid. ``str(e)`` is one line that names the setting and what to do."""
 
 
-def check_beta(beta) -> float:
+def check_beta(beta: object) -> float:
     """β as a float within BETA_RANGE (finite), or ConfigError with one line."""
     import math
 
     try:
-        value = float(beta)
+        value = float(beta)   # type: ignore[arg-type]  # anything float() takes; the rest is caught below
     except (TypeError, ValueError):
         raise ConfigError(f"beta must be a number, not {beta!r}") from None
     lo, hi = BETA_RANGE
@@ -75,7 +76,7 @@ class TrainConfig:
 
     # -- checks -----------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
-        def in_range(name, value, lo, hi, what):
+        def in_range(name: str, value: float, lo: float, hi: float, what: str) -> None:
             if not lo <= value <= hi:
                 raise ConfigError(f"{name} must be {what} between {lo:g} and {hi:g}, not {value:g}")
 
@@ -122,9 +123,9 @@ class TrainConfig:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         # a run saved before these settings existed was loaded that way (transparency on black, stretched):
         # reopening or resuming it must see the same images
-        kwargs = {"background": "black", "fit": "stretch"}
+        kwargs: dict[str, Any] = {"background": "black", "fit": "stretch"}
         for name, value in data.items():
-            kwargs[name] = _check_type(name, value, fields[name].type)
+            kwargs[name] = _check_type(name, value, str(fields[name].type))   # (annotations are strings here)
         return cls(**kwargs).validate()
 
     @classmethod
@@ -135,7 +136,7 @@ class TrainConfig:
             raise ConfigError(f"config is not valid JSON ({e.msg} at line {e.lineno})") from None
         return cls.from_dict(data)
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
 
@@ -171,9 +172,9 @@ def kl_objective(schedule: str, t: float, period: int, free_bits: float, capacit
     return 0.0, -1.0
 
 
-def _check_type(name: str, value, annotation: str):
+def _check_type(name: str, value: Any, annotation: str) -> Any:
     """Check a JSON value against the field's annotation (a string, thanks to __future__)."""
-    def bad(expected):
+    def bad(expected: str) -> ConfigError:
         raise ConfigError(f"config key {name!r} must be {expected}, not {type(value).__name__} {value!r}")
 
     if annotation == "str":

@@ -5,6 +5,7 @@ project's 2-core CI-like machine (see docs/datasets.md) and is scaled by the cor
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 # seconds per (image × pixel × channel) for one training epoch (forward + backward, default model, batch 64),
 # measured here on 2 shared cores: Fashion-MNIST (`latentlab train /usr/share/datasets/fashion-mnist
@@ -20,14 +21,14 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def estimate_epoch_seconds(num_images: int, image_shape, val_fraction: float = 0.1, cores: int | None = None) -> float:
+def estimate_epoch_seconds(num_images: int, image_shape: Sequence[int], val_fraction: float = 0.1, cores: int | None = None) -> float:
     """Expected seconds for one epoch on this machine's CPU (a GPU is much faster: this is an upper guess)."""
     h, w, c = (int(v) for v in image_shape)
     scale = 2.0 / max(1, min(cores or _cores(), 16))
     return num_images * (1.0 - val_fraction) * h * w * c * SECONDS_PER_PIXEL_2_CORES * scale
 
 
-def slow_note(seconds: float, image_shape) -> str:
+def slow_note(seconds: float, image_shape: Sequence[int]) -> str:
     """One line when an epoch will take a minute or more here, else ""."""
     if seconds < SLOW_EPOCH_SECONDS:
         return ""

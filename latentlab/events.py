@@ -11,6 +11,7 @@ A lesson (`latentlab.sweeps.lesson`) publishes a ``LessonRunDone`` as each β's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ _WIRE = {cls.__name__: cls for cls in (Started, BatchEnd, EpochEnd, WeightsSnaps
 _ARRAY, _TUPLE = "__ndarray__", "__tuple__"
 
 
-def _encode(value):
+def _encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         a = np.ascontiguousarray(value)
         return {_ARRAY: a.tobytes(), "dtype": a.dtype.str, "shape": list(a.shape)}
@@ -133,7 +134,7 @@ def _encode(value):
     return value
 
 
-def _decode(value):
+def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if _ARRAY in value:
             return np.frombuffer(value[_ARRAY], np.dtype(value["dtype"])).reshape(value["shape"]).copy()
@@ -145,7 +146,7 @@ def _decode(value):
     return value
 
 
-def to_wire(event, **replace) -> dict:
+def to_wire(event: Any, **replace: Any) -> dict:
     """``event`` (one of this module's events but RunEvent) as a plain dict: ``{"event": class name, field:
     value, ...}``; numpy arrays as their bytes, dtype and shape, numpy scalars as Python numbers. ``replace``
     sends other values for some fields (e.g. ``decoder_weights=[]`` to leave the weights behind)."""
@@ -159,10 +160,10 @@ def to_wire(event, **replace) -> dict:
     return {"event": name, **{k: _encode(v) for k, v in values.items()}}
 
 
-def from_wire(wire: dict, **replace):
+def from_wire(wire: dict, **replace: Any) -> Any:
     """The event that ``to_wire`` made ``wire`` from (arrays, tuples and dicts as they were sent);
     ``replace`` sets some fields to other values (e.g. ``run_dir`` on the machine that receives it)."""
-    cls = _WIRE.get(wire.get("event"))
+    cls = _WIRE.get(str(wire.get("event")))
     if cls is None:
         raise ValueError(f"not an event on the wire: {wire.get('event')!r}")
     values = {f.name: _decode(wire[f.name]) for f in fields(cls) if f.name in wire}

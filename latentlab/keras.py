@@ -79,7 +79,7 @@ class RunCallback(keras.callbacks.Callback):
         self.history: list[dict] = []
         self._z: list[np.ndarray] = []
         self._lock = None
-        self._writers = {}
+        self._writers: dict = {}
         self._epoch_start = None
         self._offset = 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["printable", "one_line"]
 
 
-def printable(text) -> str:
+def printable(text: object) -> str:
     """Text safe to print on one line: undecodable bytes and control characters escaped."""
     text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if text.isprintable():

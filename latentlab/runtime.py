@@ -6,11 +6,18 @@ their own threads.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # (importing them here would import TensorFlow)
+    from latentlab.model.foreign import ForeignDecoder
+    from latentlab.model.key import ModelKey
+    from latentlab.model.latent import Decoder
+    from latentlab.model.pool import ModelPool
 
 __all__ = ["import_tensorflow", "training_device", "model_pool", "build_decoders"]
 
 _POOL_LOCK = threading.Lock()
-_MODEL_POOL = None
+_MODEL_POOL: ModelPool | None = None
 
 
 def import_tensorflow() -> None:
@@ -39,7 +46,7 @@ def training_device() -> str:
     return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
 
 
-def model_pool():
+def model_pool() -> ModelPool:
     """The process's `latentlab.model.pool.ModelPool`: every training run in this process (Train, sweeps)
     reuses a built model of the same shape instead of building another, because TensorFlow keeps
     ~20–30 MB per model built for the life of the process."""
@@ -52,7 +59,7 @@ def model_pool():
         return _MODEL_POOL
 
 
-def build_decoders(key):
+def build_decoders(key: ModelKey) -> tuple[Decoder | ForeignDecoder, ...]:
     """Two warmed-up `latentlab.model.latent.Decoder`s for a `latentlab.model.key.ModelKey`: one for grids,
     one for single points on the GUI thread.
 
@@ -65,11 +72,11 @@ def build_decoders(key):
     from latentlab.tfquiet import GRAPH_LOCK
 
     import_tensorflow()
-    decoders = []
+    decoders: list[Decoder | ForeignDecoder] = []
     for _ in range(2):
         with GRAPH_LOCK:   # one thread builds and traces at a time (latentlab.tfquiet.GRAPH_LOCK)
             dec = (ForeignDecoder(key.keras_file) if key.keras_file
-                   else Decoder(key.image_shape, key.latent_dim, key.likelihood))
+                   else Decoder(key.image_shape, key.latent_dim, str(key.likelihood)))   # (a key names one)
             dec.warm_up()
         decoders.append(dec)
     return tuple(decoders)

@@ -26,7 +26,7 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0))
 
 
-def prdc(real, fake, k: int = K) -> dict:
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = K) -> dict:
     """Precision, recall, density and coverage of ``fake`` (M, f) against ``real`` (N, f); memory O(N·M)."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     if len(real) <= k or len(fake) <= k:

@@ -14,6 +14,7 @@ import platform
 import sys
 import tempfile
 import threading
+from typing import Any, Iterator
 
 TF_LOCK = threading.RLock()  # two threads importing TensorFlow at once can deadlock on module locks
 # Building Keras models and tracing tf.functions in two threads at once can crash TensorFlow (a segfault
@@ -24,7 +25,7 @@ GRAPH_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def quiet_stderr():
+def quiet_stderr() -> Iterator[None]:
     """Silence fd 2 (C++ logging included) for the block; replay it if the block raises."""
     try:
         sys.stderr.flush()
@@ -71,7 +72,7 @@ def onednn_enabled() -> bool | None:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def import_tensorflow():
+def import_tensorflow() -> Any:
     """Import and return ``tensorflow`` (and Keras) quietly, once, one thread at a time."""
     with TF_LOCK:
         if "tensorflow" in sys.modules and "keras" in sys.modules:

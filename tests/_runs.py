@@ -39,3 +39,25 @@ def open_run(qtbot, win, path) -> None:
         assert win.open_run_path(path)
     qtbot.waitUntil(lambda: win.map_view.point_decoder is not None and win.latent_map.mosaic is not None
                     and win.is_idle(), timeout=WAIT_MS)
+
+
+def followed_again_from_weights(run_dir, first):
+    """`load_followed_epoch` of ``run_dir`` as a window that already shows ``first`` (that epoch's model key)
+    reads it: from the decoder's weights file alone, never through `open_run_view` (Keras). Checks that, and
+    that the weights are ``first``'s; returns the epoch read."""
+    import numpy as np
+
+    import latentlab.runs.view as rv
+    from latentlab.runs.follow import load_followed_epoch
+
+    loaded = []
+    real = rv.open_run_view
+    rv.open_run_view = lambda *a, **k: loaded.append(a) or real(*a, **k)
+    try:
+        again = load_followed_epoch(run_dir, first.view.model_key)
+    finally:
+        rv.open_run_view = real
+    assert not loaded, "the decoder's weights file was not enough: the run was opened with Keras"
+    assert len(again.view.decoder_weights) == len(first.view.decoder_weights)
+    assert all(np.array_equal(a, b) for a, b in zip(again.view.decoder_weights, first.view.decoder_weights))
+    return again

@@ -88,6 +88,13 @@ def digits_dataset(gui_digits):
     return load_folder(gui_digits, cache=False)
 
 
+@pytest.fixture(scope="session")
+def dataset(digits_dataset):
+    """The engine tests' usual dataset, `digits_dataset` (300 digits at 16×16: 17 batches of 16 an epoch); a
+    module that needs another defines its own ``dataset``."""
+    return digits_dataset
+
+
 @pytest.fixture
 def dataset_cache(tmp_path, monkeypatch):
     """The dataset cache in the test's temporary folder (``pytestmark = usefixtures("dataset_cache")``)."""

@@ -3,6 +3,7 @@ settings kept in config.json, the model for 128-pixel and alpha images."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -11,6 +12,22 @@ from _cli import _cache, in_process  # noqa: F401  (fixtures)
 from PIL import Image, ImageDraw
 
 from latentlab.config import ConfigError, TrainConfig
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal: the progress printers draw a bar there."""
+
+    def isatty(self):
+        return True
+
+
+def _printed(make, feed) -> tuple[str, str]:
+    """What the progress printer ``make(stream)`` writes to a log file and to a terminal when ``feed``
+    drives it."""
+    log, tty = io.StringIO(), _Terminal()
+    for stream in (log, tty):
+        feed(make(stream))
+    return log.getvalue(), tty.getvalue()
 
 
 def _line_art_folder(root, n=10):
@@ -82,25 +99,19 @@ def test_the_model_builds_and_trains_for_big_and_alpha_images(shape):
 
 
 def test_loading_shows_progress_as_a_bar_on_a_terminal_and_lines_in_a_log(tmp_path):
-    import io
-
     from latentlab.cli.common import load_progress
     from latentlab.data import load_folder
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    log, tty = io.StringIO(), Terminal()
-    for stream in (log, tty):
-        p = load_progress(stream)
+    def feed(p):
         p.stage("scanning x")
         for done in range(0, 2001, 100):
             p(done, 2000)
-    lines = log.getvalue().splitlines()
+
+    log, tty = _printed(load_progress, feed)
+    lines = log.splitlines()
     assert lines[0].startswith("decoding images: 0/2,000") and lines[-1].startswith("decoding images: 2,000/2,000")
-    assert 5 <= len(lines) <= 12 and "\r" not in log.getvalue()
-    assert "scanning x …" in tty.getvalue() and "\rdecoding images:" in tty.getvalue() and "/2000 [" in tty.getvalue()
+    assert 5 <= len(lines) <= 12 and "\r" not in log
+    assert "scanning x …" in tty and "\rdecoding images:" in tty and "/2000 [" in tty
     folder = _line_art_folder(tmp_path / "art")
     stages = []
     load_folder(folder, on_stage=stages.append)
@@ -109,8 +120,6 @@ def test_loading_shows_progress_as_a_bar_on_a_terminal_and_lines_in_a_log(tmp_pa
 
 def test_encoding_after_training_shows_progress_on_the_terminal(tmp_path, monkeypatch):
     """The trainer reports encoding every image into latents.npz; the CLI shows it as loading is shown."""
-    import io
-
     from latentlab.cli.common import encode_progress
     from latentlab.config import TrainConfig
     from latentlab.data import load_folder
@@ -127,15 +136,11 @@ def test_encoding_after_training_shows_progress_on_the_terminal(tmp_path, monkey
     n = ds.num_images
     assert calls[0] == (0, n) and calls[-1] == (n, n) and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    log, tty = io.StringIO(), Terminal()
-    for stream in (log, tty):
-        p = encode_progress(stream)
+    def feed(p):
         for done in range(0, 5001, 1024):
             p(done, 5000)
         p(5000, 5000)
-    assert log.getvalue().splitlines()[-1].startswith("encoding images: 5,000/5,000")
-    assert "\rencoding images:" in tty.getvalue() and "/5000 [" in tty.getvalue()
+
+    log, tty = _printed(encode_progress, feed)
+    assert log.splitlines()[-1].startswith("encoding images: 5,000/5,000")
+    assert "\rencoding images:" in tty and "/5000 [" in tty

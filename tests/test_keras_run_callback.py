@@ -1,4 +1,4 @@
-"""`latentlab.keras.RunCallback`: a plain Keras VAE (tests/_keras_vae.py, the keras.io shape, not
+"""`latentlab.keras.RunCallback`: a plain Keras VAE (examples/keras_vae_runcallback.py, the keras.io shape, not
 latentlab's model) trained for 2 epochs writes a run folder that the window opens, and a click on the map
 decodes with the script's own decoder."""
 
@@ -15,14 +15,16 @@ pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 @pytest.fixture
 def keras_run(tmp_path, digits_dataset):
-    import _keras_vae
     import keras
 
+    from examples.keras_vae_runcallback import VAE, build_decoder, build_encoder
     from latentlab.keras import RunCallback
 
     keras.utils.set_random_seed(0)
     ds = digits_dataset
-    encoder, decoder, vae = _keras_vae.build(side=16, latent_dim=2)
+    shape = ds.images.shape[1:]   # 16x16 gray: small filters keep it quick
+    encoder, decoder = build_encoder(2, shape, filters=(8, 16)), build_decoder(2, shape, filters=(8, 16))
+    vae = VAE(encoder, decoder)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     out = tmp_path / "my-vae"
     cb = RunCallback(out, encoder=encoder, decoder=decoder, images=ds.images, labels=ds.labels,

@@ -8,26 +8,18 @@ import shutil
 
 import numpy as np
 import pytest
-from _engine import write_digits_folder
 from _wait import WAIT_S
 
 TINY = {"warm_epochs": 2, "epochs": 1, "draws": 4, "seeds": (0,)}
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lesson")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LATENTLAB_CACHE_DIR", str(root / "cache"))
-    yield write_digits_folder(root / "digits", per_class=30, size=16)
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("dataset_cache")   # the CLI tests load the folder with the cache
 
 
 @pytest.fixture(scope="module")
-def dataset(digits):
-    from latentlab.data import load_folder
-
-    return load_folder(digits)
+def digits(gui_digits):
+    """conftest's 300 digits at 16×16 (10 class folders)."""
+    return gui_digits
 
 
 @pytest.fixture(scope="module")

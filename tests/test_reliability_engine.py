@@ -27,22 +27,7 @@ from latentlab.training.trainer import Trainer
 BATCH = 16
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LATENTLAB_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """sklearn digits at 16×16: 300 images, 17 batches of 16 per epoch (an epoch is a fraction of a second)."""
-    return _engine.write_digits_folder(tmp_path_factory.mktemp("digits"), per_class=30, size=16)
-
-
-@pytest.fixture(scope="module")
-def dataset(digits):
-    from latentlab.data import load_folder
-
-    return load_folder(digits, cache=False)
+pytestmark = pytest.mark.usefixtures("dataset_cache")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +49,7 @@ def in_process(argv, capsys):
 
 
 # -- crash during training ------------------------------------------------------------------------
-def test_training_killed_at_random_moments_keeps_an_openable_run_and_resumes(digits, tmp_path, capsys):
+def test_training_killed_at_random_moments_keeps_an_openable_run_and_resumes(gui_digits, tmp_path, capsys):
     """SIGKILL `latentlab train` three times at random moments: each time the folder opens, loads,
     decodes and exports, holds all but at most the epoch in flight, and the final --resume reaches
     the asked total with the kept history rows unchanged."""
@@ -82,7 +67,7 @@ def test_training_killed_at_random_moments_keeps_an_openable_run_and_resumes(dig
         assert code == 0, err
         return code
 
-    figures = R.crash_campaign(digits, run_dir, kills=3, seed=int.from_bytes(os.urandom(2), "little"),
+    figures = R.crash_campaign(gui_digits, run_dir, kills=3, seed=int.from_bytes(os.urandom(2), "little"),
                                batch_size=BATCH, span=4.0, startup_share=0.0, export=export, resume=resume)
     assert figures["kills"] == 3 and figures["epochs_lost_max"] <= 1
     assert figures["exports_ok"] == 3

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from _reliability import child_env, default_sigint
+from _runs import followed_again_from_weights
 from _wait import wait_for
 
 from latentlab.runs import folder as runs
@@ -69,18 +69,7 @@ def test_a_training_is_followed_epoch_by_epoch_then_finished(tmp_path, digits_da
     assert z.shape == (len(idx), 2) and len(labels) == len(idx) and len(names) == 10
     assert _tree(run_dir) == before
     # a window that shows the run already reads the decoder's weights file, without Keras
-    import latentlab.runs.view as rv
-
-    loaded = []
-    real = rv.open_run_view
-    rv.open_run_view = lambda *a, **k: loaded.append(a) or real(*a, **k)
-    try:
-        again = load_followed_epoch(run_dir, epoch.view.model_key)
-    finally:
-        rv.open_run_view = real
-    assert not loaded and again.epochs_done == 3
-    assert all(np.array_equal(a, b) for a, b in zip(again.view.decoder_weights, epoch.view.decoder_weights))
-    assert len(again.view.decoder_weights) == len(epoch.view.decoder_weights)
+    assert followed_again_from_weights(run_dir, epoch).epochs_done == 3
 
 
 WRITER = r"""

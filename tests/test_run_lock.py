@@ -22,6 +22,7 @@ import pytest
 from _wait import WAIT_MS, WAIT_S, wait_for
 
 from latentlab.runs import folder as runs
+from latentlab.runs.writer import RunWriter
 from latentlab.cli import main
 from latentlab.config import TrainConfig
 from latentlab.events import Failed, Finished
@@ -29,11 +30,6 @@ from latentlab.training.trainer import Trainer
 
 BATCH = 16
 pytestmark = pytest.mark.usefixtures("dataset_cache")
-
-
-@pytest.fixture(scope="module")
-def dataset(digits_dataset):
-    return digits_dataset
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +177,7 @@ def test_the_lock_is_released_on_every_way_out(gui_digits, dataset, tmp_path, mo
     def unplug(*a, **k):
         raise Unplugged()
 
-    monkeypatch.setattr(Trainer, "_save_latents", lambda self, all_images: unplug())
+    monkeypatch.setattr(RunWriter, "save_latents", lambda self, *a: unplug())
     with pytest.raises(Unplugged):
         Trainer(cfg, dataset, tmp_path / "c").run()
     assert not runs.is_locked(tmp_path / "c")

@@ -52,7 +52,7 @@ def run(args) -> int:
                        "finishes); open the run in the app to encode its dataset")
     quiet_tensorflow()
     written = []
-    if args.latents:
+    if args.latents and run_folder.latents is not None:   # (checked above)
         try:
             runs.write_latents_csv(args.latents, run_folder.latents)
         except OSError as e:

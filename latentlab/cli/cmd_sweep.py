@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from latentlab.cli.common import (CliError, ProgressPrinter, add_train_options, check_folder, config_from_args,
                                   load_dataset, number_arg, quiet_tensorflow, run_in_thread)
@@ -42,8 +43,12 @@ def run(args) -> int:
         raise CliError("--gpus-per-run needs --cluster ADDRESS or --workers N")
     cfg = config_from_args(args, args.folder, specs_args["betas"][0])
     out = Path(args.out).expanduser()
+    sweep: Any
+    cluster_errors: tuple[type[Exception], ...] = ()   # nothing to catch without a cluster
     if args.cluster or args.workers:
         from latentlab.sweeps.cluster import ClusterError, ClusterSweep, require_distributed
+
+        cluster_errors = (ClusterError,)
 
         try:
             require_distributed("--cluster" if args.cluster else "--workers")
@@ -55,7 +60,6 @@ def run(args) -> int:
     else:
         from latentlab.sweeps.sweep import Sweep
 
-        ClusterError = ()   # noqa: N806  (nothing to catch without a cluster)
         sweep = Sweep(cfg, specs_args["betas"], out, latent_dims=specs_args["latent_dims"], seeds=specs_args["seeds"])
     try:
         sweep.check_out_dir()
@@ -64,7 +68,7 @@ def run(args) -> int:
     if args.cluster or args.workers:
         try:
             sweep.open()     # a scheduler that cannot be reached says so before the folder is loaded
-        except ClusterError as e:
+        except cluster_errors as e:
             raise CliError(str(e)) from None
     try:
         sweep.dataset = load_dataset(cfg, args.quiet)
@@ -76,7 +80,7 @@ def run(args) -> int:
     sweep.on_event = SweepProgress(len(sweep.specs), quiet=args.quiet)
     try:
         results = run_in_thread(sweep) or []
-    except ClusterError as e:
+    except cluster_errors as e:
         raise CliError(str(e)) from None
     _print_table(sweep, results)
     from latentlab.sweeps.sweep import failures

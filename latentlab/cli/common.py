@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from latentlab import config as C
 
@@ -262,7 +263,7 @@ class _LoadProgress:
         self.desc = desc
         self.stream = stream
         self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.bar = None
+        self.bar: Any = None   # a tqdm bar once the first progress comes
         self.next = 0.0
         self.t0 = time.monotonic()
 

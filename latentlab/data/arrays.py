@@ -10,6 +10,7 @@ import os
 import re
 import time
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from latentlab.data.decode import MAX_IMAGE_SIDE, MIN_IMAGE_SIZE, _choose_size, 
 
 ARRAY_SUFFIXES = (".npz", ".npy")
 _IDX_RE = re.compile(r"idx[13]-ubyte(\.gz)?$|\.idx[13]?(\.gz)?$", re.IGNORECASE)
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+_IDX_TYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
@@ -144,6 +145,8 @@ def _as_images(x: np.ndarray, path: str) -> np.ndarray:
         return np.multiply(x, np.float32(1 / 255), dtype=np.float32)
     if x.dtype == np.bool_:
         return x.astype(np.float32)
+    lo: float   # the values' range
+    hi: float
     if np.issubdtype(x.dtype, np.integer):
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi > 65535:

@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -144,7 +144,7 @@ def _write_cache(cache_dir: str, prefix: str, key: str, images, labels, meta: di
             meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
             # the per-file table (load._reuse): marshal, a tenth of JSON's time for 40,000 rows; a Python
             # whose format differs cannot read it and decodes everything once
-            extra = {} if entries is None else {
+            extra: dict[str, Any] = {} if entries is None else {
                 "entries": np.frombuffer(marshal.dumps(entries() if callable(entries) else entries, 2), dtype=np.uint8)}
             np.savez(f, images=images, labels=labels, meta=meta_bytes, **extra)
             f.flush()

@@ -117,7 +117,7 @@ class Dataset:
     report: LoadReport = field(default_factory=LoadReport)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.images.shape[1:])
 
     @property
@@ -174,7 +174,8 @@ class Dataset:
         return "\n".join(lines)
 
     @classmethod
-    def from_arrays(cls, images, labels=None, class_names=None, paths=None, root: str = "(arrays)") -> Dataset:
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray | None = None, class_names: list[str] | None = None,
+                    paths: list[str] | None = None, root: str = "(arrays)") -> Dataset:
         """A Dataset of arrays already in memory (no folder, nothing skipped, nothing cached).
 
         ``images``: (N, H, W, C) with C = 1 or 3, or (N, H, W) (a channel axis is added); float in

@@ -72,7 +72,8 @@ def _check_image_size(image_size) -> tuple[int, int] | None:
 @dataclass
 class _Decoded:
     array: np.ndarray       # (h, w) or (h, w, 3) [+ an alpha channel: (h, w, 2|4) with background "alpha"];
-                            # uint8, or float32 in [0, 1] for 16-bit sources
+                            # uint8, or float32 in [0, 1] for 16-bit sources (None while still in an old cache's
+                            # rows: latentlab.data.load gives it its array before it is resized or stored)
     gray: bool
     size: tuple[int, int]   # original (height, width)
     transparent: bool = False   # the source had pixels that are not fully opaque
@@ -80,6 +81,10 @@ class _Decoded:
     pad: tuple = ()             # the pad colour for fit "pad", one value per channel of ``array`` (its scale)
     flat: bool = False          # one flat colour in the source (used, counted in the report)
     digest: bytes = b""         # the file's content hash (identical files are used once)
+    # an unchanged file whose pixels are still in an old cache (latentlab.data.load): its row there, and its
+    # line of the old cache's per-file table, written back as it is
+    cached_row: int | None = None
+    cached_meta: list | None = None
 
     def meta(self) -> tuple:
         return (self.gray, self.size, self.transparent, self.background, self.pad, self.flat, self.digest)
@@ -367,7 +372,7 @@ def _to_array(im, color: str, background: str = "auto") -> _Decoded:  # noqa: C9
     chooses ("auto": per image, white behind dark content, black behind light content), or kept as an
     alpha channel ("alpha"). Raises _Skip for an image that comes out nearly blank."""
     mode = im.mode
-    alpha = None
+    alpha: np.ndarray | None = None
     if mode == "1":
         im, mode = im.convert("L"), "L"
     if mode == "L":
@@ -402,6 +407,7 @@ def _to_array(im, color: str, background: str = "auto") -> _Decoded:  # noqa: C9
             (1.0 if arr.dtype != np.uint8 else 255.0,) * (1 if arr.ndim == 2 else arr.shape[2])
             if background == "white" else _border_colour(arr))
         return _Decoded(arr, gray, arr.shape[:2], False, "", pad, flat)
+    assert alpha is not None   # (transparent)
     color3 = arr[..., None] if arr.ndim == 2 else arr
     if not (alpha > 0).any():
         raise _Skip("fully transparent: no pixel is visible (nothing to learn)")
@@ -413,7 +419,7 @@ def _to_array(im, color: str, background: str = "auto") -> _Decoded:  # noqa: C9
         return _Decoded(np.ascontiguousarray(out), gray, arr.shape[:2], True, "alpha", (0.0,) * out.shape[-1])
     if background == "auto":
         lum = _content_luminance(color3, alpha)
-        bg = "white" if lum < 128 else "black"
+        bg = "white" if lum is not None and lum < 128 else "black"   # (some pixel is visible: checked above)
     else:
         bg = background
     value = 255 if bg == "white" else 0

@@ -27,6 +27,7 @@ import logging
 import re
 import threading
 import warnings
+from typing import Literal
 
 __all__ = ["install", "capture", "fold"]
 
@@ -35,7 +36,7 @@ MAX_NOTES = 8                 # per file: a damaged TIFF can report every strip
 _local = threading.local()
 _lock = threading.Lock()
 _installed = False
-_keep = []                    # the ctypes callback must outlive every call libtiff makes to it
+_keep: list = []              # the ctypes callback must outlive every call libtiff makes to it
 _PIL_LOGGERS = ("PIL.Image", "PIL.ImageFile", "PIL.TiffImagePlugin", "PIL.PngImagePlugin", "PIL.JpegImagePlugin",
                 "PIL.GifImagePlugin", "PIL.BmpImagePlugin", "PIL.WebPImagePlugin", "PIL.TiffTags")
 
@@ -96,7 +97,8 @@ def _hook_libtiff() -> None:
 def _quiet_warnings() -> None:
     from PIL import Image
 
-    wanted = [("ignore", r"PIL\.", Warning), ("ignore", "", Image.DecompressionBombWarning)]
+    wanted: list[tuple[Literal["ignore"], str, type[Warning]]] = [
+        ("ignore", r"PIL\.", Warning), ("ignore", "", Image.DecompressionBombWarning)]
     present = {(f[0], getattr(f[3], "pattern", f[3]) or "", f[2]) for f in warnings.filters}
     for action, module, category in wanted:
         if (action, module, category) not in present:   # pytest resets the filters between tests

@@ -55,7 +55,7 @@ _STAT_BY_DIR_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd
 def _list_folder(folder: str, prefix: str, visited: set, skipped: list, found: list, others: Counter | None = None) -> list:
     """Append this folder's image files to ``found`` as (relpath, size, mtime_ns, ctime_ns); return its
     subfolders not visited yet as [(path, relpath)] (links followed; each real folder entered once)."""
-    subdirs = []
+    subdirs: list[tuple[str, str]] = []
     fd = None
     try:
         if _STAT_BY_DIR_FD:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -175,7 +176,7 @@ class ForeignView:
     model_key: ModelKey
     decoder_weights: list
     description: str
-    dataset: object = None          # latentlab.data.Dataset at the decoder's image size
+    dataset: Any = None          # latentlab.data.Dataset at the decoder's image size
     z_mean: np.ndarray | None = None
     z_log_var: np.ndarray | None = None
     encoder_path: str | None = None

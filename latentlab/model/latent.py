@@ -120,7 +120,7 @@ class NumpyDecoder:
     def __init__(self, plan, likelihood: str):
         self.plan = plan          # [(kind, config, number of weights)]
         self.likelihood = likelihood
-        self.weights = None       # per layer: list of numpy arrays
+        self.weights: list[list[np.ndarray]] | None = None   # per layer: list of numpy arrays
 
     @classmethod
     def for_model(cls, model, likelihood: str):
@@ -167,6 +167,8 @@ class NumpyDecoder:
 
     def _decode(self, z) -> np.ndarray:
         x = np.asarray(z, np.float32)
+        if self.weights is None:
+            raise ValueError("the decoder has no weights yet: call set_weights first")
         for (kind, cfg, _), w in zip(self.plan, self.weights):
             if kind == "Dense":
                 x = x @ w[0] + w[1] if cfg.get("use_bias", True) else x @ w[0]

@@ -315,7 +315,7 @@ class VAE(keras.Model):
         return cls(encoder, decoder, **config)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
         return tuple(int(v) for v in self.encoder.inputs[0].shape[1:])
 
 

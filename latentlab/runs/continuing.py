@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from latentlab.config import ConfigError, TrainConfig
+from latentlab.runs.folder import Run
 
 __all__ = ["last_beta", "beta_changes", "beta_label", "continue_config", "KEPT_ON_CONTINUE"]
 
@@ -43,7 +44,8 @@ def last_beta(config: TrainConfig, history: list[dict]) -> float:
 def beta_changes(config: TrainConfig, history: list[dict]) -> list[tuple[int, float]]:
     """(epoch, β) for every epoch whose β differs from the epoch before (the first epoch's β against
     config.json's): where a plot marks a β change."""
-    out, prev = [], float(config.beta)
+    out: list[tuple[int, float]] = []
+    prev = float(config.beta)
     for row in history:
         beta = _row_beta(row, config)
         if beta is None:
@@ -65,7 +67,8 @@ def beta_label(config: TrainConfig, history: list[dict]) -> str:
     return f"β {end:g}, from {float(config.beta):g}, changed {len(changes)} times (last at epoch {changes[-1][0]})"
 
 
-def continue_config(run, changes: dict | None = None, dataset_root=None, image_hw=None) -> TrainConfig:
+def continue_config(run: Run, changes: dict | None = None, dataset_root: str | Path | None = None,
+                    image_hw: tuple[int, int] | None = None) -> TrainConfig:
     """The TrainConfig that trains ``run`` (a `latentlab.runs.folder.Run`) further: its own config, at the β it last
     trained at, with ``changes`` (only the keys of KEPT_ON_CONTINUE; None values ignored) and, with
     ``dataset_root``, that dataset. ConfigError (one line) when it cannot go on: ``image_hw`` (the dataset's

@@ -110,7 +110,7 @@ def remove_stale_temp_files(run_dir, older_than: float = STALE_TEMP_SECONDS) -> 
     """Delete the temporary files `atomic_write` leaves when its process is killed mid-write
     (``.<name>.<random>.tmp*``; never read, only in the way) that are older than ``older_than``
     seconds, so that a live writer's file is never touched. Returns the names removed."""
-    removed = []
+    removed: list[str] = []
     now = time.time()
     try:
         entries = list(os.scandir(run_dir))

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,12 +189,14 @@ class RunFollower:
         if runs.CONFIG_FILE in changed:
             self._config = _read_json(p / runs.CONFIG_FILE) or self._config
         if runs.STATE_FILE in changed:
-            state = _read_json(p / runs.STATE_FILE)
-            if state is not None or sigs[runs.STATE_FILE] is None:
-                self._state = state or {}
+            written = _read_json(p / runs.STATE_FILE)
+            if written is not None or sigs[runs.STATE_FILE] is None:
+                self._state = written or {}
         if LOCK_FILE in changed:
             self._writer = _read_writer(p / LOCK_FILE)
-        new_rows, reset, beta_changes = (), False, ()
+        new_rows: tuple = ()
+        beta_changes: tuple = ()
+        reset = False
         done = self._state.get("epochs_done")
         done = done if isinstance(done, int) else None
         if (runs.STATE_FILE in changed or runs.HISTORY_FILE in changed) and sigs[runs.HISTORY_FILE] is not None:
@@ -292,7 +295,7 @@ class FollowedEpoch:
     """The newest committed epoch of a followed run: its `latentlab.runs.view.RunView` (run, decoder
     weights) and the map's points of that epoch (z_mean, labels or None, class names, dataset indices)."""
 
-    view: object
+    view: Any   # latentlab.runs.view.RunView
     points: tuple | None
 
     @property
@@ -355,7 +358,7 @@ class FolderFollower:
     @staticmethod
     def describe(updates: dict[str, FollowUpdate]) -> str:
         """One line: "following 4 runs: 1 being written (beta-1: epoch 3 of 10), 2 finished, 1 died"."""
-        by = {}
+        by: dict = {}
         for path, u in updates.items():
             by.setdefault(u.state, []).append((Path(path).name, u))
         parts = []

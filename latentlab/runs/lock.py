@@ -48,7 +48,7 @@ if os.name == "nt":  # pragma: no cover  (not run here: Linux CI)
     def _try_lock(fd: int, shared: bool = False) -> bool:   # Windows has no shared lock here: exclusive
         os.lseek(fd, _BYTE, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)   # type: ignore[attr-defined]  # Windows only
         except OSError:
             return False
         finally:
@@ -57,7 +57,7 @@ if os.name == "nt":  # pragma: no cover  (not run here: Linux CI)
 
     def _unlock(fd: int) -> None:
         os.lseek(fd, _BYTE, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)   # type: ignore[attr-defined]  # Windows only
         os.lseek(fd, 0, os.SEEK_SET)
 else:
     import errno
@@ -79,7 +79,7 @@ else:
 class RunLocked(RuntimeError):
     """Another writer holds the run folder. ``str(e)`` is one line: which run, who holds it, what to do."""
 
-    def __init__(self, run_dir, holder: dict | None):
+    def __init__(self, run_dir: str | Path, holder: dict | None):
         self.run_dir, self.holder = Path(run_dir), holder or {}
         super().__init__(f"{self.run_dir} is being trained by {_describe(self.holder)}; open it read-only "
                          "(Open run in the app, latentlab --run, latentlab export) or wait until that training "
@@ -127,7 +127,7 @@ class RunLock:
     (after retrying for ``RETRY_SECONDS``), OSError when the folder cannot be written. Where the file
     system has no locks at all, a warning is logged and the run goes on unlocked (as before locks)."""
 
-    def __init__(self, run_dir, *, create: bool = False):
+    def __init__(self, run_dir: str | Path, *, create: bool = False):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
         self.create = create
@@ -202,7 +202,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -222,7 +222,7 @@ def _only_the_lock(folder: Path) -> bool:
         return False
 
 
-def is_locked(run_dir) -> bool:
+def is_locked(run_dir: str | Path) -> bool:
     """Whether a writer holds the run folder now (a lock taken in this process counts too). A look,
     not a guarantee: a writer may start the moment after. Never creates anything."""
     try:
@@ -240,7 +240,7 @@ def is_locked(run_dir) -> bool:
         os.close(fd)
 
 
-def check_unlocked(run_dir) -> None:
+def check_unlocked(run_dir: str | Path) -> None:
     """Raise `RunLocked` (who holds it) when a writer holds the run folder now: for a command that
     would refuse anyway, before it spends time loading a dataset. The writer's own `RunLock` decides."""
     if is_locked(run_dir):

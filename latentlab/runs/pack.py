@@ -27,7 +27,7 @@ FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.HISTORY_FILE, runs.EPOCH_LATENT
 _OPTIONAL = {runs.LATENTS_FILE, runs.EPOCH_LATENTS_FILE, runs.HISTORY_FILE, runs.DECODER_WEIGHTS_FILE}
 
 
-def pack(run_dir, with_latents: bool = True) -> dict[str, bytes]:
+def pack(run_dir: str | Path, with_latents: bool = True) -> dict[str, bytes]:
     """The committed files of ``run_dir`` (see the module's docstring). {} when it has no finished epoch."""
     run_dir = Path(run_dir)
     runs.promote_staged_model(run_dir)   # a staged model that state.json committed is the model
@@ -60,7 +60,7 @@ def size(files: dict) -> int:
     return sum(len(v) for v in files.values())
 
 
-def unpack(files: dict, run_dir, state_changes: dict | None = None) -> Path:
+def unpack(files: dict, run_dir: str | Path, state_changes: dict | None = None) -> Path:
     """Write a packed run into ``run_dir`` (created when missing), atomically, in commit order.
     ``state_changes`` updates the committed state.json (e.g. the status the client saw)."""
     run_dir = Path(run_dir)

@@ -60,7 +60,7 @@ def _sprite_png(images: np.ndarray) -> tuple[bytes, tuple[int, int]]:
         pix = pix.transpose(1, 0, 2, 3).reshape(h, len(strip) * w, c)
         im = Image.fromarray(pix[..., 0] if c == 1 else pix, mode)
         if (th, tw) != (h, w):
-            im = im.resize((len(strip) * tw, th), Image.BILINEAR)
+            im = im.resize((len(strip) * tw, th), Image.Resampling.BILINEAR)
         sheet.paste(im, (0, r * th))
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")

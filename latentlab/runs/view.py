@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,6 +88,7 @@ def comparison_entry(path) -> dict:
     run = runs.open_run(path)
     from latentlab.tfquiet import GRAPH_LOCK
 
+    decoder: Any   # a Decoder, or a ForeignDecoder that does what it does
     with GRAPH_LOCK:   # built and traced one thread at a time (latentlab.tfquiet.GRAPH_LOCK)
         if run.keras_decoder is not None:   # latentlab.keras.RunCallback's folder: the user's own decoder
             from latentlab.model.foreign import ForeignDecoder

@@ -149,7 +149,7 @@ class ClusterSweep:
                 self._publish(spec, finished_event(self.out_dir / spec.name))
                 self.results.append((spec.beta, self.out_dir / spec.name, self._last))
         pending = [(s, a) for s, a in todo if a != DONE]
-        locks = []
+        locks: list = []
         try:
             pending = self._lock(pending, locks)   # this machine writes SWEEP/<run>: one writer, as for a Trainer
             if pending and not self._stop_requested:
@@ -296,6 +296,7 @@ class ClusterSweep:
         history = _history(run_dir) if done else []
         if history:
             _write_tensorboard(run_dir, history)
+        event: Finished | Failed
         if status in ("finished", "stopped"):
             event = Finished(done, status == "stopped", res["message"], str(run_dir), history)
         elif status in ("skipped", "cancelled"):

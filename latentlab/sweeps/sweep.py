@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from latentlab.runs import folder as runs
 from latentlab.config import BETA_RANGE, ConfigError, TrainConfig
 from latentlab.events import Failed, Finished, SweepStep
 from latentlab.model.pool import ModelPool
+
+if TYPE_CHECKING:
+    from latentlab.training.trainer import Trainer
 
 __all__ = ["RunSpec", "parse_betas", "parse_ints", "run_name", "grid", "plan", "Sweep",
            "NEW", "RESUME", "DONE", "RESTART"]
@@ -151,7 +155,7 @@ class Sweep:
         self.out_dir = Path(out_dir)
         self.dataset = dataset
         self.on_event = on_event or (lambda e: None)
-        self.trainer = None
+        self.trainer: Trainer | None = None
         self._stopped = False
         self.results: list[tuple[float, Path, object]] = []
 
@@ -181,6 +185,7 @@ class Sweep:
                 break
             run_dir = self.out_dir / spec.name
             self.on_event(SweepStep(i, len(todo), spec.beta, str(run_dir)))
+            result: Finished | Failed
             if action == DONE:
                 result = finished_event(run_dir)
                 self.on_event(result)

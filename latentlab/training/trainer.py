@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from latentlab.runs import folder as runs
+from latentlab.runs.writer import RunWriter
 from latentlab.config import ConfigError, TrainConfig, check_beta, kl_factor, kl_objective
 from latentlab.events import EpochEnd, Failed, Finished, Started
 from latentlab.model.latent import active_units, encode
 from latentlab.model.pool import ModelPool
 from latentlab.runtime import training_device
 from latentlab.surgery import rate_split_logs
+
+if TYPE_CHECKING:
+    from latentlab.data.dataset import Dataset
+    from latentlab.runs.folder import Run
 
 __all__ = ["Trainer", "TrainingError"]
 
@@ -45,11 +50,12 @@ class Trainer:
     thread and take effect at the next batch boundary.
     """
 
-    def __init__(self, config: TrainConfig, dataset=None, run_dir=None, on_event=None, *,
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, run_dir: str | Path | None = None,
+                 on_event: Callable[[Any], None] | None = None, *,
                  resume: bool = False, snapshot_seconds: float | None = None,
                  latents_every_epoch_max: int = 20_000, model_pool: ModelPool | None = None,
-                 strategy=None, tensorboard: bool = True, likelihood_samples: int | None = None,
-                 encode_progress=None):
+                 strategy: Any = None, tensorboard: bool = True, likelihood_samples: int | None = None,
+                 encode_progress: Callable[[int, int], None] | None = None) -> None:
         self.config = config.validate()
         self.dataset = dataset
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -66,9 +72,9 @@ class Trainer:
         self.tensorboard = bool(tensorboard)   # event files under run_dir/tensorboard (with a run_dir)
         # draws per image of the per-epoch −log p(x) estimate (0: none); None = latentlab.model.likelihood's default
         self.likelihood_samples = likelihood_samples
-        self._closing = []             # callbacks whose files are closed when fit ends, however it ends
-        self.model = None
-        self.device = None
+        self._closing: list = []             # callbacks whose files are closed when fit ends, however it ends
+        self.model: Any = None   # the keras VAE (latentlab.model.vae) while run() trains it
+        self.device: str | None = None
         self.history: list[dict] = []
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -76,8 +82,16 @@ class Trainer:
         self._beta = float(config.beta)
         self._lock = threading.Lock()
         self._good_weights = None
-        self._epoch_z = []
-        self._run_lock = None   # runs.RunLock while run() writes the run folder
+        self._epoch_z: list[np.ndarray] = []
+        # what goes into the run folder (its lock, state.json, checkpoints, latents) goes through this writer
+        self._writer = RunWriter(self.run_dir, resume) if self.run_dir is not None else None
+
+    @property
+    def data(self) -> Dataset:
+        """The dataset: the one given, or the config's folder once run() has loaded it."""
+        if self.dataset is None:
+            raise TrainingError("the dataset is not loaded yet: run() loads it")
+        return self.dataset
 
     # -- control (any thread) -------------------------------------------------------------
     def stop(self) -> None:
@@ -109,15 +123,17 @@ class Trainer:
         return self._beta
 
     # -- the run ------------------------------------------------------------------------------
-    def run(self):
+    def run(self) -> Finished | Failed:
         """Train; returns the Finished or Failed event it also published.
 
-        The run folder is locked (`runs.RunLock`) from before the first write until after the last
+        The run folder is locked (`RunWriter.acquire`) from before the first write until after the last
         one; another writer holding it gives a Failed event that says who, and nothing is written.
         With a ``model_pool``, the model is handed back to the pool before the Finished/Failed event
         is published and ``self.model`` is None afterwards (read the model in event handlers)."""
+        event: Finished | Failed
         try:
-            self._run_lock = self._lock_run_dir()
+            if self._writer is not None:
+                self._writer.acquire()
             event = self._run()
         except (TrainingError, ConfigError, runs.RunError, runs.RunLocked) as e:
             event = self._failed(str(e))
@@ -129,39 +145,22 @@ class Trainer:
             event = self._failed(f"training failed: {type(e).__name__}: {first[:300]}")
         finally:
             self._release_model()
-            lock, self._run_lock = self._run_lock, None
-            if lock is not None:
-                lock.release()   # before the event: its listeners may start the next writer at once
+            if self._writer is not None:
+                self._writer.release()   # before the event: its listeners may start the next writer at once
         self.on_event(event)
         return event
 
     def _failed(self, message: str) -> Failed:
-        if self._run_lock is not None:   # never into a run another writer holds (or nobody locked)
+        if self._writer is not None and self._writer.locked:   # never into a run another writer holds
             self._write_state("failed", message)
         return Failed(message, len(self.history), self._run_dir_str())
 
-    def _lock_run_dir(self):
-        """Take the run folder's lock (a new run's folder is made here) before anything is written."""
-        if self.run_dir is None or (self.resume_run and not self.run_dir.is_dir()):
-            return None   # nothing to lock (resume: open_run says the folder is missing)
-        try:
-            lock = runs.RunLock(self.run_dir, create=not self.resume_run).acquire()
-        except OSError as e:
-            raise TrainingError(f"cannot write the run folder {self.run_dir} ({e.strerror or e}); "
-                                "choose a folder you can write to") from None
-        if not self.resume_run and any((self.run_dir / f).exists() for f in
-                                       (runs.CONFIG_FILE, runs.STATE_FILE, runs.MODEL_FILE, runs.HISTORY_FILE)):
-            lock.release()
-            raise TrainingError(f"{self.run_dir} already holds a run: continue it (latentlab train --resume "
-                                f"{self.run_dir}) or choose a new folder")
-        return lock
-
-    def _release_model(self):
+    def _release_model(self) -> None:
         if self.model_pool is not None and self.model is not None:
             self.model_pool.release(self.model)
             self.model = None
 
-    def _prepare_data(self):
+    def _prepare_data(self) -> None:
         from latentlab import data as ld
 
         cfg = self.config
@@ -171,7 +170,7 @@ class Trainer:
                                               background=cfg.background, fit=cfg.fit)
             except ld.DatasetError as e:
                 raise TrainingError(str(e)) from None
-        n = len(self.dataset.images)
+        n = len(self.data.images)
         if n < 2:
             raise TrainingError(f"{cfg.dataset}: at least 2 usable images are needed to train, found {n}")
         self.train_idx, self.val_idx = ld.split_indices(n, cfg.val_fraction, cfg.seed)  # fraction 0: no validation
@@ -184,40 +183,40 @@ class Trainer:
         n = likelihood.training_images(len(self.train_idx), len(self.val_idx), self.likelihood_samples)
         self.likelihood_idx = np.sort(np.random.default_rng(cfg.seed).permutation(self.val_idx)[:n])
 
-    def _make_datasets(self, initial_epoch: int):
+    def _make_datasets(self, initial_epoch: int) -> None:
         """Endless datasets with fixed steps per epoch: one iterator per run, not one per epoch. Epoch e is
         pass e of the training images, whose order depends on (seed, e) alone, and each batch carries its
         images' indices (the key of their noise): a resumed run sees what an uninterrupted one would have."""
         from latentlab import data as ld
 
         cfg = self.config
-        images = self.dataset.images
+        images = self.data.images
         self.train_ds = ld.make_tf_dataset(images[self.train_idx], cfg.batch_size, shuffle=True, seed=cfg.seed,
                                            repeat=True, start_pass=initial_epoch, with_index=True)
         self.val_ds = (ld.make_tf_dataset(images[self.val_idx], cfg.batch_size, shuffle=False, repeat=True,
                                           with_index=True) if len(self.val_idx) else None)
 
-    def _build_model(self):
+    def _build_model(self) -> int:
         import contextlib
 
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             return self._build_model_in_scope()
 
-    def _build_model_in_scope(self):
+    def _build_model_in_scope(self) -> int:
         import keras
 
         cfg = self.config
         initial_epoch = 0
         if self.resume_run:
-            runs.promote_staged_model(self.run_dir)      # finish or undo a commit a crash interrupted
-            run = runs.open_run(self.run_dir)
-            runs.remove_stale_temp_files(self.run_dir)   # left by a crash mid-write
+            if self._writer is None:
+                raise TrainingError("continuing a run needs its run folder")
+            run = self._writer.reopen()   # a commit or a write a crash interrupted finished or undone
             self.history = list(run.history)
             initial_epoch = len(self.history)
             model = self._resumed_model(run)
-            if tuple(model.image_shape) != tuple(self.dataset.images.shape[1:]):
+            if tuple(model.image_shape) != tuple(self.data.images.shape[1:]):
                 raise TrainingError(f"{self.run_dir}: the run's model takes {model.image_shape} images but the "
-                                    f"dataset gives {self.dataset.images.shape[1:]}; use the run's image settings")
+                                    f"dataset gives {self.data.images.shape[1:]}; use the run's image settings")
             if run.epoch_latents is not None and "z_mean" in run.epoch_latents:
                 self._epoch_z = list(run.epoch_latents["z_mean"][:initial_epoch])
             model.optimizer.learning_rate = cfg.learning_rate
@@ -227,7 +226,7 @@ class Trainer:
             else:
                 keras.mixed_precision.set_global_policy("float32")
             # without a pool: a new model, built and seeded by the same code
-            model = (self.model_pool or ModelPool()).acquire(self.dataset.images.shape[1:], cfg)
+            model = (self.model_pool or ModelPool()).acquire(self.data.images.shape[1:], cfg)
         model.beta.assign(self._beta * kl_factor(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs))
         floor, cap = kl_objective(cfg.kl_schedule, initial_epoch, cfg.warmup_epochs, cfg.free_bits, cfg.capacity)
         model.kl_free_bits.assign(floor)    # a pooled model may come from a run with another objective
@@ -238,19 +237,19 @@ class Trainer:
         self._good_weights = model.get_weights() if initial_epoch else None
         return initial_epoch
 
-    def _resumed_model(self, run):
+    def _resumed_model(self, run: Run) -> Any:
         """The run's saved model. With a pool: a pooled model of the run's settings given the file's
         weights and optimizer state (the same numbers, nothing built or traced again); without one, or
         when the file does not fit them, the model loaded from the file."""
         if self.model_pool is not None:
             try:
-                return self.model_pool.acquire_saved(self.dataset.images.shape[1:], run.config,
+                return self.model_pool.acquire_saved(self.data.images.shape[1:], run.config,
                                                      run.path / runs.MODEL_FILE)
             except ValueError:
                 pass
         return run.load_model()
 
-    def _run(self):
+    def _run(self) -> Finished:
         cfg = self.config
         self.device = training_device()
         if self.strategy is not None:
@@ -258,23 +257,17 @@ class Trainer:
 
             self.device = describe(self.strategy, self.device)
         self._prepare_data()
-        if self.run_dir is not None:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                if not self.resume_run:
-                    runs.write_config(self.run_dir, cfg)
-            except OSError as e:
-                raise TrainingError(f"cannot write the run folder {self.run_dir} ({e.strerror}); "
-                                    "choose a folder you can write to") from None
+        if self._writer is not None:
+            self._writer.start(cfg)   # the folder, and a new run's config.json
         initial_epoch = self._build_model()
         self._make_datasets(initial_epoch)
         if initial_epoch >= cfg.epochs:
             message = f"the run already has {initial_epoch} epochs; ask for more than {initial_epoch} to continue"
             return Finished(initial_epoch, False, message, self._run_dir_str(), list(self.history))
-        if self.resume_run:
-            runs.write_config(self.run_dir, cfg)
+        if self.resume_run and self._writer is not None:
+            self._writer.write_config(cfg)
         self.on_event(Started(self.device, cfg.epochs, initial_epoch, self.steps_per_epoch,
-                              len(self.train_idx), len(self.val_idx), tuple(self.dataset.images.shape[1:]),
+                              len(self.train_idx), len(self.val_idx), tuple(self.data.images.shape[1:]),
                               self._run_dir_str()))
         self._write_state("running", "")
         from latentlab.training.callbacks import NonFinite, StopRequested
@@ -305,7 +298,7 @@ class Trainer:
         done = len(self.history)
         if done and self.run_dir is not None:
             try:
-                self._save_latents(all_images=True, progress=self.encode_progress)
+                self._save_latents(progress=self.encode_progress)
             except OSError as e:
                 raise TrainingError(self._write_error(e)) from None
         status = "stopped" if stopped else "finished"
@@ -328,7 +321,7 @@ class Trainer:
                                    beta_now=lambda: schedule.beta_now, snapshot_seconds=self.snapshot_seconds)
         out = [schedule, guard, events, cb.Control(self._stop, self._running)]
         if len(self.likelihood_idx) and self.likelihood_samples:
-            out.append(cb.LikelihoodEstimate(self.dataset.images[self.likelihood_idx], self.likelihood_samples,
+            out.append(cb.LikelihoodEstimate(self.data.images[self.likelihood_idx], self.likelihood_samples,
                                              seed=cfg.seed))
         out.append(cb.EpochCheckpoint(self._end_epoch))
         out += self._tensorboard_callbacks()   # after the checkpoint: only the epochs the run keeps are logged
@@ -349,45 +342,34 @@ class Trainer:
         return list(self._closing)
 
     # -- pieces used by the callbacks ---------------------------------------------------------------
-    def _run_dir_str(self):
+    def _run_dir_str(self) -> str | None:
         return str(self.run_dir) if self.run_dir else None
 
-    def _restore_good_weights(self):
+    def _restore_good_weights(self) -> None:
         if self._good_weights is not None and self.model is not None:
             self.model.set_weights(self._good_weights)
 
     def _write_error(self, e: OSError) -> str:
-        done = len(self.history)  # the failed epoch is not in the history
-        kept = f"the checkpoint of epoch {done} is intact" if done else "no epoch had been saved yet"
-        return (f"cannot write the run folder {self.run_dir} ({e.strerror or e}); training stopped and "
-                f"{kept}; free some space or choose another folder")
+        return RunWriter.error_line(self.run_dir, e, len(self.history))   # the failed epoch is not in the history
 
-    def _write_state(self, status: str, message: str):
-        if self.run_dir is None or not (self.run_dir / runs.CONFIG_FILE).is_file():
-            return   # not a run folder (yet): nothing to say the state of
-        try:
-            runs.write_state(self.run_dir, status=status, message=message, epochs_done=len(self.history),
-                             model_epoch=len(self.history), device=self.device or "", updated=time.time())
-        except OSError:
-            pass  # a read-only or full disk: the previous state file stays as it was
+    def _write_state(self, status: str, message: str) -> None:
+        if self._writer is not None:
+            self._writer.write_state(status, message, len(self.history), self.device)
 
-    def encode(self, images, batch_size: int = 1024, progress=None):
+    def encode(self, images: np.ndarray, batch_size: int = 1024,
+               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         return encode(self.model, images, batch_size=batch_size, progress=progress)
 
-    def _save_latents(self, all_images: bool, progress=None):
-        ds = self.dataset
-        if all_images:
-            z_mean, z_log_var = self.encode(ds.images, progress=progress)
-            split = np.zeros(len(ds.images), dtype=np.int8)
-            split[self.val_idx] = 1
-            runs.atomic_save_npz(
-                self.run_dir / runs.LATENTS_FILE, z_mean=z_mean, z_log_var=z_log_var,
-                labels=ds.labels, paths=np.asarray(ds.paths, dtype=str),
-                class_names=np.asarray(ds.class_names, dtype=str), split=split)
+    def _save_latents(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Every image's code into the run folder's latents.npz."""
+        if self._writer is None:
+            return   # no run folder
+        z_mean, z_log_var = self.encode(self.data.images, progress=progress)
+        self._writer.save_latents(z_mean, z_log_var, self.dataset, self.val_idx)
 
-    def _end_epoch(self, epoch: int, logs: dict, seconds: float):
+    def _end_epoch(self, epoch: int, logs: dict, seconds: float) -> None:
         """Checkpoint a finished epoch and publish it (training thread)."""
-        val_images = self.dataset.images[self.val_idx]
+        val_images = self.data.images[self.val_idx]
         z_mean, z_log_var = self.encode(val_images) if len(val_images) else (np.zeros((0, 1)), np.zeros((0, 1)))
         if len(z_mean):
             # into Keras' own logs dict, so the callbacks after this one (TensorBoard) log them too
@@ -402,22 +384,15 @@ class Trainer:
             row.update(likelihood_samples=self.likelihood_samples, likelihood_images=len(self.likelihood_idx))
         self.history.append(row)
         self._epoch_z.append(z_mean.astype(np.float32))
-        if self.run_dir is not None:
+        if self._writer is not None:
             try:
                 # The new model is staged beside the old one and only takes its name after state.json
                 # commits the epoch, so a kill at any moment leaves model.keras matching the history
                 # (open_run rolls a committed staged model forward).
-                runs.atomic_save_model(self.model, runs.staged_model_path(self.run_dir, len(self.history)))
-                runs.atomic_write_text(self.run_dir / runs.HISTORY_FILE, runs.history_to_csv(self.history))
-                runs.atomic_save_npz(self.run_dir / runs.EPOCH_LATENTS_FILE, z_mean=np.stack(self._epoch_z),
-                                     indices=self.val_idx)
                 decoder_weights = self.model.decoder.get_weights()
-                runs.write_decoder_weights(self.run_dir, decoder_weights, len(self.history))   # for followers
-                if len(self.dataset.images) <= self.latents_every_epoch_max:
-                    self._save_latents(all_images=True)
-                runs.write_state(self.run_dir, status="running", message="", epochs_done=len(self.history),
-                                 model_epoch=len(self.history), device=self.device, updated=time.time())
-                runs.promote_staged_model(self.run_dir)
+                every_image = len(self.data.images) <= self.latents_every_epoch_max
+                self._writer.commit_epoch(self.model, self.history, self._epoch_z, self.val_idx, decoder_weights,
+                                          self.device, self._save_latents if every_image else None)
             except OSError as e:
                 self.history.pop()
                 self._epoch_z.pop()
