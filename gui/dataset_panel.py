@@ -38,7 +38,25 @@ class DatasetPanel(QGroupBox):
         self.task = Task("latentlab-load", self)
         self.task.finished.connect(self._on_load_finished)
         self._outcome = None
+        self._load_args: tuple = (None, "auto")   # image_size, color of the last load (kept on a reload)
+        buttons = self._build_buttons()
+        settings_row = self._build_image_settings()
+        form = self._build_form()
+        self._build_lists()
+        layout = QVBoxLayout(self)
+        layout.setSpacing(4)
+        layout.addLayout(buttons)
+        layout.addLayout(settings_row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.error)
+        layout.addLayout(form)
+        layout.addWidget(self.epoch_label)
+        layout.addWidget(self.thumbs)
+        layout.addWidget(self.skipped_label)
+        layout.addWidget(self.skipped)
 
+    def _build_buttons(self) -> QHBoxLayout:
+        """Open folder, Arrays, Sample and Cancel; the progress bar and the error line under them."""
         self.open_button = QPushButton("Open folder…")
         self.open_button.setToolTip("Choose a folder of images: one subfolder per class, or images directly "
                                     "inside (unlabeled).")
@@ -64,6 +82,15 @@ class DatasetPanel(QGroupBox):
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error.hide()
 
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button, 1)
+        buttons.addWidget(self.arrays_button)
+        buttons.addWidget(self.sample_button)
+        buttons.addWidget(self.cancel_button)
+        return buttons
+
+    def _build_form(self) -> QFormLayout:
+        """What the dataset loaded is: folder, images, size, classes, notes (and the epoch-size warning)."""
         self.path_label = QLabel("no folder")
         self.path_label.setWordWrap(True)
         self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -78,6 +105,21 @@ class DatasetPanel(QGroupBox):
         self.epoch_label.setWordWrap(True)
         self.epoch_label.setStyleSheet("color: #8a5a00;")
         self.epoch_label.hide()
+        self.classes_label = QLabel("–")
+        self.classes_label.setWordWrap(True)
+        self.classes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(2)
+        form.addRow("Folder:", self.path_label)
+        form.addRow("Images:", self.count_label)
+        form.addRow("Size:", self.shape_label)
+        form.addRow("Classes:", self.classes_label)
+        form.addRow("Notes:", self.notes_label)
+        return form
+
+    def _build_image_settings(self) -> QHBoxLayout:
+        """Transparency and fit: how images of another kind become the dataset's (a change reloads it)."""
         self.background_box = QComboBox()
         self.background_box.addItems(BACKGROUNDS)
         self.background_box.setToolTip("What transparent pixels become: auto (per image: white behind dark content, "
@@ -94,19 +136,10 @@ class DatasetPanel(QGroupBox):
         settings_row.addWidget(self.background_box, 1)
         settings_row.addWidget(QLabel("Fit:"))
         settings_row.addWidget(self.fit_box, 1)
-        self._load_args: tuple = (None, "auto")   # image_size, color of the last load (kept on a reload)
-        self.classes_label = QLabel("–")
-        self.classes_label.setWordWrap(True)
-        self.classes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        form = QFormLayout()
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setVerticalSpacing(2)
-        form.addRow("Folder:", self.path_label)
-        form.addRow("Images:", self.count_label)
-        form.addRow("Size:", self.shape_label)
-        form.addRow("Classes:", self.classes_label)
-        form.addRow("Notes:", self.notes_label)
+        return settings_row
 
+    def _build_lists(self) -> None:
+        """A few images as thumbnails, and the files skipped with their reasons."""
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.IconMode)
         self.thumbs.setFlow(QListWidget.LeftToRight)
@@ -121,23 +154,6 @@ class DatasetPanel(QGroupBox):
         self.skipped.setMaximumHeight(64)
         self.skipped.setToolTip("Files that were not used, with the reason.")
         self.skipped.hide()
-
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.open_button, 1)
-        buttons.addWidget(self.arrays_button)
-        buttons.addWidget(self.sample_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setSpacing(4)
-        layout.addLayout(buttons)
-        layout.addLayout(settings_row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.error)
-        layout.addLayout(form)
-        layout.addWidget(self.epoch_label)
-        layout.addWidget(self.thumbs)
-        layout.addWidget(self.skipped_label)
-        layout.addWidget(self.skipped)
 
     # -- opening -----------------------------------------------------------------------------
     @Slot()

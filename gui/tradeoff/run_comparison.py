@@ -131,7 +131,12 @@ class RunComparison(QWidget):
         self.z = None
         self.decoded: list[tuple[float, np.ndarray]] = []
         self.selected = -1
+        self._build_controls()
+        self._build_views()
+        self._build_layout()
 
+    def _build_controls(self) -> None:
+        """Open runs, Clear, the curve's quantity, the status line and the export buttons."""
         self.open_button = QPushButton("Open runs…")
         self.open_button.setToolTip("Choose a run folder, or a sweep folder to open all the runs in it at once.")
         self.open_button.clicked.connect(self._ask_open)
@@ -158,6 +163,8 @@ class RunComparison(QWidget):
         self.export_decoded_png.setToolTip("Save the clicked z decoded by every run as a PNG picture.")
         self.export_decoded_png.clicked.connect(lambda: self._ask("png-decoded"))
 
+    def _build_views(self) -> None:
+        """The overlaid curves, the runs' latent maps, the decoded z, and the latent tools with their run."""
         self.curve_plot = pg.PlotWidget(background="w")
         self.curve_plot.setMenuEnabled(False)
         self.curve_plot.setLabel("bottom", "epoch")
@@ -181,6 +188,8 @@ class RunComparison(QWidget):
         self.run_choice.currentIndexChanged.connect(self.select_run)
         self.tools = LatentTools()
 
+    def _build_layout(self) -> None:
+        """The buttons on top; the maps and the decoded z over the curves and the tools (splitters)."""
         top = QHBoxLayout()
         top.addWidget(self.open_button)
         top.addWidget(self.clear_button)

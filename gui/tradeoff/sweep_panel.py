@@ -48,7 +48,14 @@ class SweepPanel(QWidget):
         self.current_beta = None
         self.total = 0
         self.epochs = 0
+        self._build_fields()
+        self._build_buttons()
+        self._build_results()
+        self._build_layout()
+        self._update_buttons()
 
+    def _build_fields(self) -> None:
+        """What to sweep: the β values, where the runs train (a cluster), the sweep folder, the design."""
         self.betas_edit = QLineEdit("0.1, 0.5, 1, 2, 4, 10")
         self.betas_edit.setToolTip("β values to train, separated by commas: each is a full run with the same data, "
                                    "seed and settings, so only the KL weight — the rate–distortion trade-off — "
@@ -73,6 +80,9 @@ class SweepPanel(QWidget):
                                   "from scratch.", checked=True)
         self._design_tip, self._design_text = self.design_check.toolTip(), self.design_check.text()
         self.cluster_edit.textChanged.connect(self._update_buttons)   # a cluster sweep trains every β from scratch
+
+    def _build_buttons(self) -> None:
+        """Start, Stop and the table's CSV export."""
         self.start_button = QPushButton("Start sweep")
         self.start_button.setToolTip("Train one model per β, one after another, in the background; each finished "
                                      "run appears on the rate–distortion plane.")
@@ -86,6 +96,9 @@ class SweepPanel(QWidget):
         self.export_button.setToolTip("Save the table (β, validation reconstruction and KL, −ELBO, active units) "
                                       "as CSV.")
         self.export_button.clicked.connect(self._ask_csv)
+
+    def _build_results(self) -> None:
+        """The source line, the progress bar, the message line and the table of runs (one row per β)."""
         self.source_label = QLabel("Open a dataset to sweep β over it.")
         self.source_label.setWordWrap(True)
         self.source_label.setStyleSheet("color: #555;")
@@ -104,6 +117,7 @@ class SweepPanel(QWidget):
         self.table.setToolTip("One row per β: validation reconstruction (distortion) and KL (rate) of the last "
                               "finished epoch, their sum (−ELBO) and the active latent units.")
 
+    def _build_layout(self) -> None:
         form = QFormLayout()
         form.addRow("β values", self.betas_edit)
         form.addRow("cluster", self.cluster_edit)
@@ -128,7 +142,6 @@ class SweepPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(box)
-        self._update_buttons()
 
     # -- inputs --------------------------------------------------------------------------------------
     def set_source(self, config, dataset) -> None:
