@@ -12,11 +12,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QLineEdit, QProgressBar, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
-from gui.widgets import check
+from gui.widgets import button, check
 from gui.threads import Task
 from gui.workers import SweepWorker
 from latentlab.config import ConfigError
@@ -70,9 +70,7 @@ class SweepPanel(QWidget):
         self.out_edit.setPlaceholderText("folder that will hold one run folder per β")
         self.out_edit.setToolTip("Where the runs go: one normal run folder per β (beta-0.1, beta-1, …) that you "
                                  "can reopen and compare.")
-        self.browse_button = QPushButton("…")
-        self.browse_button.setToolTip("Choose the sweep folder.")
-        self.browse_button.clicked.connect(self._browse)
+        self.browse_button = button("…", "Choose the sweep folder.", self._browse)
         self.design_check = check("shared start, same random numbers", "Designed to show the trade-off beyond "
                                   "training noise: the smallest β trains about two thirds of the epochs, then each β "
                                   "continues a copy of it with the same data order and random draws, so that β is "
@@ -83,19 +81,13 @@ class SweepPanel(QWidget):
 
     def _build_buttons(self) -> None:
         """Start, Stop and the table's CSV export."""
-        self.start_button = QPushButton("Start sweep")
-        self.start_button.setToolTip("Train one model per β, one after another, in the background; each finished "
-                                     "run appears on the rate–distortion plane.")
-        self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current batch: the current run keeps its last finished epoch "
-                                    "and the remaining β values are skipped.")
-        self.stop_button.clicked.connect(self.stop)
+        self.start_button = button("Start sweep", "Train one model per β, one after another, in the background; "
+                                   "each finished run appears on the rate–distortion plane.", self.start)
+        self.stop_button = button("Stop", "Stop after the current batch: the current run keeps its last finished "
+                                  "epoch and the remaining β values are skipped.", self.stop)
         self.stop_button.setEnabled(False)
-        self.export_button = QPushButton("CSV…")
-        self.export_button.setToolTip("Save the table (β, validation reconstruction and KL, −ELBO, active units) "
-                                      "as CSV.")
-        self.export_button.clicked.connect(self._ask_csv)
+        self.export_button = button("CSV…", "Save the table (β, validation reconstruction and KL, −ELBO, active "
+                                    "units) as CSV.", self._ask_csv)
 
     def _build_results(self) -> None:
         """The source line, the progress bar, the message line and the table of runs (one row per β)."""
