@@ -6,24 +6,36 @@ for being unusable."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout)
+                               QListWidgetItem, QProgressBar, QVBoxLayout)
 
 from latentlab.config import BACKGROUNDS, FITS
+from latentlab.data.dataset import DatasetError
 
 from gui.image_panel import array_to_qimage
 from gui.settings import add_recent_folder, recent_folders
 from gui.threads import Task
-from gui.workers import LoadWorker
+from gui.widgets import button
+from gui.workers import start_load
 
 __all__ = ["DatasetPanel"]
 
 THUMBS = 20
+
+
+def load_dataset(root: str, job, image_size=None, color: str = "auto", background: str = "auto",
+                 fit: str = "pad"):
+    """`latentlab.data.load_folder` on a `gui.workers.Load`'s thread: progress and Cancel between files."""
+    from latentlab.data import load_folder
+
+    return load_folder(root, image_size, color, background=background, fit=fit,
+                       progress=lambda d, t: job.progress.emit(int(d), int(t)), should_cancel=job.cancelled)
 
 
 class DatasetPanel(QGroupBox):
@@ -38,21 +50,33 @@ class DatasetPanel(QGroupBox):
         self.task = Task("latentlab-load", self)
         self.task.finished.connect(self._on_load_finished)
         self._outcome = None
+        self._load_args: tuple = (None, "auto")   # image_size, color of the last load (kept on a reload)
+        buttons = self._build_buttons()
+        settings_row = self._build_image_settings()
+        form = self._build_form()
+        self._build_lists()
+        layout = QVBoxLayout(self)
+        layout.setSpacing(4)
+        layout.addLayout(buttons)
+        layout.addLayout(settings_row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.error)
+        layout.addLayout(form)
+        layout.addWidget(self.epoch_label)
+        layout.addWidget(self.thumbs)
+        layout.addWidget(self.skipped_label)
+        layout.addWidget(self.skipped)
 
-        self.open_button = QPushButton("Open folder…")
-        self.open_button.setToolTip("Choose a folder of images: one subfolder per class, or images directly "
-                                    "inside (unlabeled).")
-        self.open_button.clicked.connect(self.ask_folder)
-        self.arrays_button = QPushButton("Arrays…")
-        self.arrays_button.setToolTip("Open images saved as arrays: a .npz (x and y, or x_train and y_train as "
-                                      "keras.datasets gives them), a .npy, or an IDX file (MNIST's format).")
-        self.arrays_button.clicked.connect(self.ask_arrays)
-        self.sample_button = QPushButton("Sample")
-        self.sample_button.setToolTip("Load the bundled Fashion-MNIST sample (3,000 28×28 images, 10 classes).")
-        self.sample_button.clicked.connect(self.open_sample)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop loading this folder.")
-        self.cancel_button.clicked.connect(self.cancel)
+    def _build_buttons(self) -> QHBoxLayout:
+        """Open folder, Arrays, Sample and Cancel; the progress bar and the error line under them."""
+        self.open_button = button("Open folder…", "Choose a folder of images: one subfolder per class, or images "
+                                  "directly inside (unlabeled).", self.ask_folder)
+        self.arrays_button = button("Arrays…", "Open images saved as arrays: a .npz (x and y, or x_train and y_train "
+                                    "as keras.datasets gives them), a .npy, or an IDX file (MNIST's format).",
+                                    self.ask_arrays)
+        self.sample_button = button("Sample", "Load the bundled Fashion-MNIST sample (3,000 28×28 images, 10 "
+                                    "classes).", self.open_sample)
+        self.cancel_button = button("Cancel", "Stop loading this folder.", self.cancel)
         self.cancel_button.hide()
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
@@ -64,6 +88,15 @@ class DatasetPanel(QGroupBox):
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error.hide()
 
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button, 1)
+        buttons.addWidget(self.arrays_button)
+        buttons.addWidget(self.sample_button)
+        buttons.addWidget(self.cancel_button)
+        return buttons
+
+    def _build_form(self) -> QFormLayout:
+        """What the dataset loaded is: folder, images, size, classes, notes (and the epoch-size warning)."""
         self.path_label = QLabel("no folder")
         self.path_label.setWordWrap(True)
         self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -78,6 +111,21 @@ class DatasetPanel(QGroupBox):
         self.epoch_label.setWordWrap(True)
         self.epoch_label.setStyleSheet("color: #8a5a00;")
         self.epoch_label.hide()
+        self.classes_label = QLabel("–")
+        self.classes_label.setWordWrap(True)
+        self.classes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(2)
+        form.addRow("Folder:", self.path_label)
+        form.addRow("Images:", self.count_label)
+        form.addRow("Size:", self.shape_label)
+        form.addRow("Classes:", self.classes_label)
+        form.addRow("Notes:", self.notes_label)
+        return form
+
+    def _build_image_settings(self) -> QHBoxLayout:
+        """Transparency and fit: how images of another kind become the dataset's (a change reloads it)."""
         self.background_box = QComboBox()
         self.background_box.addItems(BACKGROUNDS)
         self.background_box.setToolTip("What transparent pixels become: auto (per image: white behind dark content, "
@@ -94,19 +142,10 @@ class DatasetPanel(QGroupBox):
         settings_row.addWidget(self.background_box, 1)
         settings_row.addWidget(QLabel("Fit:"))
         settings_row.addWidget(self.fit_box, 1)
-        self._load_args: tuple = (None, "auto")   # image_size, color of the last load (kept on a reload)
-        self.classes_label = QLabel("–")
-        self.classes_label.setWordWrap(True)
-        self.classes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        form = QFormLayout()
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setVerticalSpacing(2)
-        form.addRow("Folder:", self.path_label)
-        form.addRow("Images:", self.count_label)
-        form.addRow("Size:", self.shape_label)
-        form.addRow("Classes:", self.classes_label)
-        form.addRow("Notes:", self.notes_label)
+        return settings_row
 
+    def _build_lists(self) -> None:
+        """A few images as thumbnails, and the files skipped with their reasons."""
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.IconMode)
         self.thumbs.setFlow(QListWidget.LeftToRight)
@@ -121,23 +160,6 @@ class DatasetPanel(QGroupBox):
         self.skipped.setMaximumHeight(64)
         self.skipped.setToolTip("Files that were not used, with the reason.")
         self.skipped.hide()
-
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.open_button, 1)
-        buttons.addWidget(self.arrays_button)
-        buttons.addWidget(self.sample_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setSpacing(4)
-        layout.addLayout(buttons)
-        layout.addLayout(settings_row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.error)
-        layout.addLayout(form)
-        layout.addWidget(self.epoch_label)
-        layout.addWidget(self.thumbs)
-        layout.addWidget(self.skipped_label)
-        layout.addWidget(self.skipped)
 
     # -- opening -----------------------------------------------------------------------------
     @Slot()
@@ -204,11 +226,9 @@ class DatasetPanel(QGroupBox):
         self.open_button.setEnabled(False)
         self.sample_button.setEnabled(False)
         self.path_label.setText(folder)
-        worker = LoadWorker(folder, image_size, color, self.background, self.fit)
-        worker.progress.connect(self._on_progress)
-        worker.loaded.connect(self._on_loaded)
-        worker.failed.connect(self._on_failed)
-        self.task.start(worker)
+        start_load(self.task, partial(load_dataset, image_size=image_size, color=color, background=self.background,
+                                      fit=self.fit), [folder], self._on_loaded, self._on_failed, self._on_progress,
+                   expected=(DatasetError,), doing="cannot load")
         self.loadStarted.emit(folder)
         return True
 
@@ -234,8 +254,8 @@ class DatasetPanel(QGroupBox):
     def _on_loaded(self, ds) -> None:
         self._outcome = ("loaded", ds)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    @Slot(str, str)
+    def _on_failed(self, folder: str, message: str) -> None:
         self._outcome = ("failed", message)
 
     @Slot(object)

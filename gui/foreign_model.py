@@ -11,6 +11,7 @@ status bar. A file that is refused or does not fit gets one line in the banner (
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -18,38 +19,21 @@ from PySide6.QtWidgets import QFileDialog
 
 from gui.threads import Task
 from gui.training_state import TrainingState
-from latentlab.messages import one_line
+from gui.workers import start_load
+from latentlab.data.dataset import DatasetError
+from latentlab.model.keras_files import KerasFileError
 
-__all__ = ["ForeignModel", "ForeignLoadWorker", "describe"]
+__all__ = ["ForeignModel", "open_decoder", "describe"]
 
 
-class ForeignLoadWorker(QObject):
-    """Runs `latentlab.model.foreign.open_view` once: ``loaded`` carries the `ForeignView`."""
+def open_decoder(decoder: str, job, encoder: str | None = None, dataset: str | None = None):
+    """`latentlab.model.foreign.open_view` on a `gui.workers.Load`'s thread: ``loaded`` carries the
+    `ForeignView`."""
+    from latentlab.model.foreign import open_view
+    from latentlab.runtime import import_tensorflow
 
-    loaded = Signal(object)
-    failed = Signal(str)
-    done = Signal()
-
-    def __init__(self, decoder: str, encoder: str | None, dataset: str | None):
-        super().__init__()
-        self.decoder, self.encoder, self.dataset = decoder, encoder, dataset
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.data import DatasetError
-        from latentlab.model.foreign import KerasFileError, open_view
-        from latentlab.runtime import import_tensorflow
-
-        try:
-            import_tensorflow()
-            view = open_view(self.decoder, self.encoder, self.dataset)
-        except (KerasFileError, DatasetError) as e:
-            self.failed.emit(str(e))
-        except Exception as e:  # a bug, an OS error: still one line in the window
-            self.failed.emit(f"{self.decoder}: cannot open the decoder ({one_line(e, with_type=True)})")
-        else:
-            self.loaded.emit(view)
-        self.done.emit()
+    import_tensorflow()
+    return open_view(decoder, encoder, dataset)
 
 
 def describe(view) -> str:
@@ -97,10 +81,9 @@ class ForeignModel(QObject):
         if self.task.running:
             return False
         w.statusBar().showMessage(f"Opening the decoder {decoder}…")
-        worker = ForeignLoadWorker(str(decoder), encoder and str(encoder), dataset and str(dataset))
-        worker.loaded.connect(self._on_loaded)
-        worker.failed.connect(self._on_failed)
-        self.task.start(worker)
+        load = partial(open_decoder, encoder=encoder and str(encoder), dataset=dataset and str(dataset))
+        start_load(self.task, load, [decoder], self._on_loaded, self._on_failed,
+                   expected=(KerasFileError, DatasetError), doing="cannot open the decoder")
         return True
 
     @Slot(object)
@@ -110,8 +93,8 @@ class ForeignModel(QObject):
         self.message = describe(view)
         self.opened.emit(view)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    @Slot(str, str)
+    def _on_failed(self, decoder: str, message: str) -> None:
         self.failed.emit(message)
 
     def shutdown(self) -> None:

@@ -41,12 +41,11 @@ def close_for_signal(window) -> None:
     closeEvent stops what trains after its current batch, keeping the last finished epoch)."""
     from PySide6.QtWidgets import QApplication
 
-    window._quitting = True
     for w in QApplication.topLevelWidgets():
         if w is not window and w.isVisible() and (w.isModal() or w.isWindow()) and hasattr(w, "reject"):
             w.reject()
     window.statusBar().showMessage("Stopping…")
-    window.close()
+    window.close_without_asking()
 
 
 def default_log_path() -> Path:

@@ -35,7 +35,7 @@ from gui.training_controller import TrainingController
 from gui.training_panel import TrainingPanel
 from gui.wheel import install_wheel_router
 from gui.training_state import TrainingState
-from gui.widgets import Banner
+from gui.widgets import Banner, make_timer
 from latentlab.runs import folder as runs
 from latentlab.events import EpochEnd, Failed, Finished, Started
 from latentlab.model.key import ModelKey
@@ -73,13 +73,15 @@ class MainWindow(QMainWindow):
         self.tradeoff.sweep_panel.runs_root = self.tradeoff.lesson.runs_root = self.runs_root
         self.folder_following = FolderFollowing(self)   # a sweep folder compared while its runs are written
         self.prior = PriorSamples()
-        self._layout()
+        self.banner = Banner()
+        self.layout_state = WindowLayout(self, [(self.prior, "Prior samples", "Images decoded from z ~ N(0, I)")])
+        self.tradeoff_dock = self.layout_state.tradeoff_dock
+        self.statusBar().showMessage("Open a folder of images (Ctrl+O) or a run (Ctrl+Shift+O), then press Train.")
         build_menus(self)
         install_wheel_router()          # one rule for the wheel over plots in scrolling pages (gui.wheel)
         self._connect()
-        self.ui_timer = QTimer(self)
-        self.ui_timer.setInterval(200)   # progress text at 5 Hz: QProgressBar repaints at once on each change
-        self.ui_timer.timeout.connect(self._refresh_progress)
+        # progress text at 5 Hz: QProgressBar repaints at once on each change
+        self.ui_timer = make_timer(self, 200, self._refresh_progress, single_shot=False)
         self.ui_timer.start()
         self.layout_state.restore()      # the size and arrangement of the last close, or the screen's
         self._update_actions()
@@ -89,12 +91,6 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(200, self.map_view.renderer.preload)
 
     # -- construction -------------------------------------------------------------------------------
-    def _layout(self) -> None:
-        self.banner = Banner()
-        self.layout_state = WindowLayout(self, [(self.prior, "Prior samples", "Images decoded from z ~ N(0, I)")])
-        self.tradeoff_dock = self.layout_state.tradeoff_dock
-        self.statusBar().showMessage("Open a folder of images (Ctrl+O) or a run (Ctrl+Shift+O), then press Train.")
-
     def _connect(self) -> None:
         dp, tp, mv, tr, p, f = (self.dataset_panel, self.training_panel, self.map_view, self.training,
                                 self.tradeoff, self.files)
@@ -230,11 +226,10 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _sweep_source(self) -> None:
-        if self.training.state != TrainingState.IDLE:
-            self.tradeoff.sweep_panel.set_source(None, self.dataset)
+        idle = self.training.state == TrainingState.IDLE
+        self.tradeoff.sweep_panel.set_source(self.form_config() if idle else None, self.dataset)
+        if not idle:
             self._status("Stop training before starting a sweep: one training at a time.")
-            return
-        self.tradeoff.sweep_panel.set_source(self.form_config(), self.dataset)
 
     @Slot(bool)
     def _on_sweep_running(self, running: bool) -> None:
@@ -470,6 +465,11 @@ class MainWindow(QMainWindow):
                                       "Training is running. Stop it and close? The last finished epoch is kept "
                                       "in the run folder.", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
         return answer == QMessageBox.Yes
+
+    def close_without_asking(self) -> bool:
+        """Ctrl+C or SIGTERM: close without `confirm_stop` (what trains stops after its batch, keeping its epoch)."""
+        self._quitting = True
+        return self.close()
 
     def closeEvent(self, event) -> None:
         busy = self.training.running or self.tradeoff.training_busy

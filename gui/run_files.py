@@ -17,10 +17,17 @@ from PySide6.QtWidgets import QFileDialog
 from gui.exporting import ask_path
 from gui.image_panel import save_png
 from gui.threads import Task
-from gui.workers import RunLoadWorker
+from gui.workers import start_load
 from latentlab.runs import folder as runs
 
 __all__ = ["RunFiles"]
+
+
+def open_run_view(path: str, job):
+    """A run folder and its decoder (TensorFlow), read on a `gui.workers.Load`'s thread."""
+    from latentlab.runs.view import open_run_view
+
+    return open_run_view(path)
 
 
 class RunFiles(QObject):
@@ -76,10 +83,8 @@ class RunFiles(QObject):
         if self.task.running:
             return False
         self.status.emit(f"Opening run {path}…")
-        worker = RunLoadWorker(str(path))
-        worker.loaded.connect(self._on_loaded)
-        worker.failed.connect(self._on_failed)
-        self.task.start(worker)
+        start_load(self.task, open_run_view, [path], self._on_loaded, self._on_failed, expected=(runs.RunError,),
+                   doing="cannot open the run")
         return True
 
     @Slot(object)
@@ -87,8 +92,8 @@ class RunFiles(QObject):
         self.run_dir, self.latents = Path(view.run.path), view.run.latents
         self.opened.emit(view)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    @Slot(str, str)
+    def _on_failed(self, path: str, message: str) -> None:
         self.problem.emit(message)
         self.openFailed.emit(message)
 

@@ -20,43 +20,50 @@ here, or the window closes.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel
 
 from gui.threads import Task
-from latentlab.messages import one_line
+from gui.workers import start_load
 
-__all__ = ["RunFollowing", "FollowLoadWorker"]
-
-
-class FollowLoadWorker(QObject):
-    """Reads a followed run's newest committed epoch (decoder weights, points) off the GUI thread."""
-
-    loaded = Signal(object)     # latentlab.runs.follow.FollowedEpoch
-    failed = Signal(str)
-    done = Signal()
-
-    def __init__(self, path: str, model_key=None):
-        super().__init__()
-        self.path, self.model_key = path, model_key
-
-    def stop(self) -> None:   # one short read: nothing to interrupt
-        pass
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.runs.follow import load_followed_epoch
-
-        try:
-            self.loaded.emit(load_followed_epoch(self.path, self.model_key))
-        except Exception as e:   # RunError, or a file replaced under the read: the next epoch tries again
-            self.failed.emit(one_line(e))
-        self.done.emit()
+__all__ = ["RunFollowing", "FolderFollowing"]
 
 
-class RunFollowing(QObject):
+def load_epoch(path: str, job, model_key=None):
+    """A followed run's newest committed epoch (decoder weights, points), read on a `gui.workers.Load`'s
+    thread; a read that raced a write fails, and the next poll reads again."""
+    from latentlab.runs.follow import load_followed_epoch
+
+    return load_followed_epoch(path, model_key)
+
+
+class _Following(QObject):
+    """What both followers have: the window, a hidden label in its status bar (object name ``label_name``)
+    that says what is followed (``text``), and a timer that calls ``poll`` every ``interval_ms`` (by default
+    the engine's poll interval, once a second)."""
+
+    def __init__(self, window, label_name: str, interval_ms: int | None):
+        super().__init__(window)
+        from latentlab.runs.follow import POLL_SECONDS
+
+        self.window = window
+        self.label = QLabel("")
+        self.label.setObjectName(label_name)
+        self.label.hide()
+        window.statusBar().addPermanentWidget(self.label)
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(interval_ms if interval_ms is not None else POLL_SECONDS * 1000))
+        self.timer.timeout.connect(self.poll)
+
+    @property
+    def text(self) -> str:
+        return self.label.text()
+
+
+class RunFollowing(_Following):
     """Follows the window's opened run while another process writes it (see the module's text)."""
 
     updated = Signal(object)        # latentlab.runs.follow.FollowUpdate, every poll that saw something new
@@ -64,17 +71,7 @@ class RunFollowing(QObject):
     ended = Signal(str)             # the FollowState's value: finished, stopped, failed, died
 
     def __init__(self, window, interval_ms: int | None = None):
-        super().__init__(window)
-        from latentlab.runs.follow import POLL_SECONDS
-
-        self.window = window
-        self.label = QLabel("")
-        self.label.setObjectName("followLabel")
-        self.label.hide()
-        window.statusBar().addPermanentWidget(self.label)
-        self.timer = QTimer(self)
-        self.timer.setInterval(int(interval_ms if interval_ms is not None else POLL_SECONDS * 1000))
-        self.timer.timeout.connect(self.poll)
+        super().__init__(window, "followLabel", interval_ms)
         self.task = Task("latentlab-follow-run", self)
         self.task.finished.connect(self._on_load_finished)
         self.follower = None
@@ -87,10 +84,6 @@ class RunFollowing(QObject):
     @property
     def following(self) -> bool:
         return self.follower is not None and self.timer.isActive()
-
-    @property
-    def text(self) -> str:
-        return self.label.text()
 
     # -- starting and stopping -------------------------------------------------------------------------
     @Slot(object)
@@ -167,10 +160,8 @@ class RunFollowing(QObject):
     def _catch_up(self, update) -> None:
         """Read the newest committed epoch's model and codes when the map shows an older one."""
         if update.epochs_done > self.shown_epoch and not self.task.running and self.path is not None:
-            worker = FollowLoadWorker(str(self.path), self._model_key)
-            worker.loaded.connect(self._on_loaded)
-            worker.failed.connect(lambda message: None)   # a read raced a write: the next poll reads again
-            self.task.start(worker)
+            # a read that fails (it raced a write) is read again at the next poll
+            start_load(self.task, partial(load_epoch, model_key=self._model_key), [self.path], self._on_loaded)
 
     @Slot(object)
     def _on_loaded(self, epoch) -> None:
@@ -211,7 +202,7 @@ class RunFollowing(QObject):
         self.ended.emit(update.state.value)
 
 
-class FolderFollowing(QObject):
+class FolderFollowing(_Following):
     """Follows a sweep (or lesson) folder that the comparison view opened while runs in it are being
     written: each run's curve moves on the rate–distortion plane as its epochs commit, its entry in the
     comparison (map, curves, decoder) is loaded again, runs that start later join, and a label in the status
@@ -221,19 +212,9 @@ class FolderFollowing(QObject):
     ended = Signal()
 
     def __init__(self, window, interval_ms: int | None = None):
-        super().__init__(window)
-        from latentlab.runs.follow import POLL_SECONDS
-
-        self.window = window
+        super().__init__(window, "folderFollowLabel", interval_ms)
         self.comparison = window.tradeoff.comparison
         self.rd_plot = window.tradeoff.rd_plot
-        self.label = QLabel("")
-        self.label.setObjectName("folderFollowLabel")
-        self.label.hide()
-        window.statusBar().addPermanentWidget(self.label)
-        self.timer = QTimer(self)
-        self.timer.setInterval(int(interval_ms if interval_ms is not None else POLL_SECONDS * 1000))
-        self.timer.timeout.connect(self.poll)
         self.follower = None
         self.loaded: dict[str, int] = {}     # path → the epoch the comparison's entry was loaded at
         self.pending: set[str] = set()
@@ -251,10 +232,6 @@ class FolderFollowing(QObject):
     @property
     def following(self) -> bool:
         return self.timer.isActive()
-
-    @property
-    def text(self) -> str:
-        return self.label.text()
 
     @Slot(str)
     def follow(self, folder: str) -> None:

@@ -9,7 +9,7 @@ good (issue 23: fresh start → Open run → the grid thread traced its decoder 
 showed the GIL held by "latentlab-grid", which waited for the GIL itself). A Python thread keeps one
 thread state from its start to its end, so TensorFlow's record always matches.
 
-A worker is a QObject with a ``run`` slot that emits ``done`` when it ends. It stays on the GUI thread
+A worker is a QObject with a ``run`` slot (`gui.workers`). It stays on the GUI thread
 (Qt affinity); its ``run`` is called on the worker thread, and the signals it emits there are queued to
 receivers living on the GUI thread (Qt decides at emit time). Rules kept here: no widget is touched from
 a worker, results are numpy arrays and plain Python (never tensors), receivers are slots of QObjects on

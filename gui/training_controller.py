@@ -75,20 +75,20 @@ class TrainingController(QObject):
 
     @Slot()
     def pause(self) -> bool:
-        if self.state != TrainingState.TRAINING:
-            return False
-        self.task.request("pause")
-        self._set_state(TrainingState.PAUSED)
-        self.status.emit("Paused (after this batch). Press Space or Resume to go on.")
-        return True
+        return self._steer("pause", TrainingState.TRAINING, TrainingState.PAUSED,
+                           "Paused (after this batch). Press Space or Resume to go on.")
 
     @Slot()
     def resume(self) -> bool:
-        if self.state != TrainingState.PAUSED:
+        return self._steer("resume", TrainingState.PAUSED, TrainingState.TRAINING, "Resumed.")
+
+    def _steer(self, how: str, before: TrainingState, after: TrainingState, message: str) -> bool:
+        """Ask the trainer to ``how`` (pause, resume) when training is ``before``; False when it is not."""
+        if self.state != before:
             return False
-        self.task.request("resume")
-        self._set_state(TrainingState.TRAINING)
-        self.status.emit("Resumed.")
+        self.task.request(how)
+        self._set_state(after)
+        self.status.emit(message)
         return True
 
     @Slot()

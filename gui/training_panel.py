@@ -45,7 +45,21 @@ class TrainingPanel(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Training", parent)
         self.state = TrainingState.IDLE
+        self._build_beta()
+        self._build_model_fields()
+        self._build_schedule()
+        self._build_strategy()
+        self._build_buttons()
+        form = self._build_form()
+        layout = column(form, row((self.train_button, 1), (self.continue_button, 2)),
+                        row(self.pause_button, self.stop_button), self.progress,
+                        self.detail, self.device_label, parent=self, margins=None)
+        layout.setSpacing(4)
+        self._update_warmup()
+        self.set_state(TrainingState.IDLE, can_train=False)
 
+    def _build_beta(self) -> None:
+        """β's spin box and its log-scale slider, kept in step; ``betaChanged`` once the value settles."""
         tip = ("β, the weight of the KL term (log scale): higher β pulls the latent codes toward the prior, "
                "a smoother map and blurrier reconstructions; lower β sharper reconstructions and a less "
                "regular map. Can be changed while training.")
@@ -59,6 +73,8 @@ class TrainingPanel(QGroupBox):
         self.beta_spin.valueChanged.connect(self._on_beta_spin)
         self._beta_timer = make_timer(self, 250, lambda: self.betaChanged.emit(self.beta_spin.value()))
 
+    def _build_model_fields(self) -> None:
+        """The model's and the fit's settings: latent size, hidden units, epochs, batch size, learning rate."""
         self.latent_spin = spin(LATENT_RANGE, 2, "Latent size: more dimensions let reconstructions get sharper at "
                                 "the cost of more KL; 2 maps the latent space directly.")
         self.hidden_spin = spin(HIDDEN_RANGE, TrainConfig.hidden_units,
@@ -75,6 +91,9 @@ class TrainingPanel(QGroupBox):
         self.lr_spin.setValue(0.001)
         self.lr_spin.setToolTip("Learning rate of Adam: higher moves reconstruction and KL faster but can "
                                 "make training unstable.")
+
+    def _build_schedule(self) -> None:
+        """The KL schedule and its parameters (warm-up epochs, free bits λ, capacity C)."""
         self.schedule_combo = QComboBox()
         self.schedule_combo.addItem("constant", "constant")
         self.schedule_combo.addItem("linear warm-up", "linear")
@@ -97,6 +116,8 @@ class TrainingPanel(QGroupBox):
                                 "weighs the KL term.")
         self.schedule_combo.currentIndexChanged.connect(self._update_warmup)
 
+    def _build_strategy(self) -> None:
+        """One GPU or all of them (shown when TensorFlow sees more than one)."""
         self.gpu_count = None            # as TensorFlow reports it (set_gpu_count), once it is imported
         self.strategy_combo = QComboBox()
         self.strategy_combo.addItem("one GPU", "default")
@@ -105,6 +126,8 @@ class TrainingPanel(QGroupBox):
                                        "MirroredStrategy: each GPU takes a slice of the batch, which stays the "
                                        "batch size above). Shown when more than one GPU is visible.")
 
+    def _build_buttons(self) -> None:
+        """Train, Continue training, Pause, Stop; the progress bar, its detail line and the device."""
         self.train_button = button("Train", "Train a new model on the dataset with these settings (Ctrl+T).",
                                    self.trainRequested)
         self.continue_button = button("Continue training", "Train the run shown further, from its last epoch up "
@@ -125,6 +148,7 @@ class TrainingPanel(QGroupBox):
         self.device_label = QLabel("Device: –")
         self.device_label.setToolTip("Where TensorFlow trains: the CPU or a GPU.")
 
+    def _build_form(self) -> QFormLayout:
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(3)
@@ -141,12 +165,7 @@ class TrainingPanel(QGroupBox):
         form.addRow("Devices:", self.strategy_combo)
         self._form = form
         form.setRowVisible(self.strategy_combo, False)
-        layout = column(form, row((self.train_button, 1), (self.continue_button, 2)),
-                        row(self.pause_button, self.stop_button), self.progress,
-                        self.detail, self.device_label, parent=self, margins=None)
-        layout.setSpacing(4)
-        self._update_warmup()
-        self.set_state(TrainingState.IDLE, can_train=False)
+        return form
 
     # -- β ---------------------------------------------------------------------------------------
     @Slot(int)

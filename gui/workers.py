@@ -1,7 +1,9 @@
-"""The app's background jobs, each a QObject run once on its own thread by a `gui.threads.Task`:
-loading a dataset folder, training, opening a run, a β sweep, loading runs to compare.
+"""The app's background jobs, each a QObject run once on its own thread by a `gui.threads.Task`: `Load`
+for whatever is read and handed back (a dataset folder, a run, a decoder file, a followed run's newest
+epoch, the runs to compare), `TrainingWorker` and `SweepWorker` for the long jobs that are steered while
+they run (stop, pause, β).
 
-Each has a ``run`` slot that ends by emitting ``done``; results leave through ``Signal(object)``
+Each has a ``run`` slot (its `Task` says when the thread has ended); results leave through ``Signal(object)``
 carrying numpy arrays and plain Python, never tensors. The work itself is the engine's (latentlab);
 these only carry it to a thread and its outcome back as signals. Control methods (stop, pause,
 cancel) may be called from any thread. The grid decoder, which lives as long as the window, is in
@@ -16,47 +18,65 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from latentlab.messages import one_line
 
-__all__ = ["LoadWorker", "TrainingWorker", "RunLoadWorker", "SweepWorker", "ComparisonLoadWorker"]
+__all__ = ["Load", "start_load", "TrainingWorker", "SweepWorker"]
 
 
-class LoadWorker(QObject):
-    """Runs ``latentlab.data.load_folder`` once; cancellable between files."""
+class Load(QObject):
+    """Something read in the background and handed back: the app's loaders (a dataset folder, a run, a
+    decoder file, a followed run's newest epoch, the runs to compare), each run once by a `gui.threads.Task`.
+
+    On the thread ``load(item, job)`` is called for each of ``items`` in turn (one item for most loads; the
+    runs to compare are several): what it returns leaves as ``loaded``; what it raises as ``failed`` with
+    the item and one line: the exception's own text for the ``expected`` kinds (the engine's one-line errors),
+    ``"ITEM: DOING (Type: first line)"`` for any other when ``doing`` is given, else its first line. A load
+    may report ``job.progress`` (done, total) and ask ``job.cancelled()``: after ``cancel()`` (from any
+    thread) the items left are skipped and a result that comes back anyway is "loading cancelled"."""
 
     progress = Signal(int, int)     # done, total
-    loaded = Signal(object)         # Dataset
-    failed = Signal(str)            # one line
-    done = Signal()
+    loaded = Signal(object)         # what load returned
+    failed = Signal(str, str)       # the item, one line
 
-    def __init__(self, root: str, image_size=None, color: str = "auto", background: str = "auto", fit: str = "pad"):
+    def __init__(self, load, items, expected: tuple = (), doing: str | None = None):
         super().__init__()
-        self.root = root
-        self.image_size = image_size
-        self.color = color
-        self.background = background
-        self.fit = fit
+        self._load, self.items = load, [str(i) for i in items]
+        self._expected, self._doing = expected, doing
         self._cancel = threading.Event()
 
     def cancel(self) -> None:  # any thread
         self._cancel.set()
 
+    stop = cancel
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
     @Slot()
     def run(self) -> None:
-        from latentlab import data as ld
-
-        try:
-            ds = ld.load_folder(self.root, self.image_size, self.color, background=self.background, fit=self.fit,
-                                progress=lambda d, t: self.progress.emit(int(d), int(t)),
-                                should_cancel=self._cancel.is_set)
-        except ld.DatasetError as e:
-            self.failed.emit(str(e))
-        except Exception as e:  # a bug or an OS error: still one line in the window
-            self.failed.emit(f"{self.root}: cannot load ({one_line(e, with_type=True)})")
-        else:
-            if self._cancel.is_set():
-                self.failed.emit("loading cancelled")
+        for item in self.items:
+            if self.cancelled():
+                break
+            try:
+                result = self._load(item, self)
+            except self._expected as e:
+                self.failed.emit(item, str(e))
+            except Exception as e:  # a bug, an OS error, a file replaced under the read: still one line
+                line = one_line(e, with_type=self._doing is not None)
+                self.failed.emit(item, f"{item}: {self._doing} ({line})" if self._doing else line)
             else:
-                self.loaded.emit(ds)
-        self.done.emit()
+                if self.cancelled():
+                    self.failed.emit(item, "loading cancelled")
+                else:
+                    self.loaded.emit(result)
+
+
+def start_load(task, load, items, loaded, failed=None, progress=None, **how) -> Load:
+    """Run ``Load(load, items, **how)`` on ``task`` (a `gui.threads.Task`) with its ``loaded``, ``failed`` and
+    ``progress`` connected to the given slots (of QObjects on the GUI thread) before its thread starts."""
+    worker = Load(load, items, **how)
+    for signal, slot in ((worker.loaded, loaded), (worker.failed, failed), (worker.progress, progress)):
+        if slot is not None:
+            signal.connect(slot)
+    return task.start(worker)
 
 
 class TrainingWorker(QObject):
@@ -67,7 +87,6 @@ class TrainingWorker(QObject):
 
     event = Signal(object)
     decodersBuilt = Signal(object, object, object)   # key, grid Decoder, point Decoder
-    done = Signal()
 
     def __init__(self, config, dataset, run_dir, snapshot_seconds: float | None = 2.0, decoder_key=None,
                  resume: bool = False, strategy: str = "default"):
@@ -95,20 +114,17 @@ class TrainingWorker(QObject):
                     self.trainer.strategy, self.trainer.model_pool = make_strategy(self.strategy), None
                 except StrategyError as e:
                     self.event.emit(Failed(str(e), 0, None))
-                    self.done.emit()
                     return
             if self.decoder_key is not None and not self.trainer.stop_requested:
                 try:
                     grid, point = build_decoders(self.decoder_key)
                 except Exception as e:
                     self.event.emit(Failed(f"cannot build the decoder: {one_line(e, with_type=True)}", 0, None))
-                    self.done.emit()
                     return
                 self.decodersBuilt.emit(self.decoder_key, grid, point)
             self.trainer.run()
         except BaseException as e:  # Trainer.run reports its own failures; this is a last resort
             self.event.emit(Failed(f"training failed: {one_line(e, with_type=True)}", 0, None))
-        self.done.emit()
 
     def stop(self) -> None:
         self.trainer.stop()
@@ -123,34 +139,6 @@ class TrainingWorker(QObject):
         self.trainer.set_beta(beta)
 
 
-class RunLoadWorker(QObject):
-    """Opens a run folder and reads its decoder (TensorFlow) off the GUI thread: ``loaded`` carries a
-    `latentlab.runs.view.RunView`."""
-
-    loaded = Signal(object)
-    failed = Signal(str)
-    done = Signal()
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.runs import folder as runs
-        from latentlab.runs.view import open_run_view
-
-        try:
-            view = open_run_view(self.path)
-        except runs.RunError as e:
-            self.failed.emit(str(e))
-        except Exception as e:
-            self.failed.emit(f"{self.path}: cannot open the run ({one_line(e, with_type=True)})")
-        else:
-            self.loaded.emit(view)
-        self.done.emit()
-
-
 class SweepWorker(QObject):
     """Owns a `latentlab.sweeps.sweep.Sweep` (here), with ``cluster`` ({"address": ...} or {"workers": N}) a
     `latentlab.sweeps.cluster.ClusterSweep`, or with a ``design`` a `latentlab.sweeps.lesson.Lesson` (the sweep designed
@@ -160,7 +148,6 @@ class SweepWorker(QObject):
 
     event = Signal(object)
     summary = Signal(object)
-    done = Signal()
 
     def __init__(self, config, betas, out_dir, dataset, cluster: dict | None = None, design=None):
         super().__init__()
@@ -194,38 +181,6 @@ class SweepWorker(QObject):
                 self.summary.emit(result)
         except BaseException as e:  # the Trainer reports its own failures; this is the last resort
             self.event.emit(Failed(f"sweep failed: {one_line(e)}", 0, None))
-        self.done.emit()
 
     def stop(self) -> None:
         self.sweep.stop()
-
-
-class ComparisonLoadWorker(QObject):
-    """Loads each run for the comparison view (`latentlab.runs.view.comparison_entry`), one by one."""
-
-    loaded = Signal(object)        # dict per run
-    failed = Signal(str, str)      # path, one line
-    done = Signal()
-
-    def __init__(self, paths):
-        super().__init__()
-        self.paths = [str(p) for p in paths]
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    stop = cancel
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.runs.view import comparison_entry
-
-        for path in self.paths:
-            if self._cancel.is_set():
-                break
-            try:
-                self.loaded.emit(comparison_entry(path))
-            except Exception as e:
-                self.failed.emit(path, one_line(e))
-        self.done.emit()

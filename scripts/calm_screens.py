@@ -12,16 +12,15 @@ PNGs (ImageMagick's convert, when installed) to keep them small.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from scripts.offscreen import offscreen_app, settle, wait  # noqa: E402
 SIZES = ((1280, 800), (1920, 1080), (2560, 1440))
 
 
@@ -34,29 +33,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     states = set(args.states.split(","))
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"
     with tempfile.TemporaryDirectory(prefix="latentlab-screens-") as tmp:
         tmp = Path(tmp)
-        from PySide6.QtCore import QSettings
-        from PySide6.QtWidgets import QApplication
-
-        app = QApplication.instance() or QApplication(["latentlab"])
-        QSettings.setDefaultFormat(QSettings.IniFormat)
-        QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp / "config"))
+        offscreen_app(tmp / "config")
         from gui.main_window import MainWindow
         from latentlab.data.sample import sample_dataset_path
         from latentlab.sweeps.lesson import Design
-
-        def wait(predicate, seconds: float) -> None:
-            t_end = time.monotonic() + seconds
-            while not predicate() and time.monotonic() < t_end:
-                app.processEvents()
-                time.sleep(0.01)
-
-        def settle(n: int = 15) -> None:
-            for _ in range(n):
-                app.processEvents()
-                time.sleep(0.02)
 
         win = MainWindow(runs_root=tmp / "runs")
         win.confirm_stop = lambda: True

@@ -17,11 +17,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from scripts.offscreen import offscreen_app, settle, wait  # noqa: E402
 
 
 def app_screenshot(out: Path, epochs: int, tmp: Path) -> None:
@@ -35,21 +35,9 @@ def app_screenshot(out: Path, epochs: int, tmp: Path) -> None:
 
 
 def tradeoff_screenshot(out: Path, epochs: int, tmp: Path) -> None:
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(["latentlab"])
-    QSettings.setDefaultFormat(QSettings.IniFormat)
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp / "config"))
+    offscreen_app(tmp / "config")
     from gui.main_window import MainWindow
     from latentlab.data.sample import sample_dataset_path
-
-    def wait(predicate, seconds: float) -> None:
-        t_end = time.monotonic() + seconds
-        while not predicate() and time.monotonic() < t_end:
-            app.processEvents()
-            time.sleep(0.01)
 
     win = MainWindow(runs_root=tmp / "runs")
     try:
@@ -68,9 +56,7 @@ def tradeoff_screenshot(out: Path, epochs: int, tmp: Path) -> None:
         wait(lambda: bool(done), 3600)
         wait(win.is_idle, 60)
         win.show_tradeoff(win.tradeoff.TAB_RD)       # docked below the map, tabbed with the curves
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
+        settle(20)
         win.tradeoff.rd_plot.redraw()
         if not win.grab().save(str(out), "PNG"):
             raise SystemExit(f"cannot write {out}")

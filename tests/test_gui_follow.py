@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -21,6 +22,24 @@ def _start_child(gui_digits, run_dir, cache, epochs: int) -> TrainProcess:
                         env=child_env(LATENTLAB_CACHE_DIR=cache))
 
 
+@contextmanager
+def _writing(child: TrainProcess):
+    """The child writing the run, killed if the test stops before the child has ended."""
+    try:
+        yield child
+    finally:
+        if child.proc.poll() is None:
+            child.kill()
+
+
+def _until_ended(qtbot, ended, child: TrainProcess) -> list:
+    """Wait for following to end (``ended``, a signal) and the child to exit cleanly: the signal's arguments."""
+    with qtbot.waitSignal(ended, timeout=WAIT_MS) as blocker:
+        pass
+    assert child.wait(60) == 0, "\n".join(child.lines)
+    return blocker.args
+
+
 def _open_while_training(qtbot, win, child, run_dir):
     wait_for(lambda: committed_epochs(run_dir) >= 1 or child.proc.poll() is not None, "the child's first epoch")
     assert child.proc.poll() is None, "\n".join(child.lines)
@@ -32,8 +51,7 @@ def _open_while_training(qtbot, win, child, run_dir):
 
 def test_a_run_trained_by_another_process_is_followed_until_it_finishes(window, qtbot, gui_digits, tmp_path):
     win, run_dir, epochs = window, tmp_path / "run", 12
-    child = _start_child(gui_digits, run_dir, tmp_path / "cache", epochs)
-    try:
+    with _writing(_start_child(gui_digits, run_dir, tmp_path / "cache", epochs)) as child:
         _open_while_training(qtbot, win, child, run_dir)
         assert f"following: written by {child.proc.pid} on {socket.gethostname()}, epoch " in win.following.text
         assert f" of {epochs}, last update " in win.following.text
@@ -46,13 +64,7 @@ def test_a_run_trained_by_another_process_is_followed_until_it_finishes(window, 
 
         win.following.epochShown.connect(record)
         win.following.updated.connect(lambda u: curve_lengths.append(len(win.loss_plot.epoch_x)))
-        with qtbot.waitSignal(win.following.ended, timeout=WAIT_MS) as ended:
-            pass
-        assert child.wait(60) == 0, "\n".join(child.lines)
-    finally:
-        if child.proc.poll() is None:
-            child.kill()
-    assert ended.args == ["finished"]
+        assert _until_ended(qtbot, win.following.ended, child) == ["finished"]
     assert win.following.text == f"finished: {epochs} epochs"
     # the curves grew with the commits, to every epoch of the run
     assert curve_lengths == sorted(curve_lengths) and len(set(curve_lengths)) >= 3, curve_lengths
@@ -73,15 +85,11 @@ def test_a_run_trained_by_another_process_is_followed_until_it_finishes(window, 
 
 def test_a_killed_writer_is_said_to_have_died(window, qtbot, gui_digits, tmp_path):
     win, run_dir = window, tmp_path / "run"
-    child = _start_child(gui_digits, run_dir, tmp_path / "cache", 200)
-    try:
+    with _writing(_start_child(gui_digits, run_dir, tmp_path / "cache", 200)) as child:
         _open_while_training(qtbot, win, child, run_dir)
         qtbot.waitUntil(lambda: win.following.shown_epoch >= 2, timeout=WAIT_MS)
         files = sorted(os.listdir(run_dir))
         with qtbot.waitSignal(win.following.ended, timeout=WAIT_MS) as ended:
-            child.kill()
-    finally:
-        if child.proc.poll() is None:
             child.kill()
     n = committed_epochs(run_dir)
     assert ended.args == ["died"] and n >= 2
@@ -102,7 +110,7 @@ def test_a_sweep_folder_is_followed_run_by_run(window, qtbot, gui_digits, tmp_pa
                                   "--batch-size", 8, "--out", sweep, "--quiet"),
                          env=child_env(LATENTLAB_CACHE_DIR=tmp_path / "cache"))
     first = sweep / "beta-0.5"
-    try:
+    with _writing(child):
         wait_for(lambda: committed_epochs(first) >= 1 or child.proc.poll() is not None, "the sweep's first epoch")
         assert child.proc.poll() is None, "\n".join(child.lines)
         ff = win.folder_following
@@ -111,12 +119,7 @@ def test_a_sweep_folder_is_followed_run_by_run(window, qtbot, gui_digits, tmp_pa
         ff.updated.connect(lambda u: plane.append({k: len(e["history"]) for k, e in win.tradeoff.rd_plot.runs.items()}))
         win.open_path(sweep)                                    # a folder of runs: compared, and followed
         assert ff.following and ff.text.startswith("following 1 run: 1 being written (beta-0.5: epoch ")
-        with qtbot.waitSignal(ff.ended, timeout=WAIT_MS):
-            pass
-        assert child.wait(60) == 0, "\n".join(child.lines)
-    finally:
-        if child.proc.poll() is None:
-            child.kill()
+        _until_ended(qtbot, ff.ended, child)
     qtbot.waitUntil(lambda: not win.tradeoff.comparison.is_loading, timeout=WAIT_MS)
     assert ff.text == "following 2 runs: 2 finished"
     paths = sorted(str(p) for p in sweep.iterdir() if p.is_dir())
@@ -147,18 +150,13 @@ def test_a_keras_script_with_run_callback_is_followed(window, qtbot, gui_digits,
     child = TrainProcess([sys.executable, str(REPO / "examples" / "keras_vae_runcallback.py"), "--dataset", gui_digits,
                           "--out", run_dir, "--epochs", str(epochs), "--batch-size", "2"],
                          env=child_env(LATENTLAB_CACHE_DIR=tmp_path / "cache"))
-    try:
+    with _writing(child):
         _open_while_training(qtbot, win, child, run_dir)
         assert f"following: written by {child.proc.pid} on " in win.following.text
         shown = []
         win.following.epochShown.connect(lambda n: shown.append((n, win.latent_map.z.copy())))
-        with qtbot.waitSignal(win.following.ended, timeout=WAIT_MS) as ended:
-            pass
-        assert child.wait(60) == 0, "\n".join(child.lines)
-    finally:
-        if child.proc.poll() is None:
-            child.kill()
-    assert ended.args == ["finished"] and win.following.text == f"finished: {epochs} epochs"
+        assert _until_ended(qtbot, win.following.ended, child) == ["finished"]
+    assert win.following.text == f"finished: {epochs} epochs"
     qtbot.waitUntil(lambda: win.map_view.point_decoder is not None, timeout=WAIT_MS)
     assert isinstance(win.map_view.point_decoder, ForeignDecoder)
     assert len(win.loss_plot.epoch_x) == epochs

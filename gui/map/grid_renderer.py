@@ -20,7 +20,9 @@ __all__ = ["GridWorker", "GridRenderer"]
 
 
 class GridWorker(QObject):
-    """Lives on its own thread for the app's lifetime, with its own `latentlab.model.latent.Decoder`.
+    """Lives on its own thread for the app's lifetime, with its own `latentlab.model.latent.Decoder`: not a
+    one-job `gui.workers` job but the serving kind of `gui.threads.WorkerThread`, which runs the calls the
+    `GridRenderer` posts (``thread.call``) in order.
 
     ``configure(key)`` builds decoders for a `latentlab.model.key.ModelKey`: one it
     keeps for grids and one it hands to the GUI thread (``decodersReady``) for single points.
@@ -32,7 +34,6 @@ class GridWorker(QObject):
     rendered = Signal(object)                # dict: job fields + mosaic (or None)
     failed = Signal(str)
     gpusVisible = Signal(int)                # how many GPUs TensorFlow sees, once it is imported
-    done = Signal()
 
     def __init__(self):
         super().__init__()
@@ -40,13 +41,6 @@ class GridWorker(QObject):
         self.decoder = None
         self.weights_version = None
         self.tiles = TileCache()
-
-    @Slot()
-    def _post(self, fn, *args) -> None:
-        """Run ``fn(*args)`` on the grid thread; nothing once it has shut down (a view changing while the
-        window closes)."""
-        if self.thread is not None:
-            self.thread.call(fn, *args)
 
     def preload(self) -> None:
         """Import TensorFlow early (loading its libraries briefly holds the GIL: better at startup

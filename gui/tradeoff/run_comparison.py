@@ -3,7 +3,7 @@ their latent maps next to each other (z_mean coloured by label over a decoded gr
 same clicked z decoded by every run's decoder at once; traversal, interpolation and nearest
 images for the run chosen.
 
-Runs are opened and their models loaded by `gui.workers.ComparisonLoadWorker` on its own thread; each run's
+Runs are opened and their models loaded by a `gui.workers.Load` on its own thread; each run's
 `latentlab.model.latent.Decoder` is then used on the GUI thread for single points and small strips.
 """
 
@@ -15,21 +15,29 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv, save_plot_png
 from gui.palette import class_color
 from gui.threads import Task
+from gui.widgets import button, splitter
 from gui.tradeoff.latent_tools import LatentTools, MosaicView, labeled_mosaic
 from gui.tradeoff.rate_distortion import beta_color
-from gui.workers import ComparisonLoadWorker
+from gui.workers import start_load
 from latentlab.runs.folder import find_runs
 from latentlab.tradeoff import rows_to_csv
 
 __all__ = ["MiniLatentMap", "RunComparison"]
 
 MAX_POINTS = 1500
+
+
+def load_entry(path: str, job) -> dict:
+    """One run to compare (`latentlab.runs.view.comparison_entry`), read on a `gui.workers.Load`'s thread."""
+    from latentlab.runs.view import comparison_entry
+
+    return comparison_entry(path)
 
 QUANTITIES = {
     "validation −ELBO": "val_neg_elbo",
@@ -131,13 +139,15 @@ class RunComparison(QWidget):
         self.z = None
         self.decoded: list[tuple[float, np.ndarray]] = []
         self.selected = -1
+        self._build_controls()
+        self._build_views()
+        self._build_layout()
 
-        self.open_button = QPushButton("Open runs…")
-        self.open_button.setToolTip("Choose a run folder, or a sweep folder to open all the runs in it at once.")
-        self.open_button.clicked.connect(self._ask_open)
-        self.clear_button = QPushButton("Clear")
-        self.clear_button.setToolTip("Close all the runs compared here.")
-        self.clear_button.clicked.connect(self.clear)
+    def _build_controls(self) -> None:
+        """Open runs, Clear, the curve's quantity, the status line and the export buttons."""
+        self.open_button = button("Open runs…", "Choose a run folder, or a sweep folder to open all the runs in it "
+                                  "at once.", self._ask_open)
+        self.clear_button = button("Clear", "Close all the runs compared here.", self.clear)
         self.quantity = QComboBox()
         self.quantity.addItems(list(QUANTITIES))
         self.quantity.setToolTip("Which curve to overlay: −ELBO compares runs fairly across β; the β-weighted loss "
@@ -145,19 +155,17 @@ class RunComparison(QWidget):
         self.quantity.currentIndexChanged.connect(self._draw_curves)
         self.status = QLabel("Open a sweep folder to compare its runs.")
         self.status.setStyleSheet("color: #555;")
-        self.export_curves_png = QPushButton("curves PNG…")
-        self.export_curves_png.setToolTip("Save the overlaid curves as a PNG picture.")
-        self.export_curves_png.clicked.connect(lambda: self._ask("png-curves"))
-        self.export_curves_csv = QPushButton("curves CSV…")
-        self.export_curves_csv.setToolTip("Save every run's history (all columns, with β) as one CSV table.")
-        self.export_curves_csv.clicked.connect(lambda: self._ask("csv-curves"))
-        self.export_maps_png = QPushButton("maps PNG…")
-        self.export_maps_png.setToolTip("Save the latent maps side by side as a PNG picture.")
-        self.export_maps_png.clicked.connect(lambda: self._ask("png-maps"))
-        self.export_decoded_png = QPushButton("decoded PNG…")
-        self.export_decoded_png.setToolTip("Save the clicked z decoded by every run as a PNG picture.")
-        self.export_decoded_png.clicked.connect(lambda: self._ask("png-decoded"))
+        self.export_curves_png = button("curves PNG…", "Save the overlaid curves as a PNG picture.",
+                                        lambda: self._ask("png-curves"))
+        self.export_curves_csv = button("curves CSV…", "Save every run's history (all columns, with β) as one CSV "
+                                        "table.", lambda: self._ask("csv-curves"))
+        self.export_maps_png = button("maps PNG…", "Save the latent maps side by side as a PNG picture.",
+                                      lambda: self._ask("png-maps"))
+        self.export_decoded_png = button("decoded PNG…", "Save the clicked z decoded by every run as a PNG picture.",
+                                         lambda: self._ask("png-decoded"))
 
+    def _build_views(self) -> None:
+        """The overlaid curves, the runs' latent maps, the decoded z, and the latent tools with their run."""
         self.curve_plot = pg.PlotWidget(background="w")
         self.curve_plot.setMenuEnabled(False)
         self.curve_plot.setLabel("bottom", "epoch")
@@ -181,6 +189,8 @@ class RunComparison(QWidget):
         self.run_choice.currentIndexChanged.connect(self.select_run)
         self.tools = LatentTools()
 
+    def _build_layout(self) -> None:
+        """The buttons on top; the maps and the decoded z over the curves and the tools (splitters)."""
         top = QHBoxLayout()
         top.addWidget(self.open_button)
         top.addWidget(self.clear_button)
@@ -206,10 +216,7 @@ class RunComparison(QWidget):
         trow.addWidget(self.run_choice, 1)
         tl.addLayout(trow)
         tl.addWidget(self.tools, 1)
-        upper = QSplitter(Qt.Horizontal)
-        upper.addWidget(curves_box)
-        upper.addWidget(tools_box)
-        upper.setSizes([450, 550])
+        upper = splitter(Qt.Horizontal, [(curves_box, 0, 450), (tools_box, 0, 550)])
         middle = QWidget()
         ml = QVBoxLayout(middle)
         ml.setContentsMargins(0, 0, 0, 0)
@@ -217,10 +224,7 @@ class RunComparison(QWidget):
         ml.addWidget(self.maps_scroll, 1)
         ml.addWidget(QLabel("<b>The clicked z, decoded by each run</b>"))
         ml.addWidget(self.decoded_view)
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(middle)
-        split.addWidget(upper)
-        split.setSizes([480, 320])
+        split = splitter(Qt.Vertical, [(middle, 0, 480), (upper, 0, 320)])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -238,10 +242,7 @@ class RunComparison(QWidget):
         if self.is_loading or not paths:
             return False
         self.status.setText(f"loading {len(paths)} run{'s' if len(paths) != 1 else ''}…")
-        worker = ComparisonLoadWorker(paths)
-        worker.loaded.connect(self._on_loaded)
-        worker.failed.connect(self._on_failed)
-        self.task.start(worker)
+        start_load(self.task, load_entry, paths, self._on_loaded, self._on_failed)
         self.open_button.setEnabled(False)
         return True
 

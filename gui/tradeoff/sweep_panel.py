@@ -12,11 +12,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QLineEdit, QProgressBar, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
-from gui.widgets import check
+from gui.widgets import button, check
 from gui.threads import Task
 from gui.workers import SweepWorker
 from latentlab.config import ConfigError
@@ -48,7 +48,14 @@ class SweepPanel(QWidget):
         self.current_beta = None
         self.total = 0
         self.epochs = 0
+        self._build_fields()
+        self._build_buttons()
+        self._build_results()
+        self._build_layout()
+        self._update_buttons()
 
+    def _build_fields(self) -> None:
+        """What to sweep: the β values, where the runs train (a cluster), the sweep folder, the design."""
         self.betas_edit = QLineEdit("0.1, 0.5, 1, 2, 4, 10")
         self.betas_edit.setToolTip("β values to train, separated by commas: each is a full run with the same data, "
                                    "seed and settings, so only the KL weight — the rate–distortion trade-off — "
@@ -63,9 +70,7 @@ class SweepPanel(QWidget):
         self.out_edit.setPlaceholderText("folder that will hold one run folder per β")
         self.out_edit.setToolTip("Where the runs go: one normal run folder per β (beta-0.1, beta-1, …) that you "
                                  "can reopen and compare.")
-        self.browse_button = QPushButton("…")
-        self.browse_button.setToolTip("Choose the sweep folder.")
-        self.browse_button.clicked.connect(self._browse)
+        self.browse_button = button("…", "Choose the sweep folder.", self._browse)
         self.design_check = check("shared start, same random numbers", "Designed to show the trade-off beyond "
                                   "training noise: the smallest β trains about two thirds of the epochs, then each β "
                                   "continues a copy of it with the same data order and random draws, so that β is "
@@ -73,19 +78,19 @@ class SweepPanel(QWidget):
                                   "from scratch.", checked=True)
         self._design_tip, self._design_text = self.design_check.toolTip(), self.design_check.text()
         self.cluster_edit.textChanged.connect(self._update_buttons)   # a cluster sweep trains every β from scratch
-        self.start_button = QPushButton("Start sweep")
-        self.start_button.setToolTip("Train one model per β, one after another, in the background; each finished "
-                                     "run appears on the rate–distortion plane.")
-        self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current batch: the current run keeps its last finished epoch "
-                                    "and the remaining β values are skipped.")
-        self.stop_button.clicked.connect(self.stop)
+
+    def _build_buttons(self) -> None:
+        """Start, Stop and the table's CSV export."""
+        self.start_button = button("Start sweep", "Train one model per β, one after another, in the background; "
+                                   "each finished run appears on the rate–distortion plane.", self.start)
+        self.stop_button = button("Stop", "Stop after the current batch: the current run keeps its last finished "
+                                  "epoch and the remaining β values are skipped.", self.stop)
         self.stop_button.setEnabled(False)
-        self.export_button = QPushButton("CSV…")
-        self.export_button.setToolTip("Save the table (β, validation reconstruction and KL, −ELBO, active units) "
-                                      "as CSV.")
-        self.export_button.clicked.connect(self._ask_csv)
+        self.export_button = button("CSV…", "Save the table (β, validation reconstruction and KL, −ELBO, active "
+                                    "units) as CSV.", self._ask_csv)
+
+    def _build_results(self) -> None:
+        """The source line, the progress bar, the message line and the table of runs (one row per β)."""
         self.source_label = QLabel("Open a dataset to sweep β over it.")
         self.source_label.setWordWrap(True)
         self.source_label.setStyleSheet("color: #555;")
@@ -104,6 +109,7 @@ class SweepPanel(QWidget):
         self.table.setToolTip("One row per β: validation reconstruction (distortion) and KL (rate) of the last "
                               "finished epoch, their sum (−ELBO) and the active latent units.")
 
+    def _build_layout(self) -> None:
         form = QFormLayout()
         form.addRow("β values", self.betas_edit)
         form.addRow("cluster", self.cluster_edit)
@@ -128,7 +134,6 @@ class SweepPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(box)
-        self._update_buttons()
 
     # -- inputs --------------------------------------------------------------------------------------
     def set_source(self, config, dataset) -> None:

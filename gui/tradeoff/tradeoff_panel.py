@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QSplitter, QTabWidget
+from PySide6.QtWidgets import QTabWidget
 
 from gui.tradeoff.epoch_replay import EpochReplay
 from gui.tradeoff.kl_per_dim import KLPerDimPlot
@@ -24,6 +24,7 @@ from gui.tradeoff.loss_terms import LossTermsPanel
 from gui.tradeoff.rate_distortion import RateDistortionPlot
 from gui.tradeoff.run_comparison import RunComparison
 from gui.tradeoff.sweep_panel import SweepPanel
+from gui.widgets import splitter
 
 __all__ = ["TradeoffPanel"]
 
@@ -54,17 +55,11 @@ class TradeoffPanel(QTabWidget):
 
         self.loss_terms = LossTermsPanel()
         self.kl_plot = KLPerDimPlot()
-        loss_tab = QSplitter(Qt.Vertical)
-        loss_tab.addWidget(self.loss_terms)
-        loss_tab.addWidget(self.kl_plot)
-        loss_tab.setSizes([250, 350])
+        loss_tab = splitter(Qt.Vertical, [(self.loss_terms, 0, 250), (self.kl_plot, 0, 350)])
 
         self.rd_plot = RateDistortionPlot()
         self.sweep_panel = SweepPanel()
-        rd_tab = QSplitter(Qt.Horizontal)
-        rd_tab.addWidget(self.rd_plot)
-        rd_tab.addWidget(self.sweep_panel)
-        rd_tab.setSizes([600, 380])
+        rd_tab = splitter(Qt.Horizontal, [(self.rd_plot, 0, 600), (self.sweep_panel, 0, 380)])
 
         self.comparison = RunComparison()
         self.replay = EpochReplay()
