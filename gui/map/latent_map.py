@@ -133,8 +133,9 @@ class LatentMap(QWidget):
         self.sliders_scroll.setMaximumHeight(110)
         self.sliders_scroll.setToolTip("Values at which the dimensions not shown are held for the grid and clicks.")
 
+        self.show_ellipses = self.layers.sample_toggle(self.show_prior)   # a sample's q(z|x) (gui.map.prior_layers)
         column(row("<b>Latent map</b>", self.dim_controls, STRETCH, self.show_points, self.show_grid, self.show_prior,
-                   self.fit_button),
+                   self.show_ellipses, self.fit_button),
                (self.plot, 1), row(self.preview, self.preview_label, (self.legend, 1)), self.sliders_scroll,
                parent=self)
 
