@@ -2,8 +2,10 @@
 model loads on a worker thread), saving a copy, exporting the decoded grid and the latents.
 
 It talks to the window through signals: ``opened`` with a `latentlab.runs.view.RunView` once a run is
-loaded (the window then shows it), ``openFailed``, and one-line ``status`` / ``problem`` messages (a
-problem goes to the window's banner). The file work itself is latentlab's (runs.copy_run,
+loaded (the window then shows it), ``openFailed``, ``awaiting`` (path, `latentlab.runs.follow.FollowUpdate`)
+instead when the folder is not a run yet because its writer has committed no epoch (`gui.run_follower`
+follows it from there), and one-line ``status`` / ``problem`` messages (a problem goes to the window's
+banner). The file work itself is latentlab's (runs.copy_run,
 runs.write_latents_csv).
 """
 
@@ -26,6 +28,7 @@ __all__ = ["RunFiles"]
 class RunFiles(QObject):
     opened = Signal(object)      # RunView
     openFailed = Signal(str)
+    awaiting = Signal(str, object)   # a folder a writer holds that has no committed epoch yet
     status = Signal(str)
     problem = Signal(str)
 
@@ -36,6 +39,7 @@ class RunFiles(QObject):
         self.run_dir: Path | None = None      # the run shown (trained here or opened)
         self.latents = None                   # an opened run's latents.npz (to match a dataset loaded later)
         self.task = Task("latentlab-open-run", self)
+        self._opening = ""
 
     @property
     def loading(self) -> bool:
@@ -76,6 +80,7 @@ class RunFiles(QObject):
         if self.task.running:
             return False
         self.status.emit(f"Opening run {path}…")
+        self._opening = str(path)
         worker = RunLoadWorker(str(path))
         worker.loaded.connect(self._on_loaded)
         worker.failed.connect(self._on_failed)
@@ -89,6 +94,13 @@ class RunFiles(QObject):
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        from latentlab.runs.follow import being_written
+
+        update = being_written(self._opening)
+        if update is not None:   # not a run yet: its writer has committed no (further) epoch
+            self.status.emit(f"{self._opening}: {update.describe()}")
+            self.awaiting.emit(self._opening, update)
+            return
         self.problem.emit(message)
         self.openFailed.emit(message)
 

@@ -44,7 +44,7 @@ from latentlab.runs import folder as runs
 from latentlab.runs.lock import LOCK_FILE, is_locked
 
 __all__ = ["FollowState", "Writer", "BetaChange", "FollowUpdate", "RunFollower", "FolderFollower", "FollowedEpoch",
-           "load_followed_epoch", "POLL_SECONDS"]
+           "LockWatch", "being_written", "load_followed_epoch", "POLL_SECONDS"]
 
 POLL_SECONDS = 1.0   # how often a window looks (a poll costs tens of microseconds)
 
@@ -112,6 +112,8 @@ class FollowUpdate:
             of = f" of {self.epochs_planned}" if self.epochs_planned else ""
             age = f", last update {_age(now - self.last_update)} ago" if self.last_update else ""
             lock = " (its lock is not visible from here)" if not self.lock_visible else ""
+            if n == 0:   # opened before its first epoch was committed
+                return f"following: {who}, waiting for the first epoch{lock}"
             return f"following: {who}, epoch {n}{of}{age}{lock}"
         if self.state is FollowState.FINISHED:
             return f"finished: {n} epoch{'s' if n != 1 else ''}"
@@ -284,6 +286,34 @@ def _mtime(path: Path) -> float | None:
         return os.stat(path).st_mtime
     except OSError:
         return None
+
+
+def being_written(path) -> FollowUpdate | None:
+    """The `FollowUpdate` of a folder that a writer holds now (its lock, or a running state that another
+    host's note names), else None: what a window that cannot open a run yet (no committed epoch, no
+    config.json yet) asks before it says the folder is not a run."""
+    if not Path(path).is_dir():
+        return None
+    update = RunFollower(Path(path)).poll()
+    return update if update.state is FollowState.WRITING else None
+
+
+class LockWatch:
+    """Watches the lock of a run that no one writes now (a finished run shown in a window) for a writer
+    that takes it again (``latentlab train --resume`` in another process). A `poll` is one ``os.stat`` of
+    the lock file; only when its inode, size or time changed (a writer that takes the lock writes its note
+    into it) is the lock itself looked at (`RunFollower`'s judgement). True when a writer holds the run."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._sig = object()     # the first poll looks
+
+    def poll(self) -> bool:
+        sig = _signature(self.path / LOCK_FILE)
+        if sig == self._sig:
+            return False
+        self._sig = sig
+        return sig is not None and being_written(self.path) is not None
 
 
 # -- what a window shows of the newest epoch ------------------------------------------------------------
