@@ -270,7 +270,7 @@ class RunFollowing(QObject):
             ds = win.map_view.points_dataset
             if labels is None and ds is not None and len(idx) and int(idx.max()) < ds.num_images:
                 labels, names = ds.labels[idx], list(ds.class_names)
-            win.latent_map.set_points(z, labels, names, idx)
+            win.latent_map.set_points(z, labels, names, idx, z_log_var=epoch.z_log_var)   # with their q(z|x)
         win.tradeoff.show_run(view.run, opened=True)
         self.shown_epoch = epoch.epochs_done
         self.epochShown.emit(self.shown_epoch)

@@ -36,9 +36,11 @@ def _followed_to_its_end(qtbot, win, child) -> str:
 
 def test_a_run_opened_before_its_first_epoch_is_followed(window, qtbot, gui_digits, tmp_path):
     from latentlab.runs.lock import is_locked
+    from latentlab.runtime import import_tensorflow
 
+    import_tensorflow()   # as a window that has run a while has it: opening is then a short read
     win, run_dir, epochs = window, tmp_path / "run", 5
-    with _writer("train", gui_digits, "--latent-dim", 2, "--epochs", epochs, "--batch-size", 8, "--out", run_dir,
+    with _writer("train", gui_digits, "--latent-dim", 2, "--epochs", epochs, "--batch-size", 2, "--out", run_dir,
                  cache=tmp_path / "cache") as child:
         wait_for(lambda: (run_dir.is_dir() and is_locked(run_dir)) or child.proc.poll() is not None, "the child's lock")
         assert child.proc.poll() is None and committed_epochs(run_dir) == 0, "\n".join(child.lines)
@@ -46,8 +48,12 @@ def test_a_run_opened_before_its_first_epoch_is_followed(window, qtbot, gui_digi
         opened, shown = [], []
         win.runOpened.connect(opened.append)
         win.following.epochShown.connect(shown.append)
-        with qtbot.waitSignal(win.files.awaiting, timeout=WAIT_MS):
-            assert win.open_run_path(run_dir)        # as File → Open run does: no epoch yet, so no run yet
+        awaited, failed = [], []
+        win.files.awaiting.connect(lambda path, u: awaited.append(path))
+        win.runOpenFailed.connect(failed.append)
+        assert win.open_run_path(run_dir)            # as File → Open run does: no epoch yet, so no run yet
+        qtbot.waitUntil(lambda: bool(awaited or opened or failed), timeout=WAIT_MS)
+        assert awaited == [str(run_dir)], (opened, failed, committed_epochs(run_dir), child.lines[-3:])
         texts = [win.following.text]
         assert not win.banner.isVisible()            # not a problem: a run on its way
         assert texts[0] == f"following: written by {child.proc.pid} on {socket.gethostname()}, " \
@@ -64,6 +70,14 @@ def test_a_run_opened_before_its_first_epoch_is_followed(window, qtbot, gui_digi
     assert opened == [str(run_dir)]
     assert len(win.loss_plot.epoch_x) == epochs
     assert shown and shown == sorted(shown) and shown[-1] == epochs, shown   # the map advanced with it
+    # with the codes' posteriors (the map's prior and posterior layers follow them too)
+    import numpy as np
+
+    from latentlab.runs.folder import open_run
+
+    lat, m = open_run(run_dir).latents, win.latent_map
+    assert m.z_log_var is not None and np.allclose(m.z_log_var, lat["z_log_var"][m.indices])
+    assert m.layers.grid is not None
 
 
 def test_a_shown_run_resumed_elsewhere_is_followed_again(window, qtbot, gui_digits, tmp_path):

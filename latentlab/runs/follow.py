@@ -25,7 +25,8 @@ What a window needs to show an epoch is committed by the writer with each epoch,
 decoder_weights.npz (the decoder's weights, read in milliseconds; model.keras, staged and renamed once
 state.json commits it, is the fallback, a second of Keras loading), epochs.npz (z_mean of the validation
 images after every epoch, with their indices) and latents.npz (every image's z_mean and z_log_var, for
-datasets up to 20,000 images); `load_followed_epoch` reads them without repairing anything.
+datasets up to 20,000 images: the map's prior and posterior layers take their z_log_var from it);
+`load_followed_epoch` reads them without repairing anything.
 """
 
 from __future__ import annotations
@@ -324,6 +325,7 @@ class FollowedEpoch:
 
     view: object
     points: tuple | None
+    z_log_var: np.ndarray | None = None   # the points' posteriors' log-variances, when latents.npz is that epoch's
 
     @property
     def epochs_done(self) -> int:
@@ -363,7 +365,20 @@ def load_followed_epoch(path, model_key=None) -> FollowedEpoch:
             points = (z, labels, names, idx)
     if points is None:
         points = map_points(run.latents)
-    return FollowedEpoch(view, points)
+    return FollowedEpoch(view, points, _log_var_of(run.latents, points))
+
+
+def _log_var_of(lat, points):
+    """The z_log_var of ``points`` from latents.npz when it holds the same epoch's codes (the writer commits
+    it each epoch for folders up to 20,000 images; one epoch newer when it raced the read): else None."""
+    if points is None or not lat or "z_log_var" not in lat or "z_mean" not in lat:
+        return None
+    z, idx = points[0], np.asarray(points[3])
+    if not len(idx) or int(idx.max()) >= len(lat["z_mean"]):
+        return None
+    if not np.allclose(np.asarray(lat["z_mean"])[idx], z, rtol=0, atol=1e-5):
+        return None
+    return np.asarray(lat["z_log_var"], np.float32)[idx]
 
 
 # -- a sweep or lesson folder: each run in it ------------------------------------------------------------
