@@ -216,7 +216,6 @@ def _window_follow(folder: Path, out: Path, epochs: int) -> dict:
     loop.exec()
     timer.stop()
     err = child.communicate()[1]
-    show_s = list(win.following.show_seconds)
     win.close()
     win.shutdown()
     if child.returncode != 0:
@@ -229,7 +228,7 @@ def _window_follow(folder: Path, out: Path, epochs: int) -> dict:
     writer_s = sum(seconds[state["shown_from"]:])
     return {"opened": state["opened"], "open_s": state["open_s"], "cpu_s": cpu, "writer_s": writer_s,
             "share": cpu / writer_s if writer_s else None, "epochs_followed": len(seconds) - state["shown_from"],
-            "epochs_shown": state["shown"], "show_s": statistics.median(show_s) if show_s else None,
+            "epochs_shown": state["shown"],
             "threads": {k: round(v - state["threads0"].get(k, 0.0), 2) for k, v in state.get("threads1", {}).items()
                         if v - state["threads0"].get(k, 0.0) >= 0.01}}
 
@@ -302,8 +301,7 @@ def bench_follow(small: bool = False) -> dict:
         res.update({"follow_window_cpu_share": w.get("share"), "follow_window_cpu_s": w.get("cpu_s"),
                     "follow_window_writer_s": w.get("writer_s"), "follow_window_open_s": w.get("open_s"),
                     "follow_window_epochs_followed": w.get("epochs_followed"),
-                    "follow_window_epochs_shown": w.get("epochs_shown"), "follow_window_threads_s": w.get("threads"),
-                    "follow_window_show_ms": 1000 * w["show_s"] if w.get("show_s") is not None else None})
+                    "follow_window_epochs_shown": w.get("epochs_shown"), "follow_window_threads_s": w.get("threads")})
     # Following proper starts once the window has opened the run (its one model load, overlapping the
     # epoch after the one it opened at): the writer's epochs from then on, the same epochs in every turn.
     with_ = [r for r in results if r["opened"] is not None]
