@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         f.opened.connect(self._on_run_opened)
         f.opened.connect(self.following.on_run_opened)   # after the window shows it
         f.openFailed.connect(self.runOpenFailed)
+        f.awaiting.connect(self.following.await_writer)   # opened before its writer's first epoch
         f.status.connect(self._status)
         f.problem.connect(self.show_banner)
         f.task.finished.connect(self._update_actions)

@@ -2,8 +2,10 @@
 model loads on a worker thread), saving a copy, exporting the decoded grid and the latents.
 
 It talks to the window through signals: ``opened`` with a `latentlab.runs.view.RunView` once a run is
-loaded (the window then shows it), ``openFailed``, and one-line ``status`` / ``problem`` messages (a
-problem goes to the window's banner). The file work itself is latentlab's (runs.copy_run,
+loaded (the window then shows it), ``openFailed``, ``awaiting`` (path, `latentlab.runs.follow.FollowUpdate`)
+instead when the folder is not a run yet because its writer has committed no epoch (`gui.run_follower`
+follows it from there), and one-line ``status`` / ``problem`` messages (a problem goes to the window's
+banner). The file work itself is latentlab's (runs.copy_run,
 runs.write_latents_csv).
 """
 
@@ -33,6 +35,7 @@ def open_run_view(path: str, job):
 class RunFiles(QObject):
     opened = Signal(object)      # RunView
     openFailed = Signal(str)
+    awaiting = Signal(str, object)   # a folder a writer holds that has no committed epoch yet
     status = Signal(str)
     problem = Signal(str)
 
@@ -94,6 +97,13 @@ class RunFiles(QObject):
 
     @Slot(str, str)
     def _on_failed(self, path: str, message: str) -> None:
+        from latentlab.runs.follow import being_written
+
+        update = being_written(path)
+        if update is not None:   # not a run yet: its writer has committed no (further) epoch
+            self.status.emit(f"{path}: {update.describe()}")
+            self.awaiting.emit(path, update)
+            return
         self.problem.emit(message)
         self.openFailed.emit(message)
 

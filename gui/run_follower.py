@@ -13,8 +13,17 @@ engine) and:
 - a label in the status bar says "following: written by PID on HOST, epoch 12 of 40, last update 3 s
   ago", then "finished" / "stopped" / "the writer died at epoch N; the run resumes with train --resume".
 
-Nothing is written into the followed folder. Following ends when another run opens, a training starts
-here, or the window closes.
+A folder opened before its writer committed a first epoch (no model yet, or no config.json yet) cannot be
+shown as a run: `gui.run_files.RunFiles` says so with ``awaiting`` instead of a problem, and the label says
+"following: written by PID on HOST, waiting for the first epoch" until the first epoch commits; then the
+run opens as any run does, and is followed from there.
+
+When following ends (or the opened run had no writer), the run's lock is watched (`LockWatch`: one
+``stat`` a second): a ``latentlab train --resume`` in another process that takes it again is followed
+again, in place.
+
+Nothing is written into the followed folder. Following and watching end when another run opens, a
+training starts here, or the window closes.
 """
 
 from __future__ import annotations
@@ -78,6 +87,8 @@ class RunFollowing(_Following):
         self.path: Path | None = None
         self.update = None              # the last FollowUpdate
         self.shown_epoch = 0            # the epoch whose decoder and points the map shows
+        self.watch = None               # latentlab.runs.follow.LockWatch of the shown run while no one writes it
+        self.awaiting: int | None = None   # opened too early: the run opens once more epochs than this commit
         self._model_key = None
         self._ended = False
 
@@ -85,37 +96,97 @@ class RunFollowing(_Following):
     def following(self) -> bool:
         return self.follower is not None and self.timer.isActive()
 
+    @property
+    def watching(self) -> bool:
+        """The shown run's lock is watched for a writer that takes it again."""
+        return self.watch is not None and self.timer.isActive()
+
     # -- starting and stopping -------------------------------------------------------------------------
     @Slot(object)
     def on_run_opened(self, view) -> None:
-        """A run was opened in the window: follow it if a writer holds it (or say that its writer died)."""
+        """A run was opened in the window: follow it if a writer holds it (or say that its writer died);
+        else watch its lock for a writer that resumes it."""
         from latentlab.runs.follow import FollowState, RunFollower
 
         self.stop()
         self._ended = False
+        self.path, self._model_key = Path(view.run.path), view.model_key
+        self.shown_epoch = len(view.run.history)
         follower = RunFollower(view.run.path)
         update = follower.poll()
         if update.state is FollowState.WRITING or update.state is FollowState.DIED:
-            self.follower, self.path, self.update = follower, Path(view.run.path), update
-            self.shown_epoch, self._model_key = len(view.run.history), view.model_key
+            self.follower, self.update = follower, update
             self._show(update)
             self.label.show()
             for row in follower.history[len(view.run.history):]:   # committed since the window read the run
                 self.window.loss_plot.add_epoch(row)
             if update.state is FollowState.WRITING:
-                from gui.map.map_controller import GRID_DUTY_TRAINING
+                self._start(update)
+            else:
+                self._watch_lock()
+        else:
+            self._watch_lock()
 
-                self.window.map_view.renderer.set_duty(GRID_DUTY_TRAINING)   # the writer may share this machine
-                self.window.loss_plot.planned_epochs = update.epochs_planned or self.window.loss_plot.planned_epochs
-                self.timer.start()
-                self._catch_up(update)
+    @Slot(str, object)
+    def await_writer(self, path: str, update) -> None:
+        """A folder that could not be opened as a run yet while a writer holds it (opened before its first
+        epoch): say who writes it, and open it as a run once an epoch more is committed."""
+        from latentlab.runs.follow import RunFollower
+
+        self.stop()
+        self._ended = False
+        self.path, self._model_key, self.shown_epoch = Path(path), None, 0
+        self.follower = RunFollower(Path(path))
+        self.update = self.follower.poll()
+        self.awaiting = update.epochs_done
+        self._show(self.update)
+        self.label.show()
+        self.timer.start()
+
+    def _start(self, update) -> None:
+        from gui.map.map_controller import GRID_DUTY_TRAINING
+
+        self.window.map_view.renderer.set_duty(GRID_DUTY_TRAINING)   # the writer may share this machine
+        self.window.loss_plot.planned_epochs = update.epochs_planned or self.window.loss_plot.planned_epochs
+        self.timer.start()
+        self._catch_up(update)
+
+    def _watch_lock(self) -> None:
+        """Watch the shown run's lock (one stat a poll) for a writer that takes it again."""
+        from latentlab.runs.follow import LockWatch
+
+        self.follower = None
+        if self.path is None or not self.path.is_dir():
+            return
+        self.watch = LockWatch(self.path)
+        self.timer.start()
+        if self.watch.poll():   # taken again already
+            self._follow_again()
+
+    def _follow_again(self) -> None:
+        """The watched run's lock was taken again (``train --resume`` elsewhere): follow it in place."""
+        from latentlab.runs.follow import FollowState, RunFollower
+
+        self.watch = None
+        follower = RunFollower(self.path)
+        update = follower.poll()
+        if update.state is not FollowState.WRITING:
+            self._watch_lock()
+            return
+        self._ended = False
+        self.follower, self.update = follower, update
+        self.window.loss_plot.set_history(follower.history)
+        self._show(update)
+        self.label.show()
+        self.window.statusBar().showMessage(f"{self.path.name}: written again; " + update.describe())
+        self._start(update)
 
     def stop(self) -> None:
-        """Stop following (the label goes); an epoch being read is let finish and dropped."""
-        if self.timer.isActive() and self.window.training.state == "idle":
+        """Stop following and watching (the label goes); an epoch being read is let finish and dropped."""
+        if self.follower is not None and self.timer.isActive() and self.window.training.state == "idle":
             self.window.map_view.renderer.set_duty(None)
         self.timer.stop()
-        self.follower = self.path = self.update = None
+        self.follower = self.path = self.update = self.watch = self.awaiting = None
         self.label.hide()
         self.label.setText("")
 
@@ -126,13 +197,25 @@ class RunFollowing(_Following):
     # -- polling ------------------------------------------------------------------------------------------
     @Slot()
     def poll(self) -> None:
-        if self.follower is None:
+        if self.follower is None and self.watch is None:
             return
         if self.window.training.state != "idle":
             self.stop()     # this window trains now: it shows its own run
             return
+        if self.watch is not None:
+            if self.watch.poll():
+                self._follow_again()
+            return
         update = self.follower.poll()
         self.update = update
+        if self.awaiting is not None:
+            self._show(update)
+            if update.epochs_done > self.awaiting and self.path is not None:
+                if self.window.open_run_path(self.path):   # a run now: it opens, then is followed
+                    self.timer.stop()                      # (on_run_opened), or is awaited again
+            elif update.state.final:
+                self._end(update)
+            return
         if update.changed:
             self._grow_curves(update)
             self.updated.emit(update)
@@ -178,7 +261,7 @@ class RunFollowing(_Following):
             ds = win.map_view.points_dataset
             if labels is None and ds is not None and len(idx) and int(idx.max()) < ds.num_images:
                 labels, names = ds.labels[idx], list(ds.class_names)
-            win.latent_map.set_points(z, labels, names, idx)
+            win.latent_map.set_points(z, labels, names, idx, z_log_var=epoch.z_log_var)   # with their q(z|x)
         win.tradeoff.show_run(view.run, opened=True)
         self.shown_epoch = epoch.epochs_done
         self.epochShown.emit(self.shown_epoch)
@@ -199,6 +282,8 @@ class RunFollowing(_Following):
             self.window.map_view.renderer.set_duty(None)
         self._show(update)
         self.window.statusBar().showMessage(update.describe())
+        self.awaiting = None
+        self._watch_lock()     # a resume elsewhere is followed again
         self.ended.emit(update.state.value)
 
 

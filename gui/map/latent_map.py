@@ -62,7 +62,7 @@ class LatentMap(PlaneMixin, ViewportMixin, GridMixin, PointerMixin, LayersMixin,
         self._build_plane_controls()
         self._build_preview()
         column(row("<b>Latent map</b>", self.dim_controls, STRETCH, self.show_points, self.show_grid, self.show_prior,
-                   self.fit_button),
+                   self.show_ellipses, self.fit_button),
                (self.plot, 1), row(self.preview, self.preview_label, (self.legend, 1)), self.sliders_scroll,
                parent=self)
 

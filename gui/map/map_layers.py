@@ -37,6 +37,7 @@ class LayersMixin:
                                 "the prior has mass and q(z) under a tenth of it: prior samples there decode to "
                                 "nothing like the data). A clicked image shows its own q(z|x) as red ellipses.",
                                 self._apply_visibility, checked=True)
+        self.show_ellipses = self.layers.sample_toggle(self.show_prior)   # a sample's q(z|x) (gui.map.prior_layers)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.RichText)

@@ -4,7 +4,9 @@
 - the aggregate posterior q(z), the mixture of every shown image's q(z|x), as a blue density layer;
 - the **holes**: where the prior has mass and q(z) has almost none (under a tenth of the prior's density),
   shaded red — a code drawn there decodes to nothing the data looks like;
-- the clicked image's own q(z|x): its 1σ and 2σ ellipses.
+- the clicked image's own q(z|x): its 1σ and 2σ ellipses;
+- optionally (``sample_toggle``, off by default, a sub-layer of the others) the 1σ ellipses of a fixed sample of
+  ``SAMPLE_SIZE`` shown images' q(z|x), redrawn with the codes (live while training: a larger β widens them).
 
 All the numbers come from `latentlab.surgery` (densities, holes, ellipses in a map's plane); this module only
 draws them. The map calls `update` with its points' posteriors and its plane, `select` for a clicked image.
@@ -16,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
-__all__ = ["PriorLayers", "DENSITY_RGB", "HOLE_RGBA", "GRID_RES"]
+__all__ = ["PriorLayers", "DENSITY_RGB", "HOLE_RGBA", "GRID_RES", "SAMPLE_SIZE"]
 
 GRID_RES = 64                      # density cells a side
 DENSITY_RGB = (40, 90, 200)        # q(z): blue, opaque where it is densest
@@ -25,6 +27,9 @@ HOLE_RGBA = (220, 40, 40, 110)     # a hole: translucent red
 PRIOR_PEN = (30, 30, 30)
 ELLIPSE_PEN = (220, 0, 0)
 MAX_POSTERIORS = 500               # the mixture drawn: at most this many images (a fixed subset; ~0.1 s a redraw)
+SAMPLE_SIZE = 100                  # the sample of images whose q(z|x) 1σ ellipses are drawn when asked
+SAMPLE_PEN = (150, 30, 160, 150)   # translucent purple: not the clicked image's red
+SAMPLE_POINTS = 32                 # points on each sample ellipse
 
 
 class PriorLayers:
@@ -43,6 +48,14 @@ class PriorLayers:
         self.hover_item = pg.PlotCurveItem(pen=pg.mkPen(ELLIPSE_PEN, width=1.5, style=Qt.DashLine))
         self.hover_item.setZValue(15)
         self.hovered = None        # the row whose ellipse is under the mouse
+        # a sample of the shown images' q(z|x), one curve broken between ellipses (NaN)
+        self.sample_item = pg.PlotCurveItem(pen=pg.mkPen(SAMPLE_PEN, width=1.0), connect="finite")
+        self.sample_item.setZValue(5)
+        self.sample_item.setVisible(False)
+        plot.addItem(self.sample_item)
+        self.sample = None         # {"rows", "ellipses"} drawn
+        self.sample_on = False
+        self._posteriors = None    # (z_mean, z_log_var) of the last update, for the sample
         for item in self.prior_items:
             item.setZValue(4)
         for item in self.ellipse_items:
@@ -85,7 +98,52 @@ class PriorLayers:
         for item, image in ((self.density_item, density), (self.holes_item, holes)):
             item.setImage(image, autoLevels=False, levels=(0, 255))
             item.setRect(rect)
+        self._posteriors = (z_mean, z_log_var)
+        self._draw_sample()
         self.set_visible(self.visible)
+
+    # -- the sample's ellipses ---------------------------------------------------------------------------
+    def sample_toggle(self, parent_check):
+        """The check box that shows the sample's ellipses: enabled while ``parent_check`` (the map's prior and
+        q(z) layer) is checked, as the ellipses are drawn with those layers."""
+        from gui.widgets import check
+
+        box = check("ellipses", f"Show the q(z|x) 1σ ellipse of a sample of {SAMPLE_SIZE} images: how uncertain "
+                    "each code is; a larger β widens them towards the prior's circle. Drawn with the prior && "
+                    "q(z) layer.", self.set_sample)
+        box.setEnabled(parent_check.isChecked())
+        parent_check.toggled.connect(box.setEnabled)
+        return box
+
+    def set_sample(self, on: bool) -> None:
+        """Show (and draw) or hide the sample's ellipses."""
+        self.sample_on = bool(on)
+        self._draw_sample()
+        self.set_visible(self.visible)
+
+    @staticmethod
+    def sample_rows(n: int) -> np.ndarray:
+        """The rows sampled of ``n`` shown images: the same for the same ``n`` (epoch after epoch)."""
+        if n <= SAMPLE_SIZE:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(0).choice(n, SAMPLE_SIZE, replace=False))
+
+    def _draw_sample(self) -> None:
+        from latentlab import surgery
+
+        if not self.sample_on or self.frame is None or self._posteriors is None:
+            self.sample = None
+            self.sample_item.setData([], [])
+            return
+        z_mean, z_log_var = self._posteriors
+        rows = self.sample_rows(len(z_mean))
+        means, covs = surgery.plane_gaussians(np.asarray(z_mean, np.float64)[rows],
+                                              np.asarray(z_log_var, np.float64)[rows], *self.frame)
+        rings = [surgery.ellipse_2d(m, c, sigmas=1.0, points=SAMPLE_POINTS) for m, c in zip(means, covs)]
+        gap = np.full((1, 2), np.nan)
+        xy = np.concatenate([a for ring in rings for a in (ring, gap)]) if rings else np.zeros((0, 2))
+        self.sample = {"rows": rows, "ellipses": rings}
+        self.sample_item.setData(xy[:, 0], xy[:, 1])
 
     def select(self, row: int, z_mean, z_log_var) -> dict | None:
         """Draw the 1σ/2σ ellipses of posterior ``row``; returns what was selected (with its closed-form KL
@@ -124,7 +182,8 @@ class PriorLayers:
             item.setData([], [])
 
     def clear(self) -> None:
-        self.grid = self.frame = None
+        self.grid = self.frame = self._posteriors = self.sample = None
+        self.sample_item.setData([], [])
         self.deselect()
         self.hover(None)
         for item in self.prior_items:
@@ -136,3 +195,4 @@ class PriorLayers:
         self.visible = bool(on)
         for item in (self.density_item, self.holes_item, *self.prior_items):
             item.setVisible(self.visible)
+        self.sample_item.setVisible(self.visible and self.sample_on)

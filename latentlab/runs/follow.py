@@ -25,7 +25,8 @@ What a window needs to show an epoch is committed by the writer with each epoch,
 decoder_weights.npz (the decoder's weights, read in milliseconds; model.keras, staged and renamed once
 state.json commits it, is the fallback, a second of Keras loading), epochs.npz (z_mean of the validation
 images after every epoch, with their indices) and latents.npz (every image's z_mean and z_log_var, for
-datasets up to 20,000 images); `load_followed_epoch` reads them without repairing anything.
+datasets up to 20,000 images: the map's prior and posterior layers take their z_log_var from it);
+`load_followed_epoch` reads them without repairing anything.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from latentlab.runs import folder as runs
 from latentlab.runs.lock import LOCK_FILE, is_locked
 
 __all__ = ["FollowState", "Writer", "BetaChange", "FollowUpdate", "RunFollower", "FolderFollower", "FollowedEpoch",
-           "load_followed_epoch", "POLL_SECONDS"]
+           "LockWatch", "being_written", "load_followed_epoch", "POLL_SECONDS"]
 
 POLL_SECONDS = 1.0   # how often a window looks (a poll costs tens of microseconds)
 
@@ -113,6 +114,8 @@ class FollowUpdate:
             of = f" of {self.epochs_planned}" if self.epochs_planned else ""
             age = f", last update {_age(now - self.last_update)} ago" if self.last_update else ""
             lock = " (its lock is not visible from here)" if not self.lock_visible else ""
+            if n == 0:   # opened before its first epoch was committed
+                return f"following: {who}, waiting for the first epoch{lock}"
             return f"following: {who}, epoch {n}{of}{age}{lock}"
         if self.state is FollowState.FINISHED:
             return f"finished: {n} epoch{'s' if n != 1 else ''}"
@@ -289,6 +292,34 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
+def being_written(path) -> FollowUpdate | None:
+    """The `FollowUpdate` of a folder that a writer holds now (its lock, or a running state that another
+    host's note names), else None: what a window that cannot open a run yet (no committed epoch, no
+    config.json yet) asks before it says the folder is not a run."""
+    if not Path(path).is_dir():
+        return None
+    update = RunFollower(Path(path)).poll()
+    return update if update.state is FollowState.WRITING else None
+
+
+class LockWatch:
+    """Watches the lock of a run that no one writes now (a finished run shown in a window) for a writer
+    that takes it again (``latentlab train --resume`` in another process). A `poll` is one ``os.stat`` of
+    the lock file; only when its inode, size or time changed (a writer that takes the lock writes its note
+    into it) is the lock itself looked at (`RunFollower`'s judgement). True when a writer holds the run."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._sig = object()     # the first poll looks
+
+    def poll(self) -> bool:
+        sig = _signature(self.path / LOCK_FILE)
+        if sig == self._sig:
+            return False
+        self._sig = sig
+        return sig is not None and being_written(self.path) is not None
+
+
 # -- what a window shows of the newest epoch ------------------------------------------------------------
 @dataclass
 class FollowedEpoch:
@@ -297,6 +328,7 @@ class FollowedEpoch:
 
     view: Any   # latentlab.runs.view.RunView
     points: tuple | None
+    z_log_var: np.ndarray | None = None   # the points' posteriors' log-variances, when latents.npz is that epoch's
 
     @property
     def epochs_done(self) -> int:
@@ -336,7 +368,20 @@ def load_followed_epoch(path, model_key=None) -> FollowedEpoch:
             points = (z, labels, names, idx)
     if points is None:
         points = map_points(run.latents)
-    return FollowedEpoch(view, points)
+    return FollowedEpoch(view, points, _log_var_of(run.latents, points))
+
+
+def _log_var_of(lat, points):
+    """The z_log_var of ``points`` from latents.npz when it holds the same epoch's codes (the writer commits
+    it each epoch for folders up to 20,000 images; one epoch newer when it raced the read): else None."""
+    if points is None or not lat or "z_log_var" not in lat or "z_mean" not in lat:
+        return None
+    z, idx = points[0], np.asarray(points[3])
+    if not len(idx) or int(idx.max()) >= len(lat["z_mean"]):
+        return None
+    if not np.allclose(np.asarray(lat["z_mean"])[idx], z, rtol=0, atol=1e-5):
+        return None
+    return np.asarray(lat["z_log_var"], np.float32)[idx]
 
 
 # -- a sweep or lesson folder: each run in it ------------------------------------------------------------
