@@ -60,7 +60,7 @@ class LatentMap(QWidget):
         self._units_per_px = None    # the view's scale, kept when the plot is resized
 
         # -- the plot
-        self.plot = make_plot(background=(250, 250, 250))
+        self.plot = make_plot(canvas=True)
         self.plot.setLabel("bottom", "z0")
         self.plot.setLabel("left", "z1")
         self.vb = self.plot.getViewBox()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QTabWidget, QWidge
 
 from gui.exporting import export_button, save_csv
 from gui.image_panel import array_to_qimage
+from gui.theme import colors, set_role
 from gui.widgets import STRETCH, button, check, column, note_label, row, spin
 from latentlab.model import latent
 from latentlab.tradeoff import nearest_images, rows_to_csv, traversal_values
@@ -40,12 +41,12 @@ def labeled_mosaic(rows: list[np.ndarray], row_labels: list[str] | None = None,
     w = lw + n_cols * (cell + pad) + pad
     h = n_rows * (cell + pad + ch) + pad
     img = QImage(max(w, 1), max(h, 1), QImage.Format_RGB32)
-    img.fill(QColor(255, 255, 255))
+    img.fill(QColor(colors().card_bg))
     p = QPainter(img)
     font = QFont()
     font.setPixelSize(11)
     p.setFont(font)
-    p.setPen(QColor(40, 40, 40))
+    p.setPen(QColor(colors().card_fg))
     for r, images in enumerate(rows):
         y = pad + r * (cell + pad + ch)
         if row_labels:
@@ -67,7 +68,7 @@ class MosaicView(QScrollArea):
         super().__init__(parent)
         self.label = QLabel(placeholder)
         self.label.setAlignment(Qt.AlignCenter)
-        self.label.setStyleSheet("color: #777;")
+        set_role(self.label, "note")
         self.setWidget(self.label)
         self.setWidgetResizable(True)
         self.image: QImage | None = None

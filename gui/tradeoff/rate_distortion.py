@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
 from gui.exporting import export_button, save_csv, save_plot_png
+from gui.theme import colors
 from gui.widgets import STRETCH, check, column, make_plot, make_timer, note_label, row
 from latentlab.tradeoff import equal_elbo_levels, equal_elbo_line, rate_distortion, rows_to_csv
 
@@ -45,9 +46,10 @@ def _key(path: str) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
 
 
-def _label_item(text: str = "", color=(30, 30, 30)) -> pg.TextItem:
-    """A run's label, just right of its marker."""
-    item = pg.TextItem(text, color=color, anchor=(-0.12, 0.5), fill=pg.mkBrush(255, 255, 255, 170))
+def _label_item(text: str = "", color=None) -> pg.TextItem:
+    """A run's label, just right of its marker (in the colour scheme's text colour unless ``color``)."""
+    item = pg.TextItem(text, color=color or colors().text, anchor=(-0.12, 0.5), fill=pg.mkBrush(colors().label_fill))
+    item.themed = color is None      # gui.theme recolours it when the scheme changes
     item.setZValue(5)
     return item
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
 
 from gui.exporting import ask_path, save_csv, save_plot_png
 from gui.palette import class_color
+from gui.theme import colors, set_role
 from gui.threads import Task
 from gui.tradeoff.latent_tools import LatentTools, MosaicView, labeled_mosaic
 from gui.tradeoff.rate_distortion import beta_color
@@ -55,7 +56,8 @@ class MiniLatentMap(QWidget):
         c = beta_color(beta)
         self.title = QLabel(f"<b style='color:rgb{c}'>■</b> <b>β = {beta:g}</b> · {Path(entry['path']).name}")
         self.title.setToolTip(entry["path"])
-        self.plot = pg.PlotWidget(background=(250, 250, 250))
+        self.plot = pg.PlotWidget(background=colors().map_bg)
+        self.plot.setProperty("canvas", True)
         self.plot.setMenuEnabled(False)
         self.plot.setMinimumSize(230, 230)
         self.plot.setToolTip("Click anywhere: every run decodes this same z.")
@@ -144,7 +146,7 @@ class RunComparison(QWidget):
                                  "is what each run minimised.")
         self.quantity.currentIndexChanged.connect(self._draw_curves)
         self.status = QLabel("Open a sweep folder to compare its runs.")
-        self.status.setStyleSheet("color: #555;")
+        set_role(self.status, "note")
         self.export_curves_png = QPushButton("curves PNG…")
         self.export_curves_png.setToolTip("Save the overlaid curves as a PNG picture.")
         self.export_curves_png.clicked.connect(lambda: self._ask("png-curves"))
@@ -158,13 +160,13 @@ class RunComparison(QWidget):
         self.export_decoded_png.setToolTip("Save the clicked z decoded by every run as a PNG picture.")
         self.export_decoded_png.clicked.connect(lambda: self._ask("png-decoded"))
 
-        self.curve_plot = pg.PlotWidget(background="w")
+        self.curve_plot = pg.PlotWidget()
         self.curve_plot.setMenuEnabled(False)
         self.curve_plot.setLabel("bottom", "epoch")
         self.curve_plot.setLabel("left", "nats per image")
         self.curve_plot.getAxis("left").enableAutoSIPrefix(False)
         self.curve_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.curve_legend = self.curve_plot.addLegend(offset=(-10, 10), labelTextColor=(30, 30, 30),
+        self.curve_legend = self.curve_plot.addLegend(offset=(-10, 10), labelTextColor=colors().plot_fg,
                                                       brush=pg.mkBrush(255, 255, 255, 210))
         self.maps_box = QWidget()
         self.maps_layout = QHBoxLayout(self.maps_box)

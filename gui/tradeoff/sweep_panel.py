@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
 
 from gui.exporting import ask_path, save_csv
 from gui.widgets import check
+from gui.theme import set_role
 from gui.threads import Task
 from gui.workers import SweepWorker
 from latentlab.config import ConfigError
@@ -88,7 +89,7 @@ class SweepPanel(QWidget):
         self.export_button.clicked.connect(self._ask_csv)
         self.source_label = QLabel("Open a dataset to sweep β over it.")
         self.source_label.setWordWrap(True)
-        self.source_label.setStyleSheet("color: #555;")
+        set_role(self.source_label, "note")
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setValue(0)
@@ -205,10 +206,10 @@ class SweepPanel(QWidget):
                 worker.sweep.check_out_dir()
         except (ConfigError, RuntimeError) as e:
             self.message.setText(str(e))
-            self.message.setStyleSheet("color: #8a0010;")
+            set_role(self.message, "error")
             return False
         self.message.setText("")
-        self.message.setStyleSheet("")
+        set_role(self.message, None)
         self.results = []
         self.rows = {}
         self.table.setRowCount(0)
@@ -266,7 +267,7 @@ class SweepPanel(QWidget):
                 self._set_row(self.current_beta, status="failed")
             self.results.append((self.current_beta, ev.run_dir, ev))
             self.message.setText(ev.message)
-            self.message.setStyleSheet("color: #8a0010;")
+            set_role(self.message, "error")
         self.sweepEvent.emit(ev)
 
     def _on_run_event(self, rev) -> None:
@@ -293,7 +294,7 @@ class SweepPanel(QWidget):
             self._set_row(beta, status="failed")
             self.results.append((beta, ev.run_dir, ev))
             self.message.setText(ev.message)
-            self.message.setStyleSheet("color: #8a0010;")
+            set_role(self.message, "error")
         training = sum(1 for r in self.rows.values() if str(r.get("status", "")).startswith(("training", "epoch")))
         self.progress.setValue(min(sum(int(r.get("epochs", 0)) for r in self.rows.values()), self.progress.maximum()))
         self.progress.setFormat(f"{training} of {self.total} runs training on the cluster")
@@ -303,7 +304,7 @@ class SweepPanel(QWidget):
         """A designed sweep's summary (latentlab.sweeps.lesson): its verdict under the progress bar."""
         if summary.get("verdict") and summary.get("runs"):
             self.message.setText(summary["verdict"][0])
-            self.message.setStyleSheet("")
+            set_role(self.message, None)
 
     @Slot(object)
     def _on_sweep_finished(self, worker) -> None:
