@@ -61,17 +61,37 @@ def labeled_mosaic(rows: list[np.ndarray], row_labels: list[str] | None = None,
     return img
 
 
-class MosaicView(QScrollArea):
-    """Shows a QImage at its own size (scrolling when it is larger than the view)."""
+class MosaicView(QWidget):
+    """Shows a QImage at its own size, scrolling when it is larger than the view; ``set_scrolling(False)``
+    inside a page that scrolls itself (one level of scrolling: the view then asks for the image's size)."""
 
     def __init__(self, placeholder: str, parent=None):
         super().__init__(parent)
         self.label = QLabel(placeholder)
         self.label.setAlignment(Qt.AlignCenter)
         set_role(self.label, "note")
-        self.setWidget(self.label)
-        self.setWidgetResizable(True)
+        self.scroll: QScrollArea | None = None
+        self._layout = column(parent=self)
         self.image: QImage | None = None
+        self.set_scrolling(True)
+
+    def set_scrolling(self, on: bool) -> None:
+        if on == (self.scroll is not None):
+            return
+        if on:
+            self._layout.removeWidget(self.label)
+            self.scroll = QScrollArea()
+            self.scroll.setWidgetResizable(True)
+            self.scroll.setWidget(self.label)
+            self._layout.addWidget(self.scroll, 1)
+        else:
+            self.scroll.takeWidget()
+            self._layout.removeWidget(self.scroll)
+            self.scroll.setParent(None)
+            self.scroll.deleteLater()
+            self.scroll = None
+            self._layout.addWidget(self.label, 1)
+            self.setMinimumHeight(0)    # the image's own size holds: no floor that would hide it
 
     def set_image(self, image: QImage | None, placeholder: str = "") -> None:
         from PySide6.QtGui import QPixmap

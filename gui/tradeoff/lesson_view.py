@@ -135,6 +135,8 @@ class LessonView(QWidget):
         content = as_widget(column((splitter(Qt.Vertical, [(upper, 1, 720), (prior_box, 0, 330),
                                                            (self.comparison, 1, 580)]), 1)))
         content.setMinimumHeight(CONTENT_HEIGHT)
+        self.comparison.drop_scrolling()   # one level of scrolling: the page's own
+        self.recon_view.set_scrolling(False)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)

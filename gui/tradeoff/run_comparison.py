@@ -228,6 +228,19 @@ class RunComparison(QWidget):
         layout.addLayout(top)
         layout.addWidget(split, 1)
 
+    def drop_scrolling(self) -> None:
+        """No scroll areas of its own: inside a page that scrolls (the lesson), one level of scrolling."""
+        if self.maps_scroll is None:
+            return
+        self.maps_scroll.takeWidget()
+        self.maps_scroll.parentWidget().layout().replaceWidget(self.maps_scroll, self.maps_box)
+        self.maps_scroll.setParent(None)
+        self.maps_scroll.deleteLater()
+        self.maps_scroll = None
+        self.maps_box.setMinimumHeight(280)
+        for view in self.findChildren(MosaicView):
+            view.set_scrolling(False)
+
     # -- loading ----------------------------------------------------------------------------------------
     @property
     def is_loading(self) -> bool:
