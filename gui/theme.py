@@ -49,6 +49,7 @@ class Colors:
     label_fill: str       # the box behind that text (#rrggbbaa)
     note: str             # secondary text
     error: str            # errors, failed runs
+    accent: str           # β where the loss is written out
     warn: str             # a caution (e.g. an epoch will be slow)
     alert_bg: str
     alert_fg: str
@@ -58,10 +59,10 @@ class Colors:
 
 
 LIGHT = Colors(dark=False, plot_bg="#ffffff", map_bg="#fafafa", plot_fg="#464646", text="#1e1e1e",
-               label_fill="#ffffffaa", note="#555555", error="#b00020", warn="#8a5a00", alert_bg="#fde7e9",
+               label_fill="#ffffffaa", note="#555555", error="#b00020", accent="#c0392b", warn="#8a5a00", alert_bg="#fde7e9",
                alert_fg="#8a0010", card_bg="#f4f7fb", card_border="#d5deea", card_fg="#282828")
 DARK = Colors(dark=True, plot_bg="#1e1f22", map_bg="#232428", plot_fg="#c8c8c8", text="#e6e6e6",
-              label_fill="#1e1f22aa", note="#a8a8a8", error="#ff7a85", warn="#e8b04a", alert_bg="#4a1c22",
+              label_fill="#1e1f22aa", note="#a8a8a8", error="#ff7a85", accent="#ff8a65", warn="#e8b04a", alert_bg="#4a1c22",
               alert_fg="#ffc9ce", card_bg="#262a31", card_border="#3d4654", card_fg="#e0e0e0")
 
 

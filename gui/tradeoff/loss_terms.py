@@ -122,7 +122,7 @@ class LossTermsPanel(QGroupBox):
         self.beta = float(beta)
         b = f"{self.beta:g}"
         self.formula.setText(
-            f"<p style='font-size:13pt'>L(x) = E<sub>q(z|x)</sub>[log p(x|z)] − <b style='color:{colors().error}'>{b}</b>"
+            f"<p style='font-size:13pt'>L(x) = E<sub>q(z|x)</sub>[log p(x|z)] − <b style='color:{colors().accent}'>{b}</b>"
             f" · KL(q(z|x) ‖ p(z))</p><p style='color:{colors().note}'>β = {b}: "
             + ("above 1, each nat of rate costs more than it buys in reconstruction — a smoother latent space "
                "closer to the prior, blurrier images." if self.beta > 1 else
