@@ -108,7 +108,11 @@ def main(argv=None) -> int:
                 ready = []
                 view.comparisonReady.connect(lambda: ready.append(1))
                 win.start_lesson()
-                wait(lambda: len(view.plane.runs) >= 1 or bool(ready), 1800)   # the first run done
+                rebuilt = []
+                view.runReconstructed.connect(rebuilt.append)
+                wait(lambda: bool(rebuilt) or bool(ready), 1800)   # the first run on the plane, its row rebuilt
+                from PySide6.QtWidgets import QScrollArea
+                view.findChild(QScrollArea).ensureWidgetVisible(view.recon_view)   # scrolled down to them
                 shoot("lesson-running")
                 wait(lambda: bool(ready), 1800)
                 wait(win.is_idle, 60)
