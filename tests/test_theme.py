@@ -98,3 +98,4 @@ def test_system_follows_the_desktops_colour_scheme(themed_window, monkeypatch):
     hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)
     assert _bg(win.loss_plot.plot) == LIGHT.plot_bg
     assert QColor(LIGHT.plot_bg).lightness() > 200
+    desktop_dark["on"] = False      # the patch outlives this test's window: later tests start light
