@@ -20,6 +20,7 @@ from latentlab.data.dataset import DatasetError
 
 from gui.image_panel import array_to_qimage
 from gui.settings import add_recent_folder, recent_folders
+from gui.theme import set_role
 from gui.threads import Task
 from gui.widgets import button
 from gui.workers import start_load
@@ -84,7 +85,7 @@ class DatasetPanel(QGroupBox):
         self.progress.hide()
         self.error = QLabel("")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #b00020;")
+        set_role(self.error, "error")
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error.hide()
 
@@ -109,7 +110,7 @@ class DatasetPanel(QGroupBox):
         self.notes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.epoch_label = QLabel("")
         self.epoch_label.setWordWrap(True)
-        self.epoch_label.setStyleSheet("color: #8a5a00;")
+        set_role(self.epoch_label, "warn")
         self.epoch_label.hide()
         self.classes_label = QLabel("–")
         self.classes_label.setWordWrap(True)

@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QWidget
 
 from gui.log_axis import LegibleAxis
+from gui.theme import colors
 from gui.widgets import check, column, make_plot, make_timer, row
 
 __all__ = ["LossPlot"]
@@ -56,7 +57,7 @@ class LossPlot(QWidget):
                            "reconstruction term together.", self.set_log_y)
         swatches = " &nbsp; ".join(f'<span style="color: rgb{COLORS[k]}; font-weight: bold;">&#9473;</span>&nbsp;'
                                    f'{NAMES[k]}' for k in KEYS)
-        self.legend = QLabel(f"{swatches} &nbsp;&nbsp;<span style='color:#666'>thin: batches (smoothed) · "
+        self.legend = QLabel(f"{swatches} &nbsp;&nbsp;<span style='color:{colors().note}'>thin: batches (smoothed) · "
                              f"solid ●: train epochs · dashed □: validation</span>")
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setToolTip("Total = reconstruction + β·KL, per image, in nats.")

@@ -4,8 +4,8 @@ The window lays out, builds menus and connects signals; the work is elsewhere. W
 into each other: each panel emits signals that the window connects. `TrainingController` owns the
 training (worker, thread, state machine), `MapController` the model shown on the latent map (its
 decoders, weights, clicks and hovers), `RunFiles` the run folder shown (open, save, export),
-`TradeoffPanel` the trade-off views, `WindowLayout` where they sit (and keeping that across starts).
-Engine work (run folders, latents CSV) is latentlab's.
+`TradeoffPanel` the trade-off views, `WindowLayout` where they sit (and keeping that across starts),
+gui.theme the colours. Engine work (run folders, latents CSV) is latentlab's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gui.layout import WindowLayout
 from gui.loss_plot import LossPlot
 from gui.map.map_controller import GRID_DUTY_TRAINING, MapController
 from gui.menus import build_menus
+from gui.theme import install as install_theme
 from gui.map.prior_samples import PriorSamples
 from gui.run_files import RunFiles
 from gui.run_follower import FolderFollowing, RunFollowing
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, runs_root: str | os.PathLike | None = None, snapshot_seconds: float | None = 2.0):
         super().__init__()
+        self.theme = install_theme()      # light or dark (gui.theme): before any plot is made
         self.setWindowTitle("latentlab")
         self.setAcceptDrops(True)
         self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import functools
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QStyle, QToolBar
 
+from gui.theme import Scheme
 from gui.widgets import make_action
 
 __all__ = ["build_menus"]
@@ -62,6 +63,7 @@ def build_menus(self) -> None:
                         "Toggle the log scale of the loss plot", view_menu)
     A("&Fit the latent map", self.latent_map.fit, "F", "Zoom the map to the data", view_menu)
     self.layout_state.add_to_menu(view_menu)
+    _make_scheme_menu(self, view_menu.addMenu("Colour &scheme"))
     _make_tradeoff_menu(self, mb.addMenu("Trade-o&ff"))
     A("&Keyboard shortcuts", self.show_shortcuts, "F1", "List the keyboard shortcuts", mb.addMenu("&Help"))
 
@@ -76,6 +78,20 @@ def build_menus(self) -> None:
         for a in group:
             tb.addAction(a)
         tb.addSeparator()
+
+
+def _make_scheme_menu(self, menu) -> None:
+    """System / Light / Dark (gui.theme): one checked, the choice kept for the next start."""
+    group = QActionGroup(menu)
+    self.scheme_actions = {}
+    for scheme, text, tip in ((Scheme.SYSTEM, "&System", "Follow the desktop's light or dark setting"),
+                              (Scheme.LIGHT, "&Light", "Dark text on light backgrounds"),
+                              (Scheme.DARK, "&Dark", "Light text on dark backgrounds, plots included")):
+        a = make_action(self, text, functools.partial(self.theme.set_scheme, scheme), None, tip, menu)
+        a.setCheckable(True)
+        a.setChecked(self.theme.scheme is scheme)
+        group.addAction(a)
+        self.scheme_actions[scheme] = a
 
 
 def _make_tradeoff_menu(self, menu) -> None:

@@ -22,8 +22,8 @@ API
 (1e-06, 0.001), accepts typed ``1e-6``, arrow steps along 1-2-5-10.
 ``note_label(text="", *, wrap=False) -> QLabel`` grey secondary text.
 ``alert_label(text="") -> QLabel`` a red banner (word-wrapped), hidden until shown.
-``make_plot(left="", bottom="", *, grid=0.0, grid_x=True, background="w", tip="",
-interactive=True) -> pg.PlotWidget``
+``make_plot(left="", bottom="", *, grid=0.0, grid_x=True, background="default", tip="",
+interactive=True, axis_items=None, canvas=False) -> pg.PlotWidget``
 ``make_timer(parent, interval_ms, slot, *, single_shot=True) -> QTimer`` (not started).
 ``row(*items, margins=0) -> QHBoxLayout`` and ``column(*items, parent=None, margins=0) -> QVBoxLayout``
 ``as_widget(layout) -> QWidget``
@@ -40,11 +40,13 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLayout,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from gui.theme import colors, set_role
+
 __all__ = ["button", "check", "spin", "double_spin", "SciSpinBox", "note_label", "alert_label", "Banner", "make_action", "splitter", "make_plot",
            "make_timer", "row", "column", "as_widget", "STRETCH", "NOTE_STYLE", "ALERT_STYLE"]
 
-NOTE_STYLE = "color: #555;"
-ALERT_STYLE = "background: #fde7e9; color: #8a0010; padding: 4px; border-radius: 3px;"
+NOTE_STYLE = "note"     # roles (gui.theme.set_role): the colours come from the scheme in use
+ALERT_STYLE = "alert"
 
 
 # -- controls -----------------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ def note_label(text: str = "", *, wrap: bool = False) -> QLabel:
     """Secondary text in grey: a status line, a readout, a hint."""
     label = QLabel(text)
     label.setWordWrap(wrap)
-    label.setStyleSheet(NOTE_STYLE)
+    set_role(label, NOTE_STYLE)
     return label
 
 
@@ -166,7 +168,7 @@ def alert_label(text: str = "") -> QLabel:
     """A red warning banner, word-wrapped and hidden: ``show()`` it when something is wrong."""
     label = QLabel(text)
     label.setWordWrap(True)
-    label.setStyleSheet(ALERT_STYLE)
+    set_role(label, ALERT_STYLE)
     label.hide()
     return label
 
@@ -178,7 +180,7 @@ class Banner(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.label = alert_label()
-        self.label.setStyleSheet(ALERT_STYLE.replace("padding: 4px", "padding: 4px 8px"))
+        set_role(self.label, "banner")
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.label.show()
         close = button("✕", "Dismiss this message.", self.hide)
@@ -214,15 +216,18 @@ def make_action(parent, text: str, slot, shortcut: str | None = None, tip: str =
 
 # -- plots and timers ---------------------------------------------------------------------------------
 def make_plot(left: str | tuple[str, str] = "", bottom: str | tuple[str, str] = "", *, grid: float = 0.0,
-              grid_x: bool = True, background="w", tip: str = "", interactive: bool = True,
-              axis_items: dict | None = None) -> pg.PlotWidget:
+              grid_x: bool = True, background="default", tip: str = "", interactive: bool = True,
+              axis_items: dict | None = None, canvas: bool = False) -> pg.PlotWidget:
     """A pyqtgraph plot without its context menu.
 
     ``left`` / ``bottom``: an axis label, or (label, units); a labelled axis shows plain numbers
     (no SI prefix: nats and epochs are not scaled to "k" or "m"). ``grid``: the grid's alpha
     (0 = none), on y and, with ``grid_x``, on x. ``interactive=False`` fixes the view (no mouse
-    pan or zoom). ``axis_items``: pyqtgraph AxisItems by side (e.g. gui.log_axis.LegibleAxis)."""
-    plot = pg.PlotWidget(background=background, axisItems=axis_items)
+    pan or zoom). ``axis_items``: pyqtgraph AxisItems by side (e.g. gui.log_axis.LegibleAxis).
+    ``background``: "default" is the colour scheme's (gui.theme); ``canvas=True``: the scheme's canvas
+    colour (the map's), kept when the scheme changes."""
+    plot = pg.PlotWidget(background=colors().map_bg if canvas else background, axisItems=axis_items)
+    plot.setProperty("canvas", canvas)
     plot.setMenuEnabled(False)
     for side, label in (("left", left), ("bottom", bottom)):
         if label:

@@ -109,6 +109,32 @@ def test_the_lesson_puts_each_run_on_the_plane_as_it_finishes(window, qtbot, gui
     assert [b.objectName() for b in view.prior_labels] == ["prior-beta-0.1", "prior-beta-1", "prior-beta-10"]
 
 
+def test_the_lesson_shows_a_runs_reconstructions_before_the_last_run_finishes(window, qtbot, gui_digits):
+    """ "What each β rebuilds" gains a row as each β's run finishes (loaded on a thread of its own while the next
+    trains), not only when the comparison opens at the end."""
+    from latentlab.events import LessonRunDone
+
+    win, view = window, window.tradeoff.lesson
+    load(qtbot, win, gui_digits)
+    view.design = tiny_design(seeds=(0,), epochs=2)
+    done, shown = [], []
+
+    def on_shown(beta):
+        image = view.recon_view.image
+        shown.append((beta, len(done), view.is_running, image.height() if image is not None else 0))
+
+    view.runReconstructed.connect(on_shown)
+    with qtbot.waitSignal(view.comparisonReady, timeout=WAIT_MS):
+        assert win.start_lesson()
+        view.task.worker.event.connect(lambda ev: done.append(ev) if isinstance(ev, LessonRunDone) else None)
+    assert shown, "no run's reconstructions appeared before the comparison"
+    beta, runs_done, running, height = shown[0]
+    assert beta == 0.1 and running and runs_done < 3, shown       # the first β's row, the last β still training
+    assert height >= 2 * 52                                          # the validation images and one β's row
+    rec = view.recon_view.image                                      # then the comparison's: every β
+    assert rec is not None and rec.height() >= 4 * 52
+
+
 def test_stop_ends_the_lesson_cleanly(window, qtbot, gui_digits):
     from latentlab.events import BatchEnd
 

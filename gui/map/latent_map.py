@@ -75,7 +75,7 @@ class LatentMap(PlaneMixin, ViewportMixin, GridMixin, PointerMixin, LayersMixin,
 
     def _build_plot(self) -> None:
         """The plot and its items: the grid under the points, the points, the click marker, the prior layers."""
-        self.plot = make_plot(background=(250, 250, 250))
+        self.plot = make_plot(canvas=True)
         self.plot.setLabel("bottom", "z0")
         self.plot.setLabel("left", "z1")
         self.vb = self.plot.getViewBox()

@@ -28,7 +28,7 @@ class EpochReplay(QWidget):
         self.class_names: list[str] = []
         self.projection = None
         self.epoch = 0
-        self.plot = make_plot(background=(250, 250, 250),
+        self.plot = make_plot(canvas=True,
                               tip="The validation images' z_mean at the chosen epoch. Watch the classes spread "
                                   "out early and, with a high β, huddle towards the prior N(0, I).")
         self.scatter = pg.ScatterPlotItem(size=6, pen=None)

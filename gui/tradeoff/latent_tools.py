@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QTabWidget, QWidge
 
 from gui.exporting import export_button, save_csv
 from gui.image_panel import array_to_qimage
+from gui.theme import colors, set_role
 from gui.widgets import STRETCH, button, check, column, note_label, row, spin
 from latentlab.model import latent
 from latentlab.tradeoff import nearest_images, rows_to_csv, traversal_values
@@ -40,12 +41,12 @@ def labeled_mosaic(rows: list[np.ndarray], row_labels: list[str] | None = None,
     w = lw + n_cols * (cell + pad) + pad
     h = n_rows * (cell + pad + ch) + pad
     img = QImage(max(w, 1), max(h, 1), QImage.Format_RGB32)
-    img.fill(QColor(255, 255, 255))
+    img.fill(QColor(colors().card_bg))
     p = QPainter(img)
     font = QFont()
     font.setPixelSize(11)
     p.setFont(font)
-    p.setPen(QColor(40, 40, 40))
+    p.setPen(QColor(colors().card_fg))
     for r, images in enumerate(rows):
         y = pad + r * (cell + pad + ch)
         if row_labels:
@@ -60,17 +61,37 @@ def labeled_mosaic(rows: list[np.ndarray], row_labels: list[str] | None = None,
     return img
 
 
-class MosaicView(QScrollArea):
-    """Shows a QImage at its own size (scrolling when it is larger than the view)."""
+class MosaicView(QWidget):
+    """Shows a QImage at its own size, scrolling when it is larger than the view; ``set_scrolling(False)``
+    inside a page that scrolls itself (one level of scrolling: the view then asks for the image's size)."""
 
     def __init__(self, placeholder: str, parent=None):
         super().__init__(parent)
         self.label = QLabel(placeholder)
         self.label.setAlignment(Qt.AlignCenter)
-        self.label.setStyleSheet("color: #777;")
-        self.setWidget(self.label)
-        self.setWidgetResizable(True)
+        set_role(self.label, "note")
+        self.scroll: QScrollArea | None = None
+        self._layout = column(parent=self)
         self.image: QImage | None = None
+        self.set_scrolling(True)
+
+    def set_scrolling(self, on: bool) -> None:
+        if on == (self.scroll is not None):
+            return
+        if on:
+            self._layout.removeWidget(self.label)
+            self.scroll = QScrollArea()
+            self.scroll.setWidgetResizable(True)
+            self.scroll.setWidget(self.label)
+            self._layout.addWidget(self.scroll, 1)
+        else:
+            self.scroll.takeWidget()
+            self._layout.removeWidget(self.scroll)
+            self.scroll.setParent(None)
+            self.scroll.deleteLater()
+            self.scroll = None
+            self._layout.addWidget(self.label, 1)
+            self.setMinimumHeight(0)    # the image's own size holds: no floor that would hide it
 
     def set_image(self, image: QImage | None, placeholder: str = "") -> None:
         from PySide6.QtGui import QPixmap

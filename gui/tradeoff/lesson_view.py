@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QScrollArea, QWidget
 
 from gui.tradeoff.latent_tools import MosaicView, labeled_mosaic
+from gui.theme import colors, set_role
 from gui.tradeoff.rate_distortion import RateDistortionPlot
 from gui.tradeoff.run_comparison import RunComparison
 from gui.threads import Task
@@ -56,6 +57,7 @@ class LessonView(QWidget):
     runningChanged = Signal(bool)
     lessonFinished = Signal(object)    # the summary (dict), or None when no β finished
     comparisonReady = Signal()         # the runs are open in the comparison, reconstructions drawn
+    runReconstructed = Signal(float)   # a running lesson's run (its β) has its row of reconstructions shown
     status = Signal(str)
 
     def __init__(self, parent=None):
@@ -75,6 +77,11 @@ class LessonView(QWidget):
         self._t0 = 0.0
         self._what = ""
         self._partial: list[dict] = []     # the runs a running lesson has finished so far
+        self.recon_task = Task("latentlab-lesson-recon", self)   # a finished run's reconstructions, while the next trains
+        self.recon_task.finished.connect(self._next_reconstruction)
+        self._recon_queue: list[dict] = []
+        self._recon_rows: dict[float, np.ndarray] = {}        # β → its decoded row (the first seed's runs)
+        self._recon_originals: np.ndarray | None = None
 
         self.start_button = button("Show the trade-off", "Train one model per β on the loaded images (a design "
                                    "that shows the effect beyond training noise, 2–3 minutes on two CPU cores), "
@@ -92,7 +99,7 @@ class LessonView(QWidget):
         self.verdict = QLabel("Press <b>Show the trade-off</b> to train and compare.")
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.verdict.setStyleSheet("background: #f4f7fb; border: 1px solid #d5deea; border-radius: 4px; padding: 6px;")
+        set_role(self.verdict, "verdict")
         self.plane = RateDistortionPlot()
         self.plane.title.setText(PLANE_TITLE)
         self.plane.show_paths.setChecked(False)
@@ -128,6 +135,8 @@ class LessonView(QWidget):
         content = as_widget(column((splitter(Qt.Vertical, [(upper, 1, 720), (prior_box, 0, 330),
                                                            (self.comparison, 1, 580)]), 1)))
         content.setMinimumHeight(CONTENT_HEIGHT)
+        self.comparison.drop_scrolling()   # one level of scrolling: the page's own
+        self.recon_view.set_scrolling(False)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
@@ -186,7 +195,9 @@ class LessonView(QWidget):
         self.progress.setFormat("stopping after this batch…")
 
     def shutdown(self) -> None:
+        self._recon_queue.clear()
         self.task.stop_and_wait("stop")
+        self.recon_task.stop_and_wait(None)
         self.comparison.shutdown()
 
     def _running_changed(self) -> None:
@@ -226,7 +237,7 @@ class LessonView(QWidget):
                                  f"({done} of {len(self.design.betas)} β values of this seed; the comparison "
                                  f"opens when all are done).")
         elif isinstance(ev, Failed):
-            self.verdict.setText(f"<span style='color:#8a0010'>{html.escape(ev.message)}</span>")
+            self.verdict.setText(f"<span style='color:{colors().error}'>{html.escape(ev.message)}</span>")
 
     @Slot(object)
     def _on_summary(self, summary: dict) -> None:
@@ -239,7 +250,7 @@ class LessonView(QWidget):
         if summary is None or not summary.get("runs"):
             self.progress.setFormat("stopped" if summary and summary.get("stopped") else "no β finished")
             if summary and summary.get("failed"):
-                self.verdict.setText(f"<span style='color:#8a0010'>{html.escape(summary['failed'])}</span>")
+                self.verdict.setText(f"<span style='color:{colors().error}'>{html.escape(summary['failed'])}</span>")
             self.lessonFinished.emit(None)
             return
         if summary.get("stopped"):     # stopped: the β values that finished, said as such
@@ -285,6 +296,8 @@ class LessonView(QWidget):
         self.comparison.clear()
         self._clear_priors()
         self._partial = []
+        self._recon_queue.clear()
+        self._recon_rows, self._recon_originals = {}, None
         self.recon_view.set_image(None, "The same validation images, rebuilt by every β, appear here.")
 
     def show_summary(self, summary: dict) -> None:
@@ -336,6 +349,33 @@ class LessonView(QWidget):
         if result["seed"] == self._partial[0]["seed"]:
             self._add_prior_column(result)
             self.prior_note.setVisible(True)
+            self._recon_queue.append(result)
+            self._next_reconstruction()
+
+    def _next_reconstruction(self, *_) -> None:
+        """Load the next finished run's decoder on a thread of its own and decode the validation images."""
+        if self.recon_task.running or not self._recon_queue:
+            return
+        worker = RunReconstruction(self._recon_queue.pop(0))
+        worker.done.connect(self._on_run_reconstructed)
+        self.recon_task.start(worker)
+
+    @Slot(object)
+    def _on_run_reconstructed(self, rec: dict) -> None:
+        """One more row of "What each β rebuilds", the validation images on top (until the comparison's)."""
+        if self.comparison.entries or not self.is_running or not rec["run_dir"].startswith(str(self.out_dir)):
+            return   # the comparison's own rows are shown by now, or the run is an earlier lesson's
+        if self._recon_originals is None and self.dataset is not None:
+            where = {p: i for i, p in enumerate(self.dataset.paths)}
+            found = [where.get(p) for p in rec["paths"]]
+            if found and None not in found:
+                self._recon_originals = self.dataset.images[found]
+        self._recon_rows[rec["beta"]] = rec["decoded"]
+        betas = sorted(self._recon_rows)
+        rows = ([self._recon_originals] if self._recon_originals is not None else []) + [self._recon_rows[b] for b in betas]
+        labels = (["images"] if self._recon_originals is not None else []) + [f"β {b:g}" for b in betas]
+        self.recon_view.set_image(labeled_mosaic(rows, labels, cell=52, label_width=60))
+        self.runReconstructed.emit(rec["beta"])
 
     def _clear_priors(self) -> None:
         for label in self.prior_labels:
@@ -408,6 +448,40 @@ class LessonView(QWidget):
                 self.comparison.select_run(i)
 
 
+class RunReconstruction(QObject):
+    """A finished lesson run's reconstructions (on a thread of its own): its decoder and codes from its folder,
+    the validation images `pick_images` chooses decoded from their z_mean. ``done`` a dict (beta, paths,
+    decoded); a run that cannot be read is skipped (the comparison at the end shows what there is)."""
+
+    done = Signal(object)
+
+    def __init__(self, result: dict):
+        super().__init__()
+        self.result = result
+
+    @Slot()
+    def run(self) -> None:
+        from latentlab.model.latent import Decoder
+        from latentlab.runs import folder as runs
+        from latentlab.runtime import import_tensorflow
+        from latentlab.tfquiet import GRAPH_LOCK
+
+        try:
+            import_tensorflow()
+            run = runs.open_run(self.result["run_dir"])
+            lat = run.latents or {}
+            z = np.asarray(lat["z_mean"], np.float32)
+            split = np.asarray(lat["split"]) if "split" in lat else np.zeros(len(z), np.int8)
+            idx = pick_images(split, lat.get("labels"), RECON_IMAGES)
+            with GRAPH_LOCK:
+                decoder = Decoder.from_model(run.load_model())
+            paths = [str(p) for p in lat.get("paths", [])]
+            self.done.emit({"beta": float(self.result["beta"]), "run_dir": str(self.result["run_dir"]), "decoded": decoder.decode(z[idx]),
+                            "paths": [paths[i] for i in idx] if len(paths) == len(z) else []})
+        except (OSError, KeyError, ValueError, runs.RunError):
+            return
+
+
 def pick_images(split, labels, n: int) -> np.ndarray:
     """Up to ``n`` validation images (all images when there is no split), one per class first."""
     split = np.asarray(split)
@@ -445,7 +519,7 @@ def verdict_html(summary: dict) -> str:
     for line in rest:
         text = html.escape(line)
         if "posterior collapse" in line:
-            text = f"<span style='color:#8a0010'>{text}</span>"
+            text = f"<span style='color:{colors().error}'>{text}</span>"
         elif line.startswith("Below the seed spread"):
             text = f"<i>{text}</i>"
         items.append(text)

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
 from gui.exporting import export_button, save_csv, save_widget_png
+from gui.theme import colors
 from gui.widgets import column, note_label, row
 from latentlab.tradeoff import LossTerms, loss_terms, rows_to_csv
 
@@ -121,8 +122,8 @@ class LossTermsPanel(QGroupBox):
         self.beta = float(beta)
         b = f"{self.beta:g}"
         self.formula.setText(
-            f"<p style='font-size:13pt'>L(x) = E<sub>q(z|x)</sub>[log p(x|z)] − <b style='color:#c0392b'>{b}</b>"
-            f" · KL(q(z|x) ‖ p(z))</p><p style='color:#555'>β = {b}: "
+            f"<p style='font-size:13pt'>L(x) = E<sub>q(z|x)</sub>[log p(x|z)] − <b style='color:{colors().accent}'>{b}</b>"
+            f" · KL(q(z|x) ‖ p(z))</p><p style='color:{colors().note}'>β = {b}: "
             + ("above 1, each nat of rate costs more than it buys in reconstruction — a smoother latent space "
                "closer to the prior, blurrier images." if self.beta > 1 else
                "below 1, reconstruction is worth more than rate — sharper images, a less regular latent "
@@ -200,19 +201,19 @@ class LossTermsPanel(QGroupBox):
     def _bound_text(self) -> str:
         lk = self.likelihood
         if lk is None:
-            return ("<p style='color:#777'>−ELBO and −log p(x) appear side by side after each epoch "
+            return (f"<p style='color:{colors().note}'>−ELBO and −log p(x) appear side by side after each epoch "
                     "(with validation images).</p>")
         gap = lk["neg_elbo"] - lk["neg_log_likelihood"]
         k, n = lk.get("samples"), lk.get("images")
         where = (f"On {int(n):,} of the validation images, K = {int(k)} samples each" if k and n
                  else "On a subset of the validation images")
-        return (f"<p style='color:#555'>{where}, after each epoch:</p>"
+        return (f"<p style='color:{colors().note}'>{where}, after each epoch:</p>"
                 f"<table cellspacing='0' cellpadding='2'><tr><td><b>−ELBO</b></td>"
                 f"<td align='right' style='font-size:13pt'>&nbsp;{_fmt(lk['neg_elbo'])}</td>"
                 f"<td>&nbsp;&nbsp;≥&nbsp;&nbsp;</td><td><b>−log p(x)</b></td>"
                 f"<td align='right' style='font-size:13pt'>&nbsp;{_fmt(lk['neg_log_likelihood'])}</td>"
                 f"<td>&nbsp;&nbsp;gap <b>{_fmt(gap)}</b> nats</td></tr></table>"
-                f"<p style='color:#555'>−log p(x) by importance sampling (the IWAE bound): the ELBO sits "
+                f"<p style='color:{colors().note}'>−log p(x) by importance sampling (the IWAE bound): the ELBO sits "
                 f"{_fmt(gap)} nats below log p(x). <i>latentlab eval</i> uses K = 100 on all of them.</p>")
 
     def _split_text(self) -> str:
@@ -222,7 +223,7 @@ class LossTermsPanel(QGroupBox):
         rate = sp["mutual_info"] + sp["marginal_kl"] if val is None else val.kl
         holes = sp["hole_fraction"]
         hole_text = (f"; <b>{holes:.0%}</b> of the prior's mass lies in holes" if math.isfinite(holes) else "")
-        return (f"<p style='color:#555'>What the rate buys: of <b>{_fmt(rate)}</b> nats, "
+        return (f"<p style='color:{colors().note}'>What the rate buys: of <b>{_fmt(rate)}</b> nats, "
                 f"<b>{_fmt(sp['mutual_info'])}</b> say which image it is (I(x; z)) and "
                 f"<b>{_fmt(sp['marginal_kl'])}</b> are codes the prior never draws "
                 f"(KL(q(z) ‖ p(z))){hole_text}.</p>")

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QWidget
 
 from gui.exporting import export_button, save_csv, save_plot_png
+from gui.theme import colors
 from gui.widgets import STRETCH, check, column, make_plot, make_timer, note_label, row
 from latentlab.tradeoff import equal_elbo_levels, equal_elbo_line, rate_distortion, rows_to_csv
 
@@ -45,9 +46,10 @@ def _key(path: str) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
 
 
-def _label_item(text: str = "", color=(30, 30, 30)) -> pg.TextItem:
-    """A run's label, just right of its marker."""
-    item = pg.TextItem(text, color=color, anchor=(-0.12, 0.5), fill=pg.mkBrush(255, 255, 255, 170))
+def _label_item(text: str = "", color=None) -> pg.TextItem:
+    """A run's label, just right of its marker (in the colour scheme's text colour unless ``color``)."""
+    item = pg.TextItem(text, color=color or colors().text, anchor=(-0.12, 0.5), fill=pg.mkBrush(colors().label_fill))
+    item.themed = color is None      # gui.theme recolours it when the scheme changes
     item.setZValue(5)
     return item
 
@@ -90,6 +92,10 @@ class RateDistortionPlot(QWidget):
                    self.export_png_button),
                (self.plot, 1), self.readout, parent=self)
         self._timer = make_timer(self, self.REDRAW_MS, self.redraw)
+        self.user_view = False     # the person zoomed or panned: runs added later leave their view alone
+        item = self.plot.getPlotItem()
+        item.vb.sigRangeChangedManually.connect(self._on_user_view)
+        item.autoBtn.clicked.connect(self.fit)      # pyqtgraph's "A" corner button: frame the runs again
 
     # -- inputs --------------------------------------------------------------------------------------
     def add_run(self, key: str, beta: float, history: list[dict], label: str | None = None,
@@ -137,7 +143,16 @@ class RateDistortionPlot(QWidget):
                 self.plot.removeItem(entry[item])
             self._schedule()
 
+    def _on_user_view(self, *args) -> None:
+        self.user_view = True
+
+    def fit(self, *args) -> None:
+        """Frame every run again (and keep doing so as runs are added)."""
+        self.user_view = False
+        self._schedule()
+
     def clear_runs(self) -> None:
+        self.user_view = False
         self.extra = (np.zeros(0), np.zeros(0))
         for key in list(self.runs):
             self.remove_run(key)
@@ -239,8 +254,11 @@ class RateDistortionPlot(QWidget):
         label_room = 0.25 * (float(r.max()) - float(r.min()) + 1.0)    # the last run's label, right of it
         x0, x1 = max(0.0, float(r.min()) - pad_r), float(r.max()) + max(pad_r, label_room)
         y0, y1 = float(d.min()) - pad_d, float(d.max()) + pad_d
-        self.plot.setXRange(x0, x1, padding=0)
-        self.plot.setYRange(y0, y1, padding=0)
+        if self.user_view:        # the person's view stays; the lines fill it
+            (x0, x1), (y0, y1) = self.plot.getPlotItem().vb.viewRange()
+        else:
+            self.plot.setXRange(x0, x1, padding=0)
+            self.plot.setYRange(y0, y1, padding=0)
         if not self.show_iso.isChecked():
             self.iso_levels = np.array([])
             return

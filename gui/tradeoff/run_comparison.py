@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScr
 
 from gui.exporting import ask_path, save_csv, save_plot_png
 from gui.palette import class_color
+from gui.theme import colors, set_role
 from gui.threads import Task
 from gui.widgets import button, splitter
 from gui.tradeoff.latent_tools import LatentTools, MosaicView, labeled_mosaic
@@ -63,7 +64,8 @@ class MiniLatentMap(QWidget):
         c = beta_color(beta)
         self.title = QLabel(f"<b style='color:rgb{c}'>■</b> <b>β = {beta:g}</b> · {Path(entry['path']).name}")
         self.title.setToolTip(entry["path"])
-        self.plot = pg.PlotWidget(background=(250, 250, 250))
+        self.plot = pg.PlotWidget(background=colors().map_bg)
+        self.plot.setProperty("canvas", True)
         self.plot.setMenuEnabled(False)
         self.plot.setMinimumSize(230, 230)
         self.plot.setToolTip("Click anywhere: every run decodes this same z.")
@@ -154,7 +156,7 @@ class RunComparison(QWidget):
                                  "is what each run minimised.")
         self.quantity.currentIndexChanged.connect(self._draw_curves)
         self.status = QLabel("Open a sweep folder to compare its runs.")
-        self.status.setStyleSheet("color: #555;")
+        set_role(self.status, "note")
         self.export_curves_png = button("curves PNG…", "Save the overlaid curves as a PNG picture.",
                                         lambda: self._ask("png-curves"))
         self.export_curves_csv = button("curves CSV…", "Save every run's history (all columns, with β) as one CSV "
@@ -166,13 +168,13 @@ class RunComparison(QWidget):
 
     def _build_views(self) -> None:
         """The overlaid curves, the runs' latent maps, the decoded z, and the latent tools with their run."""
-        self.curve_plot = pg.PlotWidget(background="w")
+        self.curve_plot = pg.PlotWidget()
         self.curve_plot.setMenuEnabled(False)
         self.curve_plot.setLabel("bottom", "epoch")
         self.curve_plot.setLabel("left", "nats per image")
         self.curve_plot.getAxis("left").enableAutoSIPrefix(False)
         self.curve_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.curve_legend = self.curve_plot.addLegend(offset=(-10, 10), labelTextColor=(30, 30, 30),
+        self.curve_legend = self.curve_plot.addLegend(offset=(-10, 10), labelTextColor=colors().plot_fg,
                                                       brush=pg.mkBrush(255, 255, 255, 210))
         self.maps_box = QWidget()
         self.maps_layout = QHBoxLayout(self.maps_box)
@@ -229,6 +231,19 @@ class RunComparison(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(split, 1)
+
+    def drop_scrolling(self) -> None:
+        """No scroll areas of its own: inside a page that scrolls (the lesson), one level of scrolling."""
+        if self.maps_scroll is None:
+            return
+        self.maps_scroll.takeWidget()
+        self.maps_scroll.parentWidget().layout().replaceWidget(self.maps_scroll, self.maps_box)
+        self.maps_scroll.setParent(None)
+        self.maps_scroll.deleteLater()
+        self.maps_scroll = None
+        self.maps_box.setMinimumHeight(280)
+        for view in self.findChildren(MosaicView):
+            view.set_scrolling(False)
 
     # -- loading ----------------------------------------------------------------------------------------
     @property

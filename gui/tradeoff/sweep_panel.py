@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QVBoxLayout, QWidget)
 
 from gui.exporting import ask_path, save_csv
+from gui.theme import set_role
 from gui.widgets import button, check
 from gui.threads import Task
 from gui.workers import SweepWorker
@@ -93,7 +94,7 @@ class SweepPanel(QWidget):
         """The source line, the progress bar, the message line and the table of runs (one row per β)."""
         self.source_label = QLabel("Open a dataset to sweep β over it.")
         self.source_label.setWordWrap(True)
-        self.source_label.setStyleSheet("color: #555;")
+        set_role(self.source_label, "note")
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setValue(0)
@@ -210,10 +211,10 @@ class SweepPanel(QWidget):
                 worker.sweep.check_out_dir()
         except (ConfigError, RuntimeError) as e:
             self.message.setText(str(e))
-            self.message.setStyleSheet("color: #8a0010;")
+            set_role(self.message, "error")
             return False
         self.message.setText("")
-        self.message.setStyleSheet("")
+        set_role(self.message, None)
         self.results = []
         self.rows = {}
         self.table.setRowCount(0)
@@ -271,7 +272,7 @@ class SweepPanel(QWidget):
                 self._set_row(self.current_beta, status="failed")
             self.results.append((self.current_beta, ev.run_dir, ev))
             self.message.setText(ev.message)
-            self.message.setStyleSheet("color: #8a0010;")
+            set_role(self.message, "error")
         self.sweepEvent.emit(ev)
 
     def _on_run_event(self, rev) -> None:
@@ -298,7 +299,7 @@ class SweepPanel(QWidget):
             self._set_row(beta, status="failed")
             self.results.append((beta, ev.run_dir, ev))
             self.message.setText(ev.message)
-            self.message.setStyleSheet("color: #8a0010;")
+            set_role(self.message, "error")
         training = sum(1 for r in self.rows.values() if str(r.get("status", "")).startswith(("training", "epoch")))
         self.progress.setValue(min(sum(int(r.get("epochs", 0)) for r in self.rows.values()), self.progress.maximum()))
         self.progress.setFormat(f"{training} of {self.total} runs training on the cluster")
@@ -308,7 +309,7 @@ class SweepPanel(QWidget):
         """A designed sweep's summary (latentlab.sweeps.lesson): its verdict under the progress bar."""
         if summary.get("verdict") and summary.get("runs"):
             self.message.setText(summary["verdict"][0])
-            self.message.setStyleSheet("")
+            set_role(self.message, None)
 
     @Slot(object)
     def _on_sweep_finished(self, worker) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QTabWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QTabWidget
 
 from gui.tradeoff.epoch_replay import EpochReplay
 from gui.tradeoff.kl_per_dim import KLPerDimPlot
@@ -59,7 +59,7 @@ class TradeoffPanel(QTabWidget):
 
         self.rd_plot = RateDistortionPlot()
         self.sweep_panel = SweepPanel()
-        rd_tab = splitter(Qt.Horizontal, [(self.rd_plot, 0, 600), (self.sweep_panel, 0, 380)])
+        rd_tab = splitter(Qt.Horizontal, [(self.rd_plot, 0, 600), (_side_scroll(self.sweep_panel), 0, 380)])
 
         self.comparison = RunComparison()
         self.replay = EpochReplay()
@@ -86,6 +86,17 @@ class TradeoffPanel(QTabWidget):
         self.comparison.runLoaded.connect(self._on_compared_run)
         self.rd_plot.runClicked.connect(self._on_rd_run_clicked)
         self.lesson.status.connect(self.status)
+        self.currentChanged.connect(self._size_to_current)
+        self._size_to_current()
+
+    def _size_to_current(self, *_) -> None:
+        """The panel asks for the shown tab's room only (a QTabWidget asks for its largest tab's): in a short dock
+        the tab shown fits, e.g. the rate–distortion plane frames its runs in view instead of below the fold."""
+        for i in range(self.count()):
+            page = self.widget(i)
+            policy = QSizePolicy.Preferred if i == self.currentIndex() else QSizePolicy.Ignored
+            page.setSizePolicy(policy, policy)
+        self.updateGeometry()
 
     # -- inputs from the main window -----------------------------------------------------------------------
     @Slot(float)
@@ -285,3 +296,14 @@ class TradeoffPanel(QTabWidget):
         self.sweep_panel.shutdown()
         self.lesson.shutdown()
         self.comparison.shutdown()
+
+
+def _side_scroll(form) -> QScrollArea:
+    """``form`` beside a plot, scrolling up and down by itself when the dock is shorter than the form."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    area.setWidget(form)
+    area.setMinimumWidth(form.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area
