@@ -165,12 +165,6 @@ class MainWindow(QMainWindow):
         """The run shown (trained here or opened)."""
         return self.files.run_dir
 
-    def show_shortcuts(self) -> None:
-        from gui.wheel import RULE
-
-        keys = [f"{a.shortcut().toString()}  {a.text().replace('&', '')}" for a in self.actions() if a.shortcut()]
-        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(keys + ["", RULE]))
-
     @Slot()
     def _update_actions(self, *args) -> None:
         state = self.training.state

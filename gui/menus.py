@@ -8,7 +8,7 @@ import functools
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QActionGroup, QKeySequence
-from PySide6.QtWidgets import QStyle, QToolBar
+from PySide6.QtWidgets import QMessageBox, QStyle, QToolBar
 
 from gui.theme import Scheme
 from gui.widgets import make_action
@@ -65,7 +65,7 @@ def build_menus(self) -> None:
     self.layout_state.add_to_menu(view_menu)
     _make_scheme_menu(self, view_menu.addMenu("Colour &scheme"))
     _make_tradeoff_menu(self, mb.addMenu("Trade-o&ff"))
-    A("&Keyboard shortcuts", self.show_shortcuts, "F1", "List the keyboard shortcuts", mb.addMenu("&Help"))
+    A("&Keyboard shortcuts", functools.partial(show_shortcuts, self), "F1", "List the keyboard shortcuts", mb.addMenu("&Help"))
 
     tb = QToolBar("Main")
     tb.setObjectName("main-toolbar")
@@ -118,3 +118,11 @@ def _make_tradeoff_menu(self, menu) -> None:
                 "Open a run folder, or a sweep folder to compare all its runs", menu)
     make_action(self, "Compare with the &current run", self.compare_current_run, None,
                 "Add the run shown in the window to the comparison", menu)
+
+
+def show_shortcuts(window) -> None:
+    """Help ▸ Keyboard shortcuts: every action's shortcut, and the mouse wheel's rule."""
+    from gui.wheel import RULE
+
+    keys = [f"{a.shortcut().toString()}  {a.text().replace('&', '')}" for a in window.actions() if a.shortcut()]
+    QMessageBox.information(window, "Keyboard shortcuts", "\n".join(keys + ["", RULE]))

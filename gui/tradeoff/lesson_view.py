@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QScrollArea, QWidget
 
 from gui.tradeoff.latent_tools import MosaicView, labeled_mosaic
+from gui.tradeoff.lesson_runs import RECON_IMAGES, RunReconstruction, pick_images
 from gui.theme import colors, set_role
 from gui.tradeoff.rate_distortion import RateDistortionPlot
 from gui.tradeoff.run_comparison import RunComparison
@@ -30,7 +31,6 @@ from gui.workers import SweepWorker
 
 __all__ = ["INTRO", "LessonView"]
 
-RECON_IMAGES = 10      # validation images reconstructed by every β
 
 INTRO = ("A variational autoencoder squeezes each image into a short code z and rebuilds the image from it. "
          "Training balances two costs: the <b>distortion</b>, how badly an image is rebuilt, and the <b>rate</b>, "
@@ -100,16 +100,7 @@ class LessonView(QWidget):
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
         set_role(self.verdict, "verdict")
-        self.plane = RateDistortionPlot()
-        self.plane.title.setText(PLANE_TITLE)
-        self.plane.show_paths.setChecked(False)
-        self.plane.show_iso.setChecked(False)
-        self.plane.plot.setLabel("bottom", RATE_AXIS)
-        self.plane.plot.setLabel("left", DISTORTION_AXIS)
-        self.plane.setMinimumHeight(320)
-        self.curve = self.plane.plot.plot([], [], pen=pg.mkPen((120, 120, 120), width=1.5, style=Qt.DashLine))
-        self.curve.setZValue(-5)
-        self.seed_curves: list[pg.PlotDataItem] = []
+        self._build_plane()
         self.recon_view = MosaicView("The same validation images, rebuilt by every β, appear here.")
         self.recon_note = note_label("Top row: validation images the models never trained on; below: each β's "
                                      "reconstruction (the decoder's image for the code's mean).", wrap=True)
@@ -141,6 +132,19 @@ class LessonView(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
         column((scroll, 1), parent=self)
+
+    def _build_plane(self) -> None:
+        """The lesson's rate–distortion plane: one dot per β, the mean curve dashed, a curve per seed."""
+        self.plane = RateDistortionPlot()
+        self.plane.title.setText(PLANE_TITLE)
+        self.plane.show_paths.setChecked(False)
+        self.plane.show_iso.setChecked(False)
+        self.plane.plot.setLabel("bottom", RATE_AXIS)
+        self.plane.plot.setLabel("left", DISTORTION_AXIS)
+        self.plane.setMinimumHeight(320)
+        self.curve = self.plane.plot.plot([], [], pen=pg.mkPen((120, 120, 120), width=1.5, style=Qt.DashLine))
+        self.curve.setZValue(-5)
+        self.seed_curves: list[pg.PlotDataItem] = []
 
     # -- running ------------------------------------------------------------------------------------------
     @property
@@ -446,52 +450,6 @@ class LessonView(QWidget):
         for i, e in enumerate(self.comparison.entries):
             if e["path"] == key:
                 self.comparison.select_run(i)
-
-
-class RunReconstruction(QObject):
-    """A finished lesson run's reconstructions (on a thread of its own): its decoder and codes from its folder,
-    the validation images `pick_images` chooses decoded from their z_mean. ``done`` a dict (beta, paths,
-    decoded); a run that cannot be read is skipped (the comparison at the end shows what there is)."""
-
-    done = Signal(object)
-
-    def __init__(self, result: dict):
-        super().__init__()
-        self.result = result
-
-    @Slot()
-    def run(self) -> None:
-        from latentlab.model.latent import Decoder
-        from latentlab.runs import folder as runs
-        from latentlab.runtime import import_tensorflow
-        from latentlab.tfquiet import GRAPH_LOCK
-
-        try:
-            import_tensorflow()
-            run = runs.open_run(self.result["run_dir"])
-            lat = run.latents or {}
-            z = np.asarray(lat["z_mean"], np.float32)
-            split = np.asarray(lat["split"]) if "split" in lat else np.zeros(len(z), np.int8)
-            idx = pick_images(split, lat.get("labels"), RECON_IMAGES)
-            with GRAPH_LOCK:
-                decoder = Decoder.from_model(run.load_model())
-            paths = [str(p) for p in lat.get("paths", [])]
-            self.done.emit({"beta": float(self.result["beta"]), "run_dir": str(self.result["run_dir"]), "decoded": decoder.decode(z[idx]),
-                            "paths": [paths[i] for i in idx] if len(paths) == len(z) else []})
-        except (OSError, KeyError, ValueError, runs.RunError):
-            return
-
-
-def pick_images(split, labels, n: int) -> np.ndarray:
-    """Up to ``n`` validation images (all images when there is no split), one per class first."""
-    split = np.asarray(split)
-    pool = np.flatnonzero(split == 1) if np.any(split == 1) else np.arange(len(split))
-    if labels is None or len(labels) != len(split):
-        return pool[:n]
-    labels = np.asarray(labels)[pool]
-    firsts = [pool[np.flatnonzero(labels == c)[0]] for c in sorted(set(labels.tolist()))]
-    rest = [i for i in pool if i not in set(firsts)]
-    return np.asarray((firsts + rest)[:n], dtype=np.int64)
 
 
 def prior_caption(run: dict) -> str:
