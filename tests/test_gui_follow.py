@@ -16,8 +16,8 @@ from _wait import WAIT_MS, wait_for
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")
 
 
-def _start_child(gui_digits, run_dir, cache, epochs: int) -> TrainProcess:
-    return TrainProcess(cli_argv("train", gui_digits, "--latent-dim", 2, "--epochs", epochs, "--batch-size", 8,
+def _start_child(gui_digits, run_dir, cache, epochs: int, batch_size: int = 8) -> TrainProcess:
+    return TrainProcess(cli_argv("train", gui_digits, "--latent-dim", 2, "--epochs", epochs, "--batch-size", batch_size,
                                  "--out", run_dir, "--quiet"),
                         env=child_env(LATENTLAB_CACHE_DIR=cache))
 
@@ -51,7 +51,9 @@ def _open_while_training(qtbot, win, child, run_dir):
 
 def test_a_run_trained_by_another_process_is_followed_until_it_finishes(window, qtbot, gui_digits, tmp_path):
     win, run_dir, epochs = window, tmp_path / "run", 12
-    with _writing(_start_child(gui_digits, run_dir, tmp_path / "cache", epochs)) as child:
+    # batch size 2: epochs of a second or more, so that on a loaded machine the child cannot write them all
+    # before the window has shown three (at batch size 8 it sometimes did)
+    with _writing(_start_child(gui_digits, run_dir, tmp_path / "cache", epochs, batch_size=2)) as child:
         _open_while_training(qtbot, win, child, run_dir)
         assert f"following: written by {child.proc.pid} on {socket.gethostname()}, epoch " in win.following.text
         assert f" of {epochs}, last update " in win.following.text
