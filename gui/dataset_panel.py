@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QProgressBar, QVBoxLayout)
+from superqt import QElidingLabel
 
 from latentlab.config import BACKGROUNDS, FITS
 from latentlab.data.dataset import DatasetError
@@ -22,7 +23,7 @@ from gui.image_panel import array_to_qimage
 from gui.settings import add_recent_folder, recent_folders
 from gui.theme import set_role
 from gui.threads import Task
-from gui.widgets import button
+from gui.widgets import button, combo
 from gui.workers import start_load
 
 __all__ = ["DatasetPanel"]
@@ -98,9 +99,10 @@ class DatasetPanel(QGroupBox):
 
     def _build_form(self) -> QFormLayout:
         """What the dataset loaded is: folder, images, size, classes, notes (and the epoch-size warning)."""
-        self.path_label = QLabel("no folder")
-        self.path_label.setWordWrap(True)
-        self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # a path has no spaces to wrap at: elided in the middle (drive and folder name stay), whole in the tooltip,
+        # so a folder deep in a file system never pushes the form past its dock
+        self.path_label = QElidingLabel("no folder")
+        self.path_label.setElideMode(Qt.ElideMiddle)
         self.count_label = QLabel("–")
         self.shape_label = QLabel("–")
         self.shape_label.setWordWrap(True)
@@ -127,15 +129,13 @@ class DatasetPanel(QGroupBox):
 
     def _build_image_settings(self) -> QHBoxLayout:
         """Transparency and fit: how images of another kind become the dataset's (a change reloads it)."""
-        self.background_box = QComboBox()
-        self.background_box.addItems(BACKGROUNDS)
-        self.background_box.setToolTip("What transparent pixels become: auto (per image: white behind dark content, "
-                                       "black behind light content), white, black, or alpha (kept as a channel "
-                                       "the model learns). Changing it reloads the dataset.")
-        self.fit_box = QComboBox()
-        self.fit_box.addItems(FITS)
-        self.fit_box.setToolTip("Images of another shape: pad (aspect kept, the rest filled with the background), "
-                                "crop (aspect kept, the centre cut out) or stretch. Changing it reloads the dataset.")
+        self.background_box = combo(
+            BACKGROUNDS, chars=6, tip="What transparent pixels become: auto (per image: white behind dark content, "
+            "black behind light content), white, black, or alpha (kept as a channel the model learns). Changing it "
+            "reloads the dataset.")
+        self.fit_box = combo(
+            FITS, chars=6, tip="Images of another shape: pad (aspect kept, the rest filled with the background), "
+            "crop (aspect kept, the centre cut out) or stretch. Changing it reloads the dataset.")
         self.background_box.activated.connect(self._reload_with_settings)
         self.fit_box.activated.connect(self._reload_with_settings)
         settings_row = QHBoxLayout()
@@ -226,7 +226,7 @@ class DatasetPanel(QGroupBox):
         self.cancel_button.show()
         self.open_button.setEnabled(False)
         self.sample_button.setEnabled(False)
-        self.path_label.setText(folder)
+        self._show_path(folder)
         start_load(self.task, partial(load_dataset, image_size=image_size, color=color, background=self.background,
                                       fit=self.fit), [folder], self._on_loaded, self._on_failed, self._on_progress,
                    expected=(DatasetError,), doing="cannot load")
@@ -303,16 +303,19 @@ class DatasetPanel(QGroupBox):
         self.error.setToolTip(message)
         self.error.show()
         if self.dataset is not None:
-            self.path_label.setText(f"{self.dataset.root}  (still in use)")
+            self._show_path(f"{self.dataset.root}  (still in use)")
         else:
-            self.path_label.setText(self.loading_root or "no folder")
+            self._show_path(self.loading_root or "no folder")
+
+    def _show_path(self, text: str) -> None:
+        self.path_label.setText(text)
+        self.path_label.setToolTip(text)
 
     def show_dataset(self, ds) -> None:
         self.dataset = ds
         self.error.hide()
         h, w, c = ds.image_shape
-        self.path_label.setText(str(ds.root))
-        self.path_label.setToolTip(str(ds.root))
+        self._show_path(str(ds.root))
         cached = " (from cache)" if ds.from_cache else ""
         self.count_label.setText(f"{ds.num_images:,} used, loaded in {ds.load_seconds:.1f} s{cached}")
         kinds = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGB + alpha"}

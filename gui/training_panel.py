@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QFormLayout, QGroupBox, QLabel, QProgressBar
+from PySide6.QtWidgets import QAbstractSpinBox, QFormLayout, QGroupBox, QLabel, QProgressBar
 
 from gui.beta_slider import BetaSlider, beta_to_slider, slider_to_beta
 
 from gui.training_state import TrainingState
-from gui.widgets import SciSpinBox, as_widget, button, column, double_spin, make_timer, note_label, row, spin
+from gui.widgets import SciSpinBox, as_widget, button, column, combo, double_spin, make_timer, note_label, row, spin
 from latentlab.config import (AUTO_HIDDEN_UNITS, BATCH_RANGE, BETA_RANGE, BETA_SLIDER_RANGE, EPOCHS_RANGE,
                               CAPACITY_RANGE, FREE_BITS_RANGE, HIDDEN_RANGE, LATENT_RANGE, LR_RANGE, WARMUP_RANGE,
                               TrainConfig)
@@ -94,18 +94,15 @@ class TrainingPanel(QGroupBox):
 
     def _build_schedule(self) -> None:
         """The KL schedule and its parameters (warm-up epochs, free bits λ, capacity C)."""
-        self.schedule_combo = QComboBox()
-        self.schedule_combo.addItem("constant", "constant")
-        self.schedule_combo.addItem("linear warm-up", "linear")
-        self.schedule_combo.addItem("cyclical", "cyclical")
-        self.schedule_combo.addItem("free bits (KL floor per dimension)", "free-bits")
-        self.schedule_combo.addItem("capacity β·|KL − C|", "capacity")
-        self.schedule_combo.setToolTip("KL schedule: constant applies β from the start; linear warm-up ramps "
-                                       "β up so reconstructions form first; cyclical repeats the ramp to "
-                                       "avoid posterior collapse. Free bits: a dimension's KL below λ nats costs "
-                                       "nothing (Kingma et al. 2016), so dimensions stay in use; capacity: the KL "
-                                       "is steered to C, which rises from 0 over the epochs given (Burgess et al. "
-                                       "2018).")
+        self.schedule_combo = combo([("constant", "constant"), ("linear warm-up", "linear"), ("cyclical", "cyclical"),
+                                     ("free bits (KL floor per dimension)", "free-bits"),
+                                     ("capacity β·|KL − C|", "capacity")],
+                                    "KL schedule: constant applies β from the start; linear warm-up ramps "
+                                    "β up so reconstructions form first; cyclical repeats the ramp to "
+                                    "avoid posterior collapse. Free bits: a dimension's KL below λ nats costs "
+                                    "nothing (Kingma et al. 2016), so dimensions stay in use; capacity: the KL "
+                                    "is steered to C, which rises from 0 over the epochs given (Burgess et al. "
+                                    "2018).")
         self.free_bits_spin = double_spin(FREE_BITS_RANGE, TrainConfig.free_bits, "Free bits: the KL floor λ of "
                                           "each latent dimension (nats); below it a dimension's KL costs nothing.",
                                           decimals=2, step=0.1)
@@ -119,12 +116,10 @@ class TrainingPanel(QGroupBox):
     def _build_strategy(self) -> None:
         """One GPU or all of them (shown when TensorFlow sees more than one)."""
         self.gpu_count = None            # as TensorFlow reports it (set_gpu_count), once it is imported
-        self.strategy_combo = QComboBox()
-        self.strategy_combo.addItem("one GPU", "default")
-        self.strategy_combo.addItem("all GPUs (mirrored)", "mirrored")
-        self.strategy_combo.setToolTip("Train on one GPU, or on every visible GPU at once (TensorFlow's "
-                                       "MirroredStrategy: each GPU takes a slice of the batch, which stays the "
-                                       "batch size above). Shown when more than one GPU is visible.")
+        self.strategy_combo = combo([("one GPU", "default"), ("all GPUs (mirrored)", "mirrored")],
+                                    "Train on one GPU, or on every visible GPU at once (TensorFlow's "
+                                    "MirroredStrategy: each GPU takes a slice of the batch, which stays the "
+                                    "batch size above). Shown when more than one GPU is visible.")
 
     def _build_buttons(self) -> None:
         """Train, Continue training, Pause, Stop; the progress bar, its detail line and the device."""

@@ -37,7 +37,7 @@ import re
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLayout,
+from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLayout,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from gui.theme import colors, set_role
@@ -81,6 +81,21 @@ def spin(value_range: tuple[int, int], value: int, tip: str, slot=None) -> QSpin
     if slot is not None:
         s.valueChanged.connect(slot)
     return s
+
+
+def combo(items, tip: str = "", *, chars: int = 8) -> QComboBox:
+    """A drop-down of ``items`` (texts, or (text, data) pairs) that a narrow form may shrink to ``chars``
+    characters (Qt's default is as wide as its longest item, which pushed the settings form past its dock); the
+    open list is as wide as its longest item."""
+    box = QComboBox()
+    for item in items:
+        text, data = item if isinstance(item, tuple) else (item, item)
+        box.addItem(text, data)
+    box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(chars)
+    box.view().setMinimumWidth(box.view().sizeHintForColumn(0) + 2 * box.view().frameWidth() + 8)
+    box.setToolTip(tip)
+    return box
 
 
 def double_spin(value_range: tuple[float, float], value: float, tip: str, slot=None, *, decimals: int = 3,

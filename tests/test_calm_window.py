@@ -110,3 +110,18 @@ def test_the_wheel_over_a_plot_in_a_scrolling_page_scrolls_the_page(window, qtbo
     map_before = m.vb.viewRange()
     wheel(m.plot)
     assert not np.allclose(m.vb.viewRange(), map_before)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 800)])
+def test_the_settings_form_is_never_wider_than_its_dock_after_a_long_path(window, qtbot, gui_digits, tmp_path, size):
+    """A folder deep in a file system (a path with no spaces to wrap at) must not push the settings form past its
+    dock: the form is not scrollable sideways, so whatever is wider is cut (the Stop button, the Fit box)."""
+    deep = tmp_path.joinpath(*(["a_rather_long_folder_name_of_a_lab_share"] * 4))
+    deep.parent.mkdir(parents=True)
+    deep.symlink_to(gui_digits, target_is_directory=True)
+    window.resize(*size)
+    with qtbot.waitSignal(window.dataset_panel.datasetLoaded, timeout=WAIT_MS):
+        window.open_dataset(deep)
+    area = window.layout_state.setup_dock.widget()
+    qtbot.waitUntil(lambda: area.widget().width() <= area.viewport().width(), timeout=2000)
+    assert window.dataset_panel.path_label.toolTip() == str(deep)      # the whole path, a hover away
