@@ -65,9 +65,14 @@ def _xdotool(display: str, *args) -> str:
     return out.stdout
 
 
+def _output(app) -> str:
+    """The app's output so far (stdout and stderr, in a file: a pipe nobody reads could fill and stop it)."""
+    return Path(app.output_path).read_text(errors="replace")[-3000:]
+
+
 def _alive(app, xvfb) -> None:
     assert xvfb.poll() is None, f"Xvfb exited ({xvfb.returncode}) under the app: was it stopped from outside?"
-    assert app.poll() is None, f"the app exited ({app.returncode}): {app.stdout.read()[-3000:]}"
+    assert app.poll() is None, f"the app exited ({app.returncode}): {_output(app)}"
 
 
 def _start(tmp_path, *args):
@@ -82,15 +87,56 @@ def _start(tmp_path, *args):
     env.pop("WAYLAND_DISPLAY", None)
     exe = Path(sys.executable).with_name("latentlab")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "gui.app"]
-    app = subprocess.Popen(cmd + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = tmp_path / "app-output.txt"
+    with open(output, "w") as out:
+        app = subprocess.Popen(cmd + list(args), env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    app.output_path = output
     return xvfb, app, display
 
 
 def _wait_window(display, app, xvfb, name, what, deadline):
     while not _xdotool(display, "search", "--name", name).strip():
         _alive(app, xvfb)
-        assert time.monotonic() < deadline, f"{what} within the time allowed"
+        if time.monotonic() > deadline:     # what the screen showed and what the app said, to see why
+            shot = Path(app.output_path).with_name("timed-out.png")
+            subprocess.run(["import", "-display", display, "-window", "root", str(shot)], timeout=30)
+            windows = _xdotool(display, "search", "--name", ".").split()
+            names = [_xdotool(display, "getwindowname", w).strip() for w in windows]
+            raise AssertionError(f"{what} within the time allowed (screen: {shot}; windows: "
+                                 f"{[n for n in names if n]}); the app said: {_output(app)}")
         time.sleep(0.3)
+
+
+def _type_into_dialog(display, app, xvfb, dialog, text, title, deadline):
+    """Type ``text`` into the open ``dialog`` and press Return, as a person does: once the dialog has the
+    keyboard, at a few keys a second. On a loaded machine Qt's file dialog can take keys before its line edit
+    has the focus (the list then selects names, and the line edit fills with them, quoted): its warning box is
+    answered and the path typed again, up to three times, as a person would."""
+    for attempt in range(3):
+        wids = _xdotool(display, "search", "--name", dialog).split()
+        while _xdotool(display, "getwindowfocus").strip() not in wids:     # the dialog has the keyboard
+            _alive(app, xvfb)
+            assert time.monotonic() < deadline, "the dialog never got the keyboard"
+            time.sleep(0.3)
+            wids = _xdotool(display, "search", "--name", dialog).split()
+        time.sleep(1.0)                                                    # a person looks, then types
+        if attempt:
+            _xdotool(display, "key", "ctrl+a")                             # what is there, replaced
+        _xdotool(display, "type", "--delay", "60", text)
+        time.sleep(0.5)
+        _xdotool(display, "key", "Return")
+        settle = time.monotonic() + 30
+        while time.monotonic() < min(settle, deadline):
+            _alive(app, xvfb)
+            if _xdotool(display, "search", "--name", title).strip():
+                return
+            if len(_xdotool(display, "search", "--onlyvisible", "--name", dialog).split()) > 1:   # its warning
+                time.sleep(0.5)
+                _xdotool(display, "key", "Return")                         # OK, then type it again
+                break
+            if not _xdotool(display, "search", "--onlyvisible", "--name", dialog).strip():
+                return                                                     # accepted: the run is opening
+            time.sleep(0.3)
 
 
 # the toolbar's "Open run" button on a 1280×800 first-start window (pixels from the top left)
@@ -116,10 +162,8 @@ def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_windo
             _xdotool(display, "mousemove", str(W // 2), str(H - 10), "click", "1")
             _xdotool(display, "key", "--clearmodifiers", "ctrl+shift+o")
         _wait_window(display, app, xvfb, "Open a run folder", "the Open run dialog did not open", deadline)
-        time.sleep(0.5)
-        _xdotool(display, "type", "--delay", "10", str(tiny_run))
-        _xdotool(display, "key", "Return")
         title = f"latentlab — {Path(tiny_run).name}"
+        _type_into_dialog(display, app, xvfb, "Open a run folder", str(tiny_run), title, deadline)
         _wait_window(display, app, xvfb, title, "the run did not open", deadline)
         # the decoded grid appears under the points: the map's white plot turns to the decoder's grey tiles
         while True:
@@ -137,7 +181,7 @@ def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_windo
             code = app.wait(timeout=60)
         except subprocess.TimeoutExpired:
             raise AssertionError("the window stopped answering after the run opened (Ctrl+Q did nothing)") from None
-        assert code == 0, f"the app exited with {code}: {app.stdout.read()[-3000:]}"
+        assert code == 0, f"the app exited with {code}: {_output(app)}"
     finally:
         if app.poll() is None:
             app.kill()
@@ -148,26 +192,11 @@ def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_windo
 
 @pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run, tmp_path):
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    app = None
+    xvfb, app, display = _start(tmp_path, "--run", str(tiny_run))
     try:
-        display = ":" + xvfb.stdout.readline().strip()       # a display of its own (Xvfb picks a free one)
-        assert display != ":", "Xvfb did not start"
-        env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONFAULTHANDLER="1",
-                   XDG_CONFIG_HOME=str(tmp_path / "config"),
-                   LATENTLAB_RUNS_DIR=str(tmp_path / "runs"), LATENTLAB_CACHE_DIR=str(tmp_path / "cache"))
-        env.pop("WAYLAND_DISPLAY", None)
-        exe = Path(sys.executable).with_name("latentlab")
-        cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "gui.app"]
-        app = subprocess.Popen(cmd + ["--run", str(tiny_run)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
         title = f"latentlab — {Path(tiny_run).name}"
         deadline = time.monotonic() + WAIT_S
-        while not _xdotool(display, "search", "--name", title).strip():   # the run is open
-            _alive(app, xvfb)
-            assert time.monotonic() < deadline, "the run did not open within 3 minutes"
-            time.sleep(0.5)
+        _wait_window(display, app, xvfb, title, "the run did not open", deadline)
         # click two places of the map until their decoded images differ (the decoder loads meanwhile)
         shots = []
         while True:
@@ -181,9 +210,9 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
             _alive(app, xvfb)
             assert time.monotonic() < deadline, "clicks on the map never changed the decoded image"
         _xdotool(display, "search", "--name", title, "key", "--clearmodifiers", "ctrl+q")   # File → Quit
-        assert app.wait(timeout=WAIT_S) == 0
+        assert app.wait(timeout=WAIT_S) == 0, _output(app)
     finally:
-        if app is not None and app.poll() is None:
+        if app.poll() is None:
             app.kill()
             app.wait()
         xvfb.terminate()
