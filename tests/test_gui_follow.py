@@ -107,7 +107,7 @@ def test_a_sweep_folder_is_followed_run_by_run(window, qtbot, gui_digits, tmp_pa
     starts, and following ends when both have finished."""
     from latentlab.runs.folder import open_run
 
-    win, sweep, epochs = window, tmp_path / "sweep", 5
+    win, sweep, epochs = window, tmp_path / "sweep", 3
     child = TrainProcess(cli_argv("sweep", gui_digits, "--betas", "0.5,2", "--latent-dim", 2, "--epochs", epochs,
                                   "--batch-size", 8, "--out", sweep, "--quiet"),
                          env=child_env(LATENTLAB_CACHE_DIR=tmp_path / "cache"))
