@@ -76,6 +76,7 @@ class RateDistortionPlot(QWidget):
         self.iso_labels: list[pg.TextItem] = []
         self.iso_levels = np.array([])
         self.title = QLabel("<b>Rate–distortion plane</b> (validation, nats per image)")
+        self.title.setWordWrap(True)    # a row of its own, wrapping: a narrow page never scrolls sideways
         self.show_paths = check("paths", "Show how each run moved across the plane, epoch by epoch.",
                                 self._schedule, checked=True)
         self.show_iso = check("equal −ELBO lines", "Lines where rate + distortion (the β = 1 negative ELBO) is "
@@ -88,8 +89,8 @@ class RateDistortionPlot(QWidget):
                                                "Save every run's rate and distortion per epoch as CSV.")
         self.readout = note_label()
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        column(row(self.title, STRETCH, self.show_paths, self.show_iso, self.export_csv_button,
-                   self.export_png_button),
+        column(self.title, row(STRETCH, self.show_paths, self.show_iso, self.export_csv_button,
+                               self.export_png_button),
                (self.plot, 1), self.readout, parent=self)
         self._timer = make_timer(self, self.REDRAW_MS, self.redraw)
         self.user_view = False     # the person zoomed or panned: runs added later leave their view alone
