@@ -5,6 +5,7 @@ root``). Skipped, with the reason, where Xvfb, xdotool, ImageMagick or Qt's xcb 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -94,6 +95,20 @@ def _start(tmp_path, *args):
     return xvfb, app, display
 
 
+@contextlib.contextmanager
+def _on_screen(tmp_path, *args):
+    """`_start`, and the app killed (if it still runs) and Xvfb stopped afterwards, whatever happened."""
+    xvfb, app, display = _start(tmp_path, *args)
+    try:
+        yield xvfb, app, display
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        xvfb.terminate()
+        xvfb.wait(timeout=30)
+
+
 def _wait_window(display, app, xvfb, name, what, deadline):
     while not _xdotool(display, "search", "--name", name).strip():
         _alive(app, xvfb)
@@ -148,8 +163,7 @@ def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_windo
     """The path a person takes, which froze the app 3 times of 3 (issue 23): a fresh start, the toolbar's
     *Open run*, a run folder typed into the dialog. The grid thread then traced its decoder and the
     process stopped for good (or crashed). Now the run opens, its grid is drawn and Ctrl+Q quits."""
-    xvfb, app, display = _start(tmp_path)
-    try:
+    with _on_screen(tmp_path) as (xvfb, app, display):
         deadline = time.monotonic() + WAIT_S
         _wait_window(display, app, xvfb, "^latentlab", "the window did not appear", deadline)
         time.sleep(1.0)                                           # a person looks before clicking
@@ -182,18 +196,11 @@ def test_open_run_from_the_toolbar_on_a_fresh_start_shows_the_grid_and_the_windo
         except subprocess.TimeoutExpired:
             raise AssertionError("the window stopped answering after the run opened (Ctrl+Q did nothing)") from None
         assert code == 0, f"the app exited with {code}: {_output(app)}"
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-        xvfb.terminate()
-        xvfb.wait(timeout=30)
 
 
 @pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run, tmp_path):
-    xvfb, app, display = _start(tmp_path, "--run", str(tiny_run))
-    try:
+    with _on_screen(tmp_path, "--run", str(tiny_run)) as (xvfb, app, display):
         title = f"latentlab — {Path(tiny_run).name}"
         deadline = time.monotonic() + WAIT_S
         _wait_window(display, app, xvfb, title, "the run did not open", deadline)
@@ -211,9 +218,3 @@ def test_a_click_on_the_map_changes_the_decoded_image_on_a_real_screen(tiny_run,
             assert time.monotonic() < deadline, "clicks on the map never changed the decoded image"
         _xdotool(display, "search", "--name", title, "key", "--clearmodifiers", "ctrl+q")   # File → Quit
         assert app.wait(timeout=WAIT_S) == 0, _output(app)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-        xvfb.terminate()
-        xvfb.wait(timeout=30)
