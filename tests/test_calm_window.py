@@ -125,3 +125,15 @@ def test_the_settings_form_is_never_wider_than_its_dock_after_a_long_path(window
     area = window.layout_state.setup_dock.widget()
     qtbot.waitUntil(lambda: area.widget().width() <= area.viewport().width(), timeout=2000)
     assert window.dataset_panel.path_label.toolTip() == str(deep)      # the whole path, a hover away
+
+
+def test_the_lesson_page_is_not_wider_than_its_dock_before_a_lesson(window, qtbot):
+    """At 1280×800 the empty "What β does" page fits its dock: no sideways scrolling for its text (the plane's
+    title row would not shrink and made the page 1,128 px wide in an 870 px dock)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    window.show_tradeoff(window.tradeoff.TAB_LESSON)
+    page = window.tradeoff.lesson.findChild(QScrollArea)
+    qtbot.waitUntil(lambda: page.isVisible() and page.viewport().width() > 300, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: page.widget().width() <= page.viewport().width(), timeout=2000)
+    assert page.horizontalScrollBar().maximum() == 0
