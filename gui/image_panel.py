@@ -194,3 +194,47 @@ def describe_kl(kl_per_dim) -> str:
     order = np.argsort(-kl)[:8] if len(kl) > 8 else np.arange(len(kl))
     parts = ", ".join(f"z{i} {kl[i]:.2f}" for i in order) + (", …" if len(kl) > 8 else "")
     return f"KL per dimension (nats): {parts}; total {kl.sum():.2f}"
+
+
+class ShrinkingImage(QLabel):
+    """A label showing its pixmap at the pixmap's own size, or, when its layout gives it less room, scaled down
+    to fit it whole (aspect kept, never scaled up): a page of mosaics fits a narrow window instead of scrolling
+    sideways. ``shrink = False`` keeps QLabel's own sizing (inside a scroll area of its own)."""
+
+    MIN_WIDTH = 96
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(text, parent)
+        self.shrink = True
+
+    def _pixmap(self) -> QPixmap | None:
+        pm = self.pixmap()
+        return pm if self.shrink and pm is not None and not pm.isNull() else None
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        pm = self._pixmap()
+        if pm is None:
+            return hint
+        # as narrow as MIN_WIDTH; as tall as the image is at the width it has now (its layout keeps that room)
+        at = min(1.0, self.width() / max(pm.width(), 1)) if self.width() > 0 else 1.0
+        return QSize(min(hint.width(), self.MIN_WIDTH), max(1, round(pm.height() * at)))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._pixmap() is not None and event.size().width() != event.oldSize().width():
+            self.updateGeometry()      # its height follows its width
+
+    def paintEvent(self, event) -> None:
+        pm = self._pixmap()
+        if pm is None or (pm.width() <= self.width() and pm.height() <= self.height()):
+            super().paintEvent(event)
+            return
+        from PySide6.QtGui import QPainter
+
+        scaled = pm.scaled(self.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation)   # whole, never cut
+        left = (self.width() - scaled.width()) // 2 if self.alignment() & Qt.AlignHCenter else 0
+        top = (self.height() - scaled.height()) // 2 if self.alignment() & Qt.AlignVCenter else 0
+        painter = QPainter(self)
+        painter.drawPixmap(max(0, left), max(0, top), scaled)
+        painter.end()

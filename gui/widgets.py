@@ -35,7 +35,7 @@ import math
 import re
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLayout,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -177,6 +177,33 @@ def note_label(text: str = "", *, wrap: bool = False) -> QLabel:
     label.setWordWrap(wrap)
     set_role(label, NOTE_STYLE)
     return label
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label whose minimum height is what its text needs at its present width: a plain wrapped
+    QLabel's minimum ignores that, so a layout squeezed for height (a splitter's pane) drew the next widget
+    over its last lines. ``role``: a theme role (`gui.theme.set_role`)."""
+
+    def __init__(self, text: str = "", role: str | None = None):
+        super().__init__(text)
+        self.setWordWrap(True)
+        if role:
+            set_role(self, role)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        if self.width() <= 0:
+            return hint
+        return QSize(hint.width(), max(hint.height(), self.heightForWidth(self.width())))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()      # a new width, a new height: the layout asks again
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.updateGeometry()
 
 
 def alert_label(text: str = "") -> QLabel:

@@ -79,6 +79,19 @@ def test_show_the_tradeoff_opens_the_comparison_with_one_entry_per_beta(window, 
     # the same lesson, opened later from its folder
     view.open_folder(view.out_dir)
     qtbot.waitUntil(lambda: len(cmp.entries) == 3 and not cmp.is_loading, timeout=WAIT_MS)
+    # at 1280×800 the page fits its dock: its mosaics and maps shrink rather than push it sideways (issue 28)
+    from PySide6.QtWidgets import QScrollArea
+    page = view.findChild(QScrollArea)
+    try:
+        qtbot.waitUntil(lambda: page.widget().width() <= page.viewport().width(), timeout=5000)
+    except Exception:
+        from PySide6.QtWidgets import QWidget
+        wide = [(type(c).__name__, c.minimumSizeHint().width()) for c in page.widget().findChildren(QWidget)
+                if c.isVisibleTo(page.widget()) and c.minimumSizeHint().width() > 400]
+        least = page.widget().minimumSizeHint().width()
+        raise AssertionError(f"the page is {page.widget().width()} px (at least {least}) in a "
+                             f"{page.viewport().width()} px dock; window {win.width()} px; wide parts: {wide}") from None
+    assert page.horizontalScrollBar().maximum() == 0
 
 
 def test_the_lesson_puts_each_run_on_the_plane_as_it_finishes(window, qtbot, gui_digits):

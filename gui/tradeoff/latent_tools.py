@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QLabel, QLineEdit, QScrollArea, QTabWidget, QWidget
 
 from gui.exporting import export_button, save_csv
-from gui.image_panel import array_to_qimage
+from gui.image_panel import ShrinkingImage, array_to_qimage
 from gui.theme import colors, set_role
 from gui.widgets import STRETCH, button, check, column, note_label, row, spin
 from latentlab.model import latent
@@ -67,7 +67,7 @@ class MosaicView(QWidget):
 
     def __init__(self, placeholder: str, parent=None):
         super().__init__(parent)
-        self.label = QLabel(placeholder)
+        self.label = ShrinkingImage(placeholder)
         self.label.setAlignment(Qt.AlignCenter)
         set_role(self.label, "note")
         self.scroll: QScrollArea | None = None
@@ -76,6 +76,7 @@ class MosaicView(QWidget):
         self.set_scrolling(True)
 
     def set_scrolling(self, on: bool) -> None:
+        self.label.shrink = not on       # in a page: scaled down to the page's width rather than cut
         if on == (self.scroll is not None):
             return
         if on:

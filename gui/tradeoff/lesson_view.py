@@ -16,17 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QScrollArea, QWidget
 
+from gui.image_panel import ShrinkingImage
 from gui.tradeoff.latent_tools import MosaicView, labeled_mosaic
 from gui.tradeoff.lesson_runs import RECON_IMAGES, RunReconstruction, pick_images
-from gui.theme import colors, set_role
+from gui.theme import colors
 from gui.tradeoff.rate_distortion import RateDistortionPlot
 from gui.tradeoff.run_comparison import RunComparison
 from gui.threads import Task
-from gui.widgets import STRETCH, as_widget, button, column, note_label, row, splitter
+from gui.widgets import NOTE_STYLE, STRETCH, WrappedLabel, as_widget, button, column, note_label, row, splitter
 from gui.workers import SweepWorker
 
 __all__ = ["INTRO", "LessonView"]
@@ -50,6 +51,15 @@ PRIOR_NOTE = ("A code drawn from the prior N(0, I) is what the model makes from 
               "prior. Below each β: its rate split into <b>I(x; z)</b>, what a code says about its image, and "
               "<b>KL(q(z) ‖ p(z))</b>, codes the prior never draws (nats per image).")
 CONTENT_HEIGHT = 1650       # the view scrolls in a smaller dock
+
+
+class _Page(QWidget):
+    """The lesson's page: at least CONTENT_HEIGHT tall (it scrolls in a smaller dock), taller when its parts
+    need more (a narrow window wraps the verdict into more lines)."""
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), max(hint.height(), CONTENT_HEIGHT))
 
 
 class LessonView(QWidget):
@@ -94,12 +104,10 @@ class LessonView(QWidget):
         self.progress.setFormat("idle")
         self.progress.setValue(0)
         self.progress.setTextVisible(True)       # its own row, the full width: the stage and ETA never clipped
-        self.intro = QLabel(INTRO)
-        self.intro.setWordWrap(True)
-        self.verdict = QLabel("Press <b>Show the trade-off</b> to train and compare.")
-        self.verdict.setWordWrap(True)
+        # wrapped labels that keep the height their text needs: a narrow page grows, never overlaps them
+        self.intro = WrappedLabel(INTRO)
+        self.verdict = WrappedLabel("Press <b>Show the trade-off</b> to train and compare.", "verdict")
         self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        set_role(self.verdict, "verdict")
         self._build_plane()
         self.recon_view = MosaicView("The same validation images, rebuilt by every β, appear here.")
         self.recon_note = note_label("Top row: validation images the models never trained on; below: each β's "
@@ -112,10 +120,10 @@ class LessonView(QWidget):
         self.prior_layout = QHBoxLayout(self.prior_row)
         self.prior_layout.setContentsMargins(0, 0, 0, 0)
         self.prior_labels: list[QLabel] = []   # one per β: its prior samples and its split
-        self.prior_note = note_label(PRIOR_NOTE, wrap=True)
+        self.prior_note = WrappedLabel(PRIOR_NOTE, NOTE_STYLE)
         self.recon_view.setMinimumHeight(4 * 56 + 16)
         recon_box = as_widget(column("<b>What each β rebuilds</b>", self.recon_note, (self.recon_view, 1)))
-        plane_box = as_widget(column((self.plane, 1), note_label(PLANE_NOTE, wrap=True)))
+        plane_box = as_widget(column((self.plane, 1), WrappedLabel(PLANE_NOTE, NOTE_STYLE)))
         upper = as_widget(column(row("<b>What β does</b>", STRETCH, self.stop_button, self.open_button,
                                      self.start_button),
                                  self.progress, self.intro, self.verdict,
@@ -123,9 +131,9 @@ class LessonView(QWidget):
                                  margins=4))
         prior_box = as_widget(column("<b>What β buys</b>: the same 64 codes drawn from the prior, decoded by every β",
                                      self.prior_note, self.prior_row, margins=4))
-        content = as_widget(column((splitter(Qt.Vertical, [(upper, 1, 720), (prior_box, 0, 330),
-                                                           (self.comparison, 1, 580)]), 1)))
-        content.setMinimumHeight(CONTENT_HEIGHT)
+        content = _Page()
+        content.setLayout(column((splitter(Qt.Vertical, [(upper, 1, 720), (prior_box, 0, 330),
+                                                         (self.comparison, 1, 580)]), 1)))
         self.comparison.drop_scrolling()   # one level of scrolling: the page's own
         self.recon_view.set_scrolling(False)
         scroll = QScrollArea()
@@ -395,14 +403,13 @@ class LessonView(QWidget):
         self.prior_note.setVisible(bool(self.prior_labels))
 
     def _add_prior_column(self, r: dict) -> None:
-        label = QLabel()
+        label = ShrinkingImage()          # scaled down, not cut, when five columns do not fit the page
         label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
         pixmap = QPixmap(str(r.get("prior_samples", "")))
         if not pixmap.isNull():
             label.setPixmap(pixmap.scaledToWidth(max(pixmap.width(), 200), Qt.FastTransformation))
         label.setToolTip(prior_caption(r))
-        caption = QLabel(prior_caption(r))
-        caption.setWordWrap(True)
+        caption = WrappedLabel(prior_caption(r))
         caption.setAlignment(Qt.AlignHCenter)
         box = as_widget(column(label, caption))
         box.setObjectName(f"prior-beta-{r['beta']:g}")

@@ -51,6 +51,9 @@ QUANTITIES = {
 }
 
 
+PAGE_MAP_SIDE = 150     # the smallest a run's map gets inside a page that scrolls (the lesson)
+
+
 class MiniLatentMap(QWidget):
     """One run's latent map (first two dimensions): decoded grid, z_mean coloured by label, and a
     marker at the point clicked in any map."""
@@ -321,6 +324,8 @@ class RunComparison(QWidget):
         self.maps = []
         for i, e in enumerate(self.entries):
             m = MiniLatentMap(e)
+            if self.maps_scroll is None:      # in a page: smaller maps, so a row of them fits a narrow window
+                m.plot.setMinimumSize(PAGE_MAP_SIDE, PAGE_MAP_SIDE)
             m.clicked.connect(self.click)
             self.maps_layout.insertWidget(i, m)
             self.maps.append(m)
