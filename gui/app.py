@@ -111,7 +111,7 @@ def limit_malloc_arenas(count: int = 2) -> bool:
     """Cap glibc's malloc arenas at ``count`` for this process, before its threads start; a
     ``MALLOC_ARENA_MAX`` the user set wins. glibc's default (8 per core) let a long session's native memory
     grow: the window's soak (scripts/soak-app, trainings and lessons in a cycle) grew ~0.3 MB a training after
-    warm-up with it and stayed flat with 2 arenas, ~170 MB lower (docs/reliability.md). True when set."""
+    warm-up with it and stayed flat with 2 arenas, ~200 MB lower (docs/reliability.md). True when set."""
     if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
         return False
     try:
